@@ -1,0 +1,119 @@
+"""The one exception tree of airssys-web.
+
+Every error a user can see is one of these; wasmtime's own errors are mapped to them exactly once, at the
+runtime boundary (``airssys_web.runtime.instance``), so callers never need to import wasmtime to handle failures.
+
+    AirssysError
+    ├── DeployError               a deploy was refused; nothing changed (CLI exit code 2, admin API 4xx)
+    │   ├── InvalidComponent      not wasm, a core module, wrong world, missing export, unsatisfiable import
+    │   ├── InvalidName           component name, version or route is malformed
+    │   ├── RouteConflict         the route is owned by another component
+    │   ├── VersionExists         this (component, version) was already deployed with other content
+    │   └── NotFound              unknown component or version
+    ├── RegistryError             the registry directory is unusable (corrupt database, unwritable, ...)
+    ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
+    ├── CapabilityError           a grant or limit setting is malformed
+    ├── OutboundDenied            an outbound request was refused by policy before any connection
+    ├── OutboundError             a permitted outbound request failed (connect, timeout, size cap)
+    └── GuestError                a request could not be answered by the guest (HTTP status in ``status``)
+        ├── GuestTrap             the guest trapped (500); the instance is discarded
+        ├── GuestTimeout          the epoch deadline expired (504); the instance is discarded
+        ├── GuestMemoryLimit      the guest hit its memory cap (500); the instance is discarded
+        ├── BadGuestResponse      invalid status or header from the guest (502)
+        └── PoolExhausted         no instance became free within the wait bound (503)
+"""
+
+from __future__ import annotations
+
+
+class AirssysError(Exception):
+    """Base of every airssys-web error."""
+
+
+class DeployError(AirssysError):
+    """A deploy or registry change was refused; the registry and the active versions are unchanged."""
+
+
+class InvalidComponent(DeployError):
+    """The uploaded bytes are not a component that satisfies the ``airssys:web/route`` contract."""
+
+
+class InvalidName(DeployError):
+    """A component name, version string or route is malformed."""
+
+
+class RouteConflict(DeployError):
+    """The route (or a route overlapping it exactly) belongs to another component."""
+
+
+class VersionExists(DeployError):
+    """The version was already deployed with different content; versions are immutable."""
+
+
+class NotFound(DeployError):
+    """The named component or version does not exist in the registry."""
+
+
+class RegistryError(AirssysError):
+    """The registry directory or database cannot be used."""
+
+
+class ArtifactError(AirssysError):
+    """A stored compiled artifact is missing, corrupt or stale; callers recompile from the blob."""
+
+
+class CapabilityError(AirssysError):
+    """A capability grant or resource limit is malformed."""
+
+
+class OutboundDenied(AirssysError):
+    """An outbound request was refused by the component's grants; no connection was made."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"denied: {reason}")
+        self.reason = reason
+
+
+class OutboundError(AirssysError):
+    """A permitted outbound request failed (connect error, timeout, response over the size cap)."""
+
+
+class GuestError(AirssysError):
+    """A request failed inside or around the guest; ``status`` is the HTTP status to answer with."""
+
+    status = 500
+
+    def __init__(self, message: str, *, component: str = "", version: str = "") -> None:
+        super().__init__(message)
+        self.component = component
+        self.version = version
+
+
+class GuestTrap(GuestError):
+    """The guest trapped; its Store is poisoned and the instance is discarded."""
+
+    status = 500
+
+
+class GuestTimeout(GuestError):
+    """The guest ran past its deadline and was interrupted."""
+
+    status = 504
+
+
+class GuestMemoryLimit(GuestError):
+    """The guest tried to grow its memory past the configured cap."""
+
+    status = 500
+
+
+class BadGuestResponse(GuestError):
+    """The guest answered with an invalid status code or header."""
+
+    status = 502
+
+
+class PoolExhausted(GuestError):
+    """Every instance stayed busy for the whole wait bound."""
+
+    status = 503

@@ -1,0 +1,159 @@
+"""The ``airssys-web`` command: a thin layer that parses arguments and calls the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .errors import AirssysError, DeployError
+from .limits import Limits
+
+WIT_PATH = Path(__file__).parent / "wit" / "airssys-web.wit"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"{option} expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+registry_option = click.option("--registry", "registry", type=click.Path(file_okay=False, path_type=Path),
+                               default=Path("./airssys-data"), show_default=True,
+                               help="Registry directory (created if missing).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="airssys-web")
+def cli() -> None:
+    """Serve and hot-swap WebAssembly component routes inside a Python web app."""
+
+
+@cli.command()
+@registry_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--app", "app_path", default=None, metavar="MODULE:ATTR",
+              help="The ASGI app to wrap (default: a small landing app).")
+@click.option("--no-version-header", is_flag=True, help="Do not add x-airssys-version to responses.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
+          log_level: str) -> None:
+    """Serve the wrapped app with every active component route (uvicorn)."""
+    from .serve import run
+
+    try:
+        run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
+            log_level=log_level)
+    except AirssysError as e:
+        _fail(str(e))
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--route", required=True, help="Path prefix the component owns, e.g. /hello.")
+@click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
+@registry_option
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Config value (repeatable).")
+@click.option("--timeout", type=float, default=None, help="Per-request deadline in seconds.")
+@click.option("--memory", type=int, default=None, help="Linear memory cap per instance, in MiB.")
+@click.option("--min-instances", type=int, default=None, help="Pre-warmed instances.")
+@click.option("--max-instances", type=int, default=None, help="Maximum concurrent instances.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def deploy(name: str, file: Path, route: str, version: str, registry: Path, config: tuple[str, ...],
+           timeout: float | None, memory: int | None, min_instances: int | None, max_instances: int | None,
+           as_json: bool) -> None:
+    """Validate, compile and activate FILE as version VERSION of component NAME."""
+    from .deploy import deploy as do_deploy
+    from .registry import EmbeddedRegistry
+
+    limits: dict[str, Any] = {}
+    if timeout is not None:
+        limits["timeout"] = timeout
+    if memory is not None:
+        limits["memory"] = memory * 1024 * 1024
+    if min_instances is not None:
+        limits["min_instances"] = min_instances
+    if max_instances is not None:
+        limits["max_instances"] = max_instances
+    try:
+        Limits.from_dict(limits)
+        settings = {"limits": limits, "config": _parse_pairs(config, "--config")}
+        with EmbeddedRegistry(registry) as reg:
+            dep = do_deploy(reg, name, file, version=version, route=route, settings=settings)
+    except AirssysError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps({"component": dep.component, "version": dep.active_version, "route": dep.route,
+                               "sha256": dep.sha256}))
+    else:
+        click.echo(f"deployed {dep.component}@{dep.active_version} at {dep.route} (sha256 {dep.sha256[:12]})")
+
+
+@cli.command(name="list")
+@registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(registry: Path, as_json: bool) -> None:
+    """Show components, their versions and routes, and which version is active."""
+    from .registry import EmbeddedRegistry
+
+    try:
+        with EmbeddedRegistry(registry) as reg:
+            active = {d.component: d for d in reg.active()}
+            rows: list[dict[str, Any]] = []
+            for comp in reg.components():
+                dep = active.get(comp.name)
+                rows.append({
+                    "component": comp.name,
+                    "route": comp.route,
+                    "active": dep.active_version if dep else None,
+                    "versions": [v.version for v in reg.versions(comp.name)],
+                })
+    except AirssysError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no components deployed")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("component", "route", "active", "versions")
+    for r in rows:
+        versions = ", ".join(f"[bold]{v}[/bold]" if v == r["active"] else v for v in r["versions"])
+        table.add_row(r["component"], r["route"], r["active"] or "-", versions)
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--path", "show_path", is_flag=True, help="Print the file's location instead of its text.")
+def wit(show_path: bool) -> None:
+    """Print the airssys:web WIT contract components are built against."""
+    click.echo(str(WIT_PATH) if show_path else WIT_PATH.read_text(), nl=show_path)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=True)
+    except DeployError as e:  # pragma: no cover - commands handle their own
+        _fail(str(e))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

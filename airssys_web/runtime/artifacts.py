@@ -1,0 +1,133 @@
+"""Compile cache: content-addressed components in memory and serialized artifacts on disk.
+
+Compiling a large guest takes seconds; loading a serialized artifact takes milliseconds. ``deploy`` compiles and
+stores the artifact before it returns, so a running server only ever *loads* (no compilation on a request path).
+
+wasmtime's ``deserialize`` trusts its input completely, so an artifact is only loaded after the sha256 recorded
+beside it matches, artifacts live only in the operator's registry directory, and they are keyed by the component's
+sha256 *and* the engine fingerprint (wasmtime version + Config). Anything stale or corrupt is recompiled from the
+source blob, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import wasmtime
+from cachetools import LRUCache
+from wasmtime.component import Component
+
+from ..errors import InvalidComponent
+from .engine import engine_fingerprint, get_engine
+
+log = logging.getLogger("airssys_web.artifacts")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class ArtifactCache:
+    """Compiled components keyed by the sha256 of their ``.wasm`` bytes.
+
+    ``directory`` may be ``None`` for a memory-only cache (tests, ``airssys-web call``). ``compilations`` counts
+    real compilations so callers (and tests) can prove a boot or a rollback did not recompile.
+    """
+
+    def __init__(self, directory: str | Path | None, *, memory_entries: int = 64) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: LRUCache[str, Component] = LRUCache(maxsize=memory_entries)
+        self._lock = threading.Lock()
+        self.compilations = 0
+
+    def _paths(self, sha: str) -> tuple[Path, Path]:
+        assert self.directory is not None
+        stem = f"{sha}-{engine_fingerprint()}"
+        return self.directory / f"{stem}.cwasm", self.directory / f"{stem}.cwasm.sha256"
+
+    def has_artifact(self, sha: str) -> bool:
+        if self.directory is None:
+            return False
+        art, chk = self._paths(sha)
+        return art.exists() and chk.exists()
+
+    def get(self, sha: str, wasm: bytes | None = None, *, loader: Callable[[], bytes] | None = None) -> Component:
+        """Return the compiled component for ``sha``: from memory, else a verified disk artifact, else compile
+        ``wasm`` (or what ``loader`` returns; one of them must be given)."""
+        with self._lock:
+            comp = self._memory.get(sha)
+        if comp is not None:
+            return comp
+        comp = self._load(sha)
+        if comp is None:
+            if wasm is None and loader is not None:
+                wasm = loader()
+            if wasm is None:
+                raise InvalidComponent(f"no compiled artifact for {sha[:12]} and no source to compile it from")
+            comp = self.compile(wasm, sha=sha)
+        with self._lock:
+            self._memory[sha] = comp
+        return comp
+
+    def compile(self, wasm: bytes, *, sha: str | None = None) -> Component:
+        """Compile ``wasm`` and store its artifact on disk; raises InvalidComponent if wasmtime refuses it."""
+        sha = sha or sha256_hex(wasm)
+        try:
+            comp = Component(get_engine(), wasm)
+        except wasmtime.WasmtimeError as e:
+            raise InvalidComponent(f"the component does not validate: {_first_line(e)}") from None
+        self.compilations += 1
+        if self.directory is not None:
+            data = bytes(comp.serialize())
+            art, chk = self._paths(sha)
+            _atomic_write(art, data)
+            _atomic_write(chk, sha256_hex(data).encode())
+        with self._lock:
+            self._memory[sha] = comp
+        return comp
+
+    def _load(self, sha: str) -> Component | None:
+        if self.directory is None:
+            return None
+        art, chk = self._paths(sha)
+        try:
+            expected = chk.read_text().strip()
+            data = art.read_bytes()
+        except FileNotFoundError:
+            return None
+        if sha256_hex(data) != expected:
+            log.warning("artifact %s failed its checksum; recompiling from the blob", art.name)
+            return None
+        try:
+            return Component.deserialize(get_engine(), data)
+        except wasmtime.WasmtimeError as e:
+            log.warning("artifact %s could not be loaded (%s); recompiling", art.name, _first_line(e))
+            return None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

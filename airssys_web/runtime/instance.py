@@ -1,0 +1,159 @@
+"""One pre-instantiated guest: a Store of its own, an Instance, and its ``handle`` export.
+
+This is the runtime boundary: every wasmtime error raised while instantiating or calling a guest is mapped here,
+once, to the ``airssys_web.errors`` tree. A Store that trapped is poisoned (wasmtime refuses to enter it again),
+so a slot that raised GuestTrap/GuestTimeout/GuestMemoryLimit marks itself ``poisoned`` and the pool discards it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime.component import Component, Linker, Record
+
+from ..errors import (
+    AirssysError,
+    BadGuestResponse,
+    GuestError,
+    GuestMemoryLimit,
+    GuestTimeout,
+    GuestTrap,
+    InvalidComponent,
+)
+from ..limits import Limits
+from .engine import deadline_ticks, get_engine
+from .imports import HANDLER_INTERFACE, HostContext, make_wasi_config
+from .shims import install as _install_shims
+
+_install_shims()
+
+Headers = list[tuple[str, str]]
+HandleFn = Callable[[str, str, str, Sequence[tuple[str, str]], bytes], tuple[int, Headers, bytes]]
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class GuestResponse:
+    status: int
+    headers: Headers
+    body: bytes
+
+
+def _stock_caller(store: wasmtime.Store, func: wasmtime.component.Func) -> HandleFn:
+    """The generic wasmtime-py path (slow: re-reads types every call); used when the fast path is unavailable."""
+
+    def call(method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
+             ) -> tuple[int, Headers, bytes]:
+        req = Record()
+        req.method, req.path, req.query, req.headers, req.body = method, path, query, list(headers), body
+        out = func(store, req)
+        return out.status, list(out.headers), bytes(out.body)
+
+    return call
+
+
+def _make_caller(store: wasmtime.Store, func: wasmtime.component.Func) -> HandleFn:
+    try:
+        from .convert import HandleCaller
+    except ImportError:  # pragma: no cover - the fast path ships with the package
+        return _stock_caller(store, func)
+    caller: HandleFn = HandleCaller(store, func)
+    return caller
+
+
+def map_guest_error(exc: BaseException, ctx: HostContext, timeout: float) -> GuestError:
+    """Translate a wasmtime failure during a guest call into our tree (the one place this happens)."""
+    text = str(exc)
+    kw = {"component": ctx.component, "version": ctx.version}
+    if "wasm trap: interrupt" in text:
+        return GuestTimeout(f"{ctx.tag} exceeded its {timeout:g}s deadline", **kw)
+    if "memory" in text and ("limit" in text or "grow" in text or ("out of bounds memory" not in text and
+                             "resource limit" in text)):
+        return GuestMemoryLimit(f"{ctx.tag} hit its memory limit: {_first_line(text)}", **kw)
+    return GuestTrap(f"{ctx.tag} trapped: {_first_line(text)}", **kw)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else "unknown error"
+
+
+def validate_response(status: int, headers: Headers, ctx: HostContext) -> None:
+    kw = {"component": ctx.component, "version": ctx.version}
+    if not 100 <= status <= 599:
+        raise BadGuestResponse(f"{ctx.tag} answered with invalid status {status} (must be 100-599)", **kw)
+    for name, value in headers:
+        if not _TOKEN.match(name):
+            raise BadGuestResponse(f"{ctx.tag} answered with an invalid header name {name!r}", **kw)
+        if _BAD_VALUE.search(value):
+            raise BadGuestResponse(f"{ctx.tag} answered with a control character in header {name!r}", **kw)
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise BadGuestResponse(
+                f"{ctx.tag} answered with a non-latin-1 value in header {name!r}", **kw) from None
+
+
+class Slot:
+    """A ready guest instance. Not thread-safe: the pool hands a slot to one caller at a time."""
+
+    def __init__(self, component: Component, linker: Linker, ctx: HostContext, limits: Limits) -> None:
+        self.ctx = ctx
+        self.limits = limits
+        self.poisoned = False
+        self.calls = 0
+        self._ticks = deadline_ticks(limits.timeout)
+        store = wasmtime.Store(get_engine())
+        store.set_limits(memory_size=limits.memory)
+        store.set_wasi(make_wasi_config(ctx))
+        store.set_epoch_deadline(self._ticks)
+        try:
+            instance = linker.instantiate(store, component)
+        except wasmtime.WasmtimeError as e:
+            text = str(e)
+            if "wasm trap" in text or "wasm backtrace" in text:
+                raise map_guest_error(e, ctx, limits.timeout) from None
+            raise InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}") from None
+        iface = instance.get_export_index(store, HANDLER_INTERFACE)
+        func_idx = instance.get_export_index(store, "handle", iface) if iface is not None else None
+        func = instance.get_func(store, func_idx) if func_idx is not None else None
+        if func is None:
+            raise InvalidComponent(f"{ctx.tag} does not export {HANDLER_INTERFACE}#handle")
+        self._store: wasmtime.Store | None = store
+        self._call = _make_caller(store, func)
+
+    def call(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
+             ) -> GuestResponse:
+        store = self._store
+        if store is None or self.poisoned:
+            raise GuestTrap(f"{self.ctx.tag}: instance is closed", component=self.ctx.component,
+                            version=self.ctx.version)
+        store.set_epoch_deadline(self._ticks)
+        self.calls += 1
+        try:
+            status, rheaders, rbody = self._call(method, path, query, headers, body)
+        except AirssysError:
+            raise
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
+            self.poisoned = True
+            raise map_guest_error(e, self.ctx, self.limits.timeout) from None
+        validate_response(status, rheaders, self.ctx)
+        return GuestResponse(status, rheaders, rbody)
+
+    def close(self) -> None:
+        """Release the Store (idempotent)."""
+        self._store = None
+        self.poisoned = True
+
+
+def _describe_link_error(text: str) -> str:
+    m = re.search(r"component imports (\w+) `([^`]+)`", text)
+    if m:
+        return (f"it imports {m.group(1)} `{m.group(2)}`, which this host does not provide "
+                "(provided: airssys:web/{outbound,config,kv,types}@0.1.0 and WASI 0.2)")
+    return _first_line(text)

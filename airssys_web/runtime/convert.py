@@ -1,0 +1,281 @@
+"""A fast, exactly-equivalent value path for ``airssys:web/handler#handle`` and the ``airssys:web`` host imports.
+
+wasmtime-py's generic ``Func.__call__`` re-reads the component types on every call and converts ``list<u8>``
+one Python object per byte (~140 µs for a trivial request, ~1 s per MiB). Our signatures are fixed by the WIT
+contract, so we check the types once and then write the C-API value trees (``wasmtime_component_val_t``) directly:
+
+* Parameters are *borrowed* by ``wasmtime_component_func_call`` (``const wasmtime_component_val_t *args``; Rust
+  only reads them to build its own ``Val``\\ s), so the whole request tree lives in one Python ``bytearray`` that
+  we lay out ourselves: no C allocation, nothing to free, ``list<u8>`` filled by two strided slice assignments.
+* Results are owned by us once the call returns: we read them with ``struct``/``string_at`` and strided
+  ``memoryview`` slices, then free them with ``wasmtime_component_val_delete`` exactly once.
+* Host-import results must be Rust-owned (wasmtime drops them), so they are built the same way in Python memory
+  and handed over with one ``wasmtime_component_val_clone`` (a deep copy by Rust's allocator).
+
+The layouts below are those of wasmtime 50's C API (64-bit); they are checked against wasmtime-py's ctypes
+declarations at import, and an ``ImportError`` makes callers fall back to the stock path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import wasmtime
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime.component import _types as ct
+
+Headers = list[tuple[str, str]]
+
+# --- C layout (wasmtime_component_val_t is {uint8 kind; union of} with the union at offset 8) -------------------
+_VAL = 32  # sizeof(wasmtime_component_val_t)
+_ENTRY = 48  # sizeof(wasmtime_component_valrecord_entry_t): wasm_name_t name; val
+if (ctypes.sizeof(ffi.wasmtime_component_val_t) != _VAL
+        or ctypes.sizeof(ffi.wasmtime_component_valrecord_entry) != _ENTRY
+        or ffi.wasmtime_component_val_t.of.offset != 8
+        or ffi.wasmtime_component_valresult_t.val.offset != 8):  # pragma: no cover - other wasmtime builds
+    raise ImportError("wasmtime's component value layout differs from what airssys_web.runtime.convert expects")
+
+_U8, _U16, _STRING, _LIST, _RECORD, _TUPLE, _OPTION, _RESULT = 2, 4, 12, 13, 14, 15, 18, 19
+_SEQ = struct.Struct("<B7xQQ8x")  # a string/list/record/tuple value: kind, size, data pointer
+_PAIR = struct.Struct("<B7xQQ8xB7xQQ8x")  # tuple<string, string> elements
+_RESULTV = struct.Struct("<B7x?7xQ8x")  # result: kind, is_ok, payload pointer (or 0)
+_OPTIONV = struct.Struct("<B7xQ16x")  # option: kind, payload pointer (or 0)
+_REQUEST = struct.Struct("<B7xQQ8x" + "QQB7xQQ8x" * 5)  # the request value and its 5 record entries
+_RESPONSE = struct.Struct("<16xB7xH22x" + "16xB7xQQ8x" * 2)  # the 3 entries of a response record
+_RESP_ENTRIES = struct.Struct("<QQB7xH22x" + "QQB7xQQ8x" * 2)  # the same, for writing (with names)
+
+_NAMES = ctypes.create_string_buffer(b"methodpathqueryheadersbodystatus")  # record field names, kept alive
+_NA = ctypes.addressof(_NAMES)
+_N_METHOD, _N_PATH, _N_QUERY, _N_HEADERS, _N_BODY, _N_STATUS = _NA, _NA + 6, _NA + 10, _NA + 15, _NA + 22, _NA + 26
+
+_ERR_PTR = ctypes.POINTER(ffi.wasmtime_error_t)
+# Our own prototypes (plain ints in and out, the GIL released like every CDLL call); wasmtime-py's are untouched.
+_func_call = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                              ctypes.c_void_p, ctypes.c_size_t)(("wasmtime_component_func_call", ffi.dll))
+_val_delete = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("wasmtime_component_val_delete", ffi.dll))
+_val_clone = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(("wasmtime_component_val_clone", ffi.dll))
+_string_at = ctypes.string_at
+_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+_memory.restype = ctypes.py_object
+_memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
+_PYBUF_READ = 0x100
+
+_host = threading.local()  # .exc: the Python exception a fast host function raised on this thread, if any
+
+
+def _address(buf: bytearray) -> int:
+    """Address of a bytearray's storage (stable while its size does not change; we never resize)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+_kinds_cache = b""
+
+
+def _u8_kinds(n: int) -> memoryview:
+    """``n`` kind bytes for ``list<u8>`` elements (one shared, grow-only constant)."""
+    global _kinds_cache
+    if len(_kinds_cache) < n:
+        _kinds_cache = bytes([_U8]) * max(n, 2 * len(_kinds_cache), 4096)
+    return memoryview(_kinds_cache)[:n]
+
+
+# --- Python -> C ----------------------------------------------------------------------------------------------
+
+def _encode(value: object, what: str) -> bytes:
+    if type(value) is not str and not isinstance(value, str):
+        raise ValueError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} contains a lone surrogate code point; pass valid Unicode text") from None
+
+
+def _encode_headers(headers: object, what: str) -> list[bytes]:
+    """Flatten ``[(name, value), ...]`` into ``[name0, value0, name1, ...]`` as UTF-8, validating each item."""
+    if isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Sequence):
+        raise ValueError(f"{what} must be a sequence of (name, value) tuples, not {type(headers).__name__}")
+    flat: list[bytes] = []
+    for i, item in enumerate(headers):
+        if type(item) is not tuple or len(item) != 2:
+            raise ValueError(f"{what}[{i}] must be a (name, value) tuple of two str, not {item!r:.60}")
+        flat.append(_encode(item[0], f"{what}[{i}] name"))
+        flat.append(_encode(item[1], f"{what}[{i}] value"))
+    return flat
+
+
+def _as_bytes(body: object, what: str) -> bytes:
+    if type(body) is bytes:
+        return body
+    try:
+        return memoryview(body).tobytes()  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{what} must be bytes-like (bytes, bytearray, memoryview), not {type(body).__name__}"
+                         ) from None
+
+
+@lru_cache(maxsize=64)
+def _headers_struct(h: int) -> struct.Struct:
+    return struct.Struct("<" + "B7xQQ8x" * h + "B7xQQ8xB7xQQ8x" * h)
+
+
+def _headers_size(flat: list[bytes]) -> int:
+    return len(flat) * 48  # per header: one tuple value and two string values
+
+
+def _write_headers(buf: bytearray, base: int, off: int, flat: list[bytes], sptr: int) -> int:
+    """Write ``list<tuple<string,string>>`` elements at ``off`` (strings already at ``sptr``); return new sptr."""
+    h = len(flat) >> 1
+    pairs = base + off + h * _VAL
+    args: list[int] = []
+    for i in range(h):
+        args += (_TUPLE, 2, pairs + 64 * i)
+    for s in flat:
+        n = len(s)
+        args += (_STRING, n, sptr)
+        sptr += n
+    _headers_struct(h).pack_into(buf, off, *args)
+    return sptr
+
+
+def _write_u8_list(buf: bytearray, off: int, data: bytes) -> None:
+    n = len(data)
+    if n:
+        end = off + n * _VAL
+        buf[off:end:_VAL] = _u8_kinds(n)
+        buf[off + 8:end:_VAL] = data
+
+
+def _lower_request(method: object, path: object, query: object, headers: object, body: object
+                   ) -> tuple[bytearray, int]:
+    """The request record as one buffer: [result slot][request value][5 entries][headers][body][strings]."""
+    m, p, q = _encode(method, "method"), _encode(path, "path"), _encode(query, "query")
+    flat = _encode_headers(headers, "headers")
+    data = _as_bytes(body, "body")
+    n = len(data)
+    off_h = _VAL * 2 + _ENTRY * 5
+    off_b = off_h + _headers_size(flat)
+    off_s = off_b + n * _VAL
+    strings = b"".join([m, p, q, *flat])
+    buf = bytearray(off_s + len(strings))
+    base = _address(buf)
+    s = base + off_s
+    lm, lp, lq = len(m), len(p), len(q)
+    _REQUEST.pack_into(
+        buf, _VAL, _RECORD, 5, base + 2 * _VAL,
+        6, _N_METHOD, _STRING, lm, s,
+        4, _N_PATH, _STRING, lp, s + lm,
+        5, _N_QUERY, _STRING, lq, s + lm + lp,
+        7, _N_HEADERS, _LIST, len(flat) >> 1, base + off_h,
+        4, _N_BODY, _LIST, n, base + off_b)
+    if flat:
+        _write_headers(buf, base, off_h, flat, s + lm + lp + lq)
+    _write_u8_list(buf, off_b, data)
+    buf[off_s:] = strings
+    return buf, base
+
+
+# --- C -> Python ----------------------------------------------------------------------------------------------
+
+def _lift_headers(n: int, ptr: int) -> Headers:
+    if not n:
+        return []
+    out: Headers = []
+    for kind, size, pair in _SEQ.iter_unpack(_string_at(ptr, n * _VAL)):
+        if kind != _TUPLE or size != 2:
+            raise TypeError("expected list<tuple<string, string>>")
+        k1, l1, p1, k2, l2, p2 = _PAIR.unpack(_string_at(pair, 2 * _VAL))
+        if k1 != _STRING or k2 != _STRING:
+            raise TypeError("expected list<tuple<string, string>>")
+        out.append((_string_at(p1, l1).decode() if l1 else "", _string_at(p2, l2).decode() if l2 else ""))
+    return out
+
+
+def _lift_bytes(n: int, ptr: int) -> bytes:
+    if not n:
+        return b""
+    vals: memoryview = _memory(ptr, n * _VAL, _PYBUF_READ)
+    if vals[::_VAL] != _u8_kinds(n):
+        raise TypeError("expected list<u8>")
+    return vals[8::_VAL].tobytes()
+
+
+def _lift_string(kind: int, n: int, ptr: int) -> str:
+    if kind != _STRING:
+        raise TypeError("expected string")
+    return _string_at(ptr, n).decode() if n else ""
+
+
+def _raise_call_error(err: int) -> None:
+    error = WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
+    cause = getattr(_host, "exc", None)
+    _host.exc = None
+    if cause is not None:
+        raise error from cause
+    raise error
+
+
+# --- the handle() export --------------------------------------------------------------------------------------
+
+_HEADERS_T = "list<tuple<string, string>>"
+_EXPECTED = (f"func(req: record {{ method: string, path: string, query: string, headers: {_HEADERS_T}, "
+             f"body: list<u8> }}) -> record {{ status: u16, headers: {_HEADERS_T}, body: list<u8> }}")
+
+
+def _describe(ty: Any) -> str:
+    """A WIT-like spelling of a wasmtime-py component type, used once to check the export's signature."""
+    if isinstance(ty, ct.RecordType):
+        return "record { " + ", ".join(f"{n}: {_describe(t)}" for n, t in ty.fields) + " }"
+    if isinstance(ty, ct.ListType):
+        return f"list<{_describe(ty.element)}>"
+    if isinstance(ty, ct.TupleType):
+        return "tuple<" + ", ".join(_describe(t) for t in ty.elements) + ">"
+    return type(ty).__name__.lower().replace("type", "") or "?"
+
+
+def describe_func(store: wasmtime.Store, func: wasmtime.component.Func) -> str:
+    """The signature of a component function, spelled like WIT (``func(a: string) -> u16``)."""
+    fty = func.type(store)
+    params = ", ".join(f"{n}: {_describe(t)}" for n, t in fty.params)
+    result = fty.result
+    return f"func({params})" + (f" -> {_describe(result)}" if result is not None else "")
+
+
+class HandleCaller:
+    """Calls ``airssys:web/handler@0.1.0#handle`` of one instance, ~10x cheaper than ``Func.__call__``.
+
+    ``caller(method, path, query, headers, body) -> (status, headers, body)``. Inputs are validated first (a
+    ``ValueError`` names the bad field); a trap raises wasmtime's own ``WasmtimeError`` unchanged (chained to the
+    Python exception when a fast host function raised). Like the Store it wraps, it must not be used from two
+    threads at once; the caller sets the epoch deadline.
+    """
+
+    __slots__ = ("_func", "_func_addr", "_store")
+
+    def __init__(self, store: wasmtime.Store, func: wasmtime.component.Func) -> None:
+        got = describe_func(store, func)
+        if got != _EXPECTED:
+            raise ValueError(f"handle() has the wrong signature: expected {_EXPECTED}, got {got}; "
+                             "build the component against airssys:web/route@0.1.0")
+        self._store = store
+        self._func = func  # keeps the wasmtime_component_func_t alive at _func_addr
+        self._func_addr = ctypes.addressof(func._func)
+
+    def __call__(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
+                 ) -> tuple[int, Headers, bytes]:
+        buf, base = _lower_request(method, path, query, headers, body)
+        _host.exc = None
+        err = _func_call(self._func_addr, self._store._context(), base + _VAL, 1, base, 1)
+        if err:
+            _raise_call_error(err)
+        try:
+            _kind, _n, rec = _SEQ.unpack_from(buf, 0)
+            _k0, status, _k1, hn, hp, _k2, bn, bp = _RESPONSE.unpack(_string_at(rec, 3 * _ENTRY))
+            return status, _lift_headers(hn, hp), _lift_bytes(bn, bp)
+        finally:
+            _val_delete(base)

@@ -1,0 +1,33 @@
+"""Small helpers for building real generations and registries in tests (guests come from conftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airssys_web.build import compile_wat, wat_response_component
+from airssys_web.limits import Limits
+from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.dispatch import Dispatcher
+from airssys_web.runtime.generation import Generation
+from airssys_web.runtime.imports import HostContext
+
+_cache = ArtifactCache(None)
+
+
+def text_component(text: str, status: int = 200) -> bytes:
+    """A component that always answers ``text`` (distinct texts give distinct versions)."""
+    return compile_wat(wat_response_component(text, status=status))
+
+
+def make_generation(wasm: bytes, *, name: str = "t", version: str = "1.0.0", limits: Limits | None = None,
+                    dispatcher: Dispatcher | None = None, config: dict[str, str] | None = None) -> Generation:
+    sha = sha256_hex(wasm)
+    component = _cache.get(sha, wasm)
+    ctx = HostContext(component=name, version=version, config=config or {})
+    return Generation(component, ctx, limits or Limits(), sha256=sha, dispatcher=dispatcher)
+
+
+def write_wasm(tmp: Path, name: str, data: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(data)
+    return path

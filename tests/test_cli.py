@@ -1,0 +1,89 @@
+"""The CLI: one-line errors with exit code 2, list/wit output, and deploy against a registry directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from support import text_component, write_wasm
+
+from airssys_web.cli import WIT_PATH, cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_wit_prints_the_contract(runner: CliRunner) -> None:
+    out = runner.invoke(cli, ["wit"])
+    assert out.exit_code == 0
+    assert "package airssys:web@0.1.0;" in out.output and "handle: func(req: request) -> response;" in out.output
+    path = runner.invoke(cli, ["wit", "--path"]).output.strip()
+    assert Path(path) == WIT_PATH and Path(path).read_text() == out.output
+
+
+def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    wasm = write_wasm(tmp_path, "h.wasm", text_component("one"))
+    r = runner.invoke(cli, ["deploy", "hello", str(wasm), "--route", "/hello", "--version", "1.0.0",
+                            "--registry", str(reg)])
+    assert r.exit_code == 0, r.output
+    assert "deployed hello@1.0.0 at /hello" in r.output
+    wasm2 = write_wasm(tmp_path, "h2.wasm", text_component("two"))
+    r = runner.invoke(cli, ["deploy", "hello", str(wasm2), "--route", "/hello", "--version", "1.1.0",
+                            "--registry", str(reg), "--config", "greeting=hi", "--timeout", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["version"] == "1.1.0"
+    listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
+    assert listed == [{"component": "hello", "route": "/hello", "active": "1.1.0", "versions": ["1.0.0", "1.1.0"]}]
+    table = runner.invoke(cli, ["list", "--registry", str(reg)]).output
+    assert "hello" in table and "/hello" in table and "1.1.0" in table
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--version", "1.0"], "invalid version"),
+    (["--route", "nope"], "route"),
+    (["--config", "novalue"], "KEY=VALUE"),
+    (["--timeout", "-1"], "timeout"),
+])
+def test_bad_options_exit_2_with_one_line(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    wasm = write_wasm(tmp_path, "h.wasm", text_component("x"))
+    base = {"--route": "/x", "--version": "1.0.0"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = ["deploy", "x", str(wasm), "--registry", str(tmp_path / "reg")]
+    for flag, value in base.items():
+        argv += [flag, value]
+    r = runner.invoke(cli, argv)
+    assert r.exit_code == 2
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.output
+
+
+@pytest.mark.parametrize("guest", ["core_module", "wrong_world", "unknown_import"])
+def test_bad_component_exit_2(runner: CliRunner, tmp_path: Path, wat_guest: Callable[[str], bytes],
+                              guest: str) -> None:
+    reg = tmp_path / "reg"
+    good = write_wasm(tmp_path, "good.wasm", text_component("good"))
+    assert runner.invoke(cli, ["deploy", "c", str(good), "--route", "/c", "--version", "1.0.0",
+                               "--registry", str(reg)]).exit_code == 0
+    bad = write_wasm(tmp_path, "bad.wasm", wat_guest(guest))
+    r = runner.invoke(cli, ["deploy", "c", str(bad), "--route", "/c", "--version", "2.0.0", "--registry", str(reg)])
+    assert r.exit_code == 2 and r.output.startswith("error: ")
+    listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
+    assert listed[0]["active"] == "1.0.0" and listed[0]["versions"] == ["1.0.0"]
+
+
+def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["deploy", "c", str(tmp_path / "missing.wasm"), "--route", "/c", "--version", "1.0.0",
+                            "--registry", str(tmp_path / "reg")])
+    assert r.exit_code == 2 and "file not found" in r.output
+
+
+def test_list_empty(runner: CliRunner, tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["list", "--registry", str(tmp_path / "reg")])
+    assert r.exit_code == 0 and "no components deployed" in r.output

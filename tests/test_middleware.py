@@ -1,0 +1,113 @@
+"""The middleware behind a real uvicorn server on 127.0.0.1, with real components."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from support import text_component
+
+from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+
+Server = Callable[..., AbstractContextManager[str]]
+
+
+async def native(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(f"native {request.url.path}")
+
+
+@pytest.fixture
+def site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Server) -> Iterator[tuple[str, Path]]:
+    reg_dir = tmp_path / "reg"
+    with EmbeddedRegistry(reg_dir) as reg:
+        deploy(reg, "hello", text_component("hello v1"), version="1.0.0", route="/hello")
+        deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo")
+        deploy(reg, "trap", wat_guest("trap"), version="1.0.0", route="/trap")
+        deploy(reg, "badstatus", wat_guest("bad_status"), version="1.0.0", route="/badstatus")
+        deploy(reg, "badheader", wat_guest("bad_header"), version="1.0.0", route="/badheader")
+        deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small",
+               settings={"limits": {"max_body": 10}})
+    app = Starlette(routes=[Route("/{path:path}", native, methods=["GET", "POST"])])
+    app.add_middleware(AirssysMiddleware, registry=reg_dir)
+    with uvicorn_server(app) as url:
+        yield url, reg_dir
+
+
+def test_component_routes_and_fall_through(site: tuple[str, Path]) -> None:
+    url, _ = site
+    with httpx.Client(base_url=url) as client:
+        r = client.get("/hello")
+        assert (r.status_code, r.text, r.headers["x-airssys-version"]) == (200, "hello v1", "hello@1.0.0")
+        assert client.get("/hello/anything/below").text == "hello v1"
+        r = client.get("/helloworld")
+        assert r.text == "native /helloworld" and "x-airssys-version" not in r.headers
+        assert client.get("/").text == "native /"
+
+
+def test_request_reaches_guest_intact(site: tuple[str, Path]) -> None:
+    url, _ = site
+    body = bytes(range(256)) * 40
+    r = httpx.post(url + "/echo/p%C3%A4th?q=1&x=%20y", content=body, headers={"X-Custom": "Value"})
+    assert r.status_code == 200
+    assert r.content == body
+    assert r.headers["x-echo-method"] == "POST"
+    # ``path`` is percent-decoded (as ASGI and Starlette give it); the echo sends it back as a latin-1 header
+    assert r.headers.raw[[k for k, _ in r.headers.raw].index(b"x-echo-path")][1] == "/echo/päth".encode("latin-1")
+    assert r.headers["x-echo-query"] == "q=1&x=%20y"
+
+
+def test_trap_is_contained(site: tuple[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = site
+    with caplog.at_level(logging.ERROR, logger="airssys_web"):
+        r = httpx.get(url + "/trap")
+    assert r.status_code == 500
+    payload = r.json()
+    assert payload["request_id"] == r.headers["x-request-id"]
+    assert "unreachable" not in r.text  # the trap message goes to the log, not to the client
+    assert any(payload["request_id"] in rec.getMessage() and "trap" in rec.getMessage() for rec in caplog.records)
+    # the server and other routes keep serving
+    assert httpx.get(url + "/hello").text == "hello v1"
+    assert httpx.get(url + "/trap").status_code == 500
+
+
+@pytest.mark.parametrize("route", ["/badstatus", "/badheader"])
+def test_invalid_guest_response_is_502(site: tuple[str, Path], route: str) -> None:
+    url, _ = site
+    r = httpx.get(url + route)
+    assert r.status_code == 502
+    assert "request_id" in r.json()
+
+
+def test_body_over_limit_is_413(site: tuple[str, Path]) -> None:
+    url, _ = site
+    assert httpx.post(url + "/small", content=b"0123456789").status_code == 200
+    r = httpx.post(url + "/small", content=b"0123456789A")
+    assert r.status_code == 413 and "10 bytes" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit is enforced while streaming
+        yield b"012345"
+        yield b"6789AB"
+
+    assert httpx.post(url + "/small", content=chunks()).status_code == 413
+
+
+def test_version_header_can_be_turned_off(tmp_path: Path, uvicorn_server: Server) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "hello", text_component("quiet"), version="1.0.0", route="/q")
+    app = AirssysMiddleware(Starlette(), registry=tmp_path, version_header=False)
+    with uvicorn_server(app) as url:
+        r = httpx.get(url + "/q")
+    assert r.text == "quiet" and "x-airssys-version" not in r.headers
+
+
+def test_needs_exactly_one_of_registry_or_host() -> None:
+    with pytest.raises(TypeError, match="exactly one"):
+        AirssysMiddleware(Starlette())

@@ -1,0 +1,696 @@
+"""The registry: which components exist, their immutable versions, which version serves each route.
+
+The CLI writes it and a running server (another process) polls it, so the embedded flavour is a
+directory rather than in-memory state::
+
+    <root>/blobs/<sha[:2]>/<sha>.wasm   uploaded components, named by SHA-256, written once
+    <root>/artifacts/                   compile cache, owned by ``airssys_web.runtime.artifacts``
+    <root>/registry.db                  SQLite in WAL mode: meta, components, versions, deployments, history
+
+Crash safety: a blob is fsynced and renamed into place before any row names it, and every change is one
+``BEGIN IMMEDIATE`` transaction (``synchronous=FULL``), so a crash leaves the old or the new state, never a
+mix; at worst an unreferenced blob or a ``.tmp-*`` file stays behind, which is harmless.
+
+Change detection: every write transaction bumps a counter in ``meta``; :meth:`EmbeddedRegistry.change_token`
+is one primary-key read, cheap enough to poll every 200 ms. Compare tokens for *inequality* (a recreated
+registry starts again at 0).
+
+Threads: each thread gets its own SQLite connection on first use, so a read on the event loop never queues
+behind a write that is waiting for another process's lock (WAL readers never wait for writers). Calls are
+safe from any thread; :meth:`~EmbeddedRegistry.close` closes every connection and must come last.
+
+Rules: component names match ``[a-z0-9][a-z0-9_-]{0,62}``; versions are strict SemVer 2.0.0 (sorted by
+SemVer precedence, build metadata as a tie-break); routes are canonical absolute paths (segments of
+``A-Za-z0-9._~-``, no ``.``/``..``, no ``//``, query or trailing ``/``). Anything else is refused rather than
+silently rewritten, so a stored route is exactly what the user typed. ``/`` is refused: it would shadow the
+whole host app. Routes conflict only when equal; nested routes (``/api`` and ``/api/v2``) may have
+different owners and routing decides which prefix wins.
+
+Rollback is an undo stack: each rollback returns to the version that was active before the current one
+was activated, so repeated rollbacks walk back through deploys until there is nothing left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self, cast
+
+import semver
+
+from airssys_web.errors import (
+    CapabilityError,
+    InvalidName,
+    NotFound,
+    RegistryError,
+    RouteConflict,
+    VersionExists,
+)
+
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+MAX_VERSION_LEN = 128
+MAX_ROUTE_LEN = 256
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid component name, else raise :class:`InvalidName`."""
+    if isinstance(name, str) and _NAME_RE.fullmatch(name):
+        return name
+    raise InvalidName(
+        f"invalid component name {name!r}: use 1-63 characters from a-z, 0-9, '_' and '-', "
+        "starting with a letter or digit"
+    )
+
+
+def validate_version(version: str) -> str:
+    """Return ``version`` if it is a strict SemVer 2.0.0 string, else raise :class:`InvalidName`."""
+    if isinstance(version, str) and len(version) <= MAX_VERSION_LEN:
+        with suppress(ValueError):
+            semver.Version.parse(version)
+            return version
+    raise InvalidName(
+        f"invalid version {version!r}: use SemVer 2.0.0 such as 1.0.0 or 1.2.0-rc.1+build.5 "
+        f"(no 'v' prefix, no leading zeros, at most {MAX_VERSION_LEN} characters)"
+    )
+
+
+def version_key(version: str) -> tuple[semver.Version, str]:
+    """Sort key: SemVer precedence, then the raw string so versions differing only in build metadata
+    still sort deterministically."""
+    return semver.Version.parse(validate_version(version)), version
+
+
+def validate_route(route: str) -> str:
+    """Return ``route`` if it is a canonical mount path, else raise :class:`InvalidName` saying why."""
+
+    def bad(why: str) -> InvalidName:
+        return InvalidName(f"invalid route {route!r}: {why}")
+
+    if not isinstance(route, str) or not route.startswith("/"):
+        raise bad("it must start with '/', e.g. /hello")
+    if route == "/":
+        raise bad("'/' would shadow the whole app; mount the component under a prefix such as /app")
+    if len(route) > MAX_ROUTE_LEN:
+        raise bad(f"it is longer than {MAX_ROUTE_LEN} characters")
+    if "?" in route or "#" in route:
+        raise bad("a route has no query or fragment; drop everything from '?' or '#'")
+    if "//" in route:
+        raise bad("it contains an empty segment ('//')")
+    if route.endswith("/"):
+        raise bad(f"it must not end with '/'; use {route.rstrip('/')!r}")
+    for segment in route[1:].split("/"):
+        if segment in (".", ".."):
+            raise bad("'.' and '..' segments are not allowed")
+        if not _SEGMENT_RE.fullmatch(segment):
+            raise bad("path segments may only use A-Z, a-z, 0-9, '.', '_', '~' and '-'")
+    return route
+
+
+def _check_sha(sha256: str) -> str:
+    if isinstance(sha256, str) and _SHA_RE.fullmatch(sha256):
+        return sha256
+    raise InvalidName(f"invalid sha256 {sha256!r}: expected 64 lowercase hex digits")
+
+
+def _settings_json(settings: Mapping[str, Any] | None) -> str:
+    """Canonical JSON (sorted keys) so equal settings compare equal as text."""
+    if settings is None:
+        return "{}"
+    if not isinstance(settings, Mapping) or not all(isinstance(k, str) for k in settings):
+        raise CapabilityError("settings must be a mapping with string keys")
+    try:
+        return json.dumps(dict(settings), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CapabilityError(f"settings must be plain JSON (str, number, bool, null, list, dict): {exc}") from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _file_sha(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentInfo:
+    name: str
+    route: str
+    created_at: datetime
+    active_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    component: str
+    version: str
+    sha256: str
+    settings_json: str
+    created_at: datetime
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """A fresh copy of the opaque grants/limits dict (the record itself stays immutable)."""
+        return cast(dict[str, Any], json.loads(self.settings_json))
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What serves ``route`` now: everything the server needs to build its route table."""
+
+    component: str
+    route: str
+    active_version: str
+    sha256: str
+    settings_json: str
+    previous_version: str | None
+    updated_at: datetime
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(self.settings_json))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One activation; ``previous_version`` is where a rollback from ``version`` would go."""
+
+    id: int
+    component: str
+    version: str
+    previous_version: str | None
+    action: str
+    strategy: str
+    actor: str
+    outcome: str
+    detail: str
+    at: datetime
+
+
+class Registry(Protocol):
+    """What the CLI and the server need from a registry; a Redis flavour will implement the same."""
+
+    @property
+    def artifacts_dir(self) -> Path: ...
+    def put_blob(self, data: bytes) -> str: ...
+    def read_blob(self, sha256: str) -> bytes: ...
+    def blob_path(self, sha256: str) -> Path: ...
+    def deploy(
+        self,
+        name: str,
+        version: str,
+        *,
+        sha256: str,
+        route: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        actor: str = "cli",
+        strategy: str = "immediate",
+    ) -> Deployment: ...
+    def activate(
+        self,
+        name: str,
+        version: str,
+        *,
+        actor: str = "cli",
+        action: str = "activate",
+        strategy: str = "immediate",
+    ) -> Deployment: ...
+    def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli") -> Deployment: ...
+    def get_component(self, name: str) -> ComponentInfo: ...
+    def components(self) -> list[ComponentInfo]: ...
+    def versions(self, name: str) -> list[VersionInfo]: ...
+    def get_version(self, name: str, version: str) -> VersionInfo: ...
+    def active(self) -> list[Deployment]: ...
+    def history(self, name: str | None = None) -> list[HistoryEntry]: ...
+    def change_token(self) -> int: ...
+    def close(self) -> None: ...
+
+
+# Schema migrations: entry i upgrades schema i to i+1 inside one write transaction, and PRAGMA user_version
+# records the result. To evolve the schema (canary split, audit log, ...), append a tuple of statements;
+# never edit a released one. Columns reserved now: deployments.canary_version / canary_percent.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO meta (key, value) VALUES ('change', 0)",
+        """CREATE TABLE components (
+            name TEXT PRIMARY KEY,
+            route TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL)""",
+        """CREATE TABLE versions (
+            component TEXT NOT NULL REFERENCES components (name),
+            version TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            settings_json TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (component, version))""",
+        """CREATE TABLE deployments (
+            component TEXT PRIMARY KEY REFERENCES components (name),
+            active_version TEXT NOT NULL,
+            previous_version TEXT,
+            canary_version TEXT,
+            canary_percent INTEGER NOT NULL DEFAULT 0 CHECK (canary_percent BETWEEN 0 AND 100),
+            updated_at TEXT NOT NULL,
+            FOREIGN KEY (component, active_version) REFERENCES versions (component, version),
+            FOREIGN KEY (component, previous_version) REFERENCES versions (component, version),
+            FOREIGN KEY (component, canary_version) REFERENCES versions (component, version))""",
+        """CREATE TABLE history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            component TEXT NOT NULL,
+            version TEXT NOT NULL,
+            previous_version TEXT,
+            action TEXT NOT NULL,
+            strategy TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL)""",
+        "CREATE INDEX history_by_version ON history (component, version, id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_DEPLOYMENT_SQL = """
+    SELECT d.component, c.route, d.active_version, v.sha256, v.settings_json, d.previous_version, d.updated_at
+    FROM deployments d
+    JOIN components c ON c.name = d.component
+    JOIN versions v ON v.component = d.component AND v.version = d.active_version"""
+
+
+_VERSION_COLS = "component, version, sha256, settings_json, created_at"
+_HISTORY_COLS = "id, component, version, previous_version, action, strategy, actor, outcome, detail, at"
+
+
+def _deployment(r: tuple[Any, ...]) -> Deployment:
+    return Deployment(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6]))
+
+
+def _version(r: tuple[Any, ...]) -> VersionInfo:
+    return VersionInfo(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]))
+
+
+class EmbeddedRegistry(Registry):
+    """A registry in a local directory; see the module docstring for layout, locking and rules."""
+
+    def __init__(self, root: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self.root = Path(root)
+        self._db_path = self.root / "registry.db"
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            for sub in (self.root, self.root / "blobs", self.artifacts_dir):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot create registry directory {self.root}: {exc}") from exc
+        self._migrate()
+
+    # -- blobs ---------------------------------------------------------------------------------------
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    def blob_path(self, sha256: str) -> Path:
+        _check_sha(sha256)
+        return self.root / "blobs" / sha256[:2] / f"{sha256}.wasm"
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` durably under its SHA-256 and return the digest; storing it again is a no-op."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.blob_path(sha)
+        try:
+            if path.is_file() and _file_sha(path) == sha:
+                return sha
+            path.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    os.fchmod(f.fileno(), 0o644)
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(path.parent)
+            _fsync_dir(path.parent.parent)
+        except OSError as exc:
+            raise RegistryError(f"cannot write blob {sha} under {self.root}: {exc}") from exc
+        return sha
+
+    def read_blob(self, sha256: str) -> bytes:
+        """Return the blob's bytes after checking them against ``sha256``."""
+        path = self.blob_path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is not in the registry at {self.root}") from None
+        except OSError as exc:
+            raise RegistryError(f"cannot read blob {path}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RegistryError(f"blob {path} is corrupt (its content does not match its sha256); redeploy it")
+        return data
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        name: str,
+        version: str,
+        *,
+        sha256: str,
+        route: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        actor: str = "cli",
+        strategy: str = "immediate",
+    ) -> Deployment:
+        """Add ``version`` (if new), claim or move the route, and make it active, in one transaction.
+
+        ``route`` is required on a component's first deploy; later it may be omitted (keep the route) or
+        changed (if no other component owns the new one). Re-deploying an identical version is a no-op
+        apart from its history entry; the same version with other content raises :class:`VersionExists`.
+        """
+        validate_name(name)
+        validate_version(version)
+        if route is not None:
+            validate_route(route)
+        settings_json = _settings_json(settings)
+        if not self.blob_path(sha256).is_file():
+            raise NotFound(f"blob {sha256} is not in the registry; store it with put_blob() before deploying")
+        now = _now()
+        with self._transaction(write=True) as db:
+            row = db.execute("SELECT route FROM components WHERE name = ?", (name,)).fetchone()
+            detail = ""
+            if row is None:
+                if route is None:
+                    raise InvalidName(f"component {name!r} is new: give it a route, e.g. /{name}")
+                self._claim_route(db, name, route)
+                db.execute("INSERT INTO components (name, route, created_at) VALUES (?, ?, ?)", (name, route, now))
+            elif route is not None and route != row[0]:
+                self._claim_route(db, name, route)
+                db.execute("UPDATE components SET route = ? WHERE name = ?", (route, name))
+                detail = f"route {row[0]} -> {route}"
+            old = db.execute(
+                "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+            if old is None:
+                db.execute(
+                    f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?, ?, ?, ?, ?)",
+                    (name, version, sha256, settings_json, now),
+                )
+            elif tuple(old) != (sha256, settings_json):
+                what = f"sha256 {old[0][:12]}..." if old[0] != sha256 else f"settings {old[1]}"
+                raise VersionExists(
+                    f"{name} {version} already exists with different content ({what}); "
+                    "versions are immutable: deploy a new version"
+                )
+            return self._activate_in(db, name, version, self._pushed(db, name), "deploy", strategy, actor, detail)
+
+    def activate(
+        self,
+        name: str,
+        version: str,
+        *,
+        actor: str = "cli",
+        action: str = "activate",
+        strategy: str = "immediate",
+    ) -> Deployment:
+        """Make an existing version active; the formerly active one becomes the rollback target."""
+        validate_name(name)
+        validate_version(version)
+        with self._transaction(write=True) as db:
+            self._require_version(db, name, version)
+            return self._activate_in(db, name, version, self._pushed(db, name), action, strategy, actor, "")
+
+    def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli") -> Deployment:
+        """Return to ``to_version``, or by default to the version active before the current one."""
+        validate_name(name)
+        if to_version is not None:
+            validate_version(to_version)
+        with self._transaction(write=True) as db:
+            current = self._current(db, name)
+            target = to_version if to_version is not None else current.previous_version
+            if target is None:
+                raise NotFound(
+                    f"{name} has no earlier version to roll back to (active: {current.active_version}); "
+                    "name a version explicitly"
+                )
+            self._require_version(db, name, target)
+            # Restore the stack below ``target`` as it was when ``target`` was last activated.
+            row = db.execute(
+                "SELECT previous_version FROM history WHERE component = ? AND version = ? ORDER BY id DESC LIMIT 1",
+                (name, target),
+            ).fetchone()
+            below = row[0] if row is not None else current.active_version
+            detail = f"from {current.active_version}"
+            return self._activate_in(db, name, target, below, "rollback", "immediate", actor, detail)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get_component(self, name: str) -> ComponentInfo:
+        validate_name(name)
+        with self._transaction() as db:
+            return self._component(db, name)
+
+    def components(self) -> list[ComponentInfo]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT c.name, c.route, c.created_at, d.active_version FROM components c "
+                "LEFT JOIN deployments d ON d.component = c.name ORDER BY c.name"
+            ).fetchall()
+        return [ComponentInfo(n, r, datetime.fromisoformat(t), a) for n, r, t, a in rows]
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """All versions of ``name``, oldest first by SemVer precedence."""
+        validate_name(name)
+        with self._transaction() as db:
+            self._component(db, name)
+            rows = db.execute(f"SELECT {_VERSION_COLS} FROM versions WHERE component = ?", (name,)).fetchall()
+        return sorted(map(_version, rows), key=lambda v: version_key(v.version))
+
+    def get_version(self, name: str, version: str) -> VersionInfo:
+        validate_name(name)
+        validate_version(version)
+        with self._transaction() as db:
+            return self._require_version(db, name, version)
+
+    def active(self) -> list[Deployment]:
+        """Every active deployment with its route, blob and settings, in one query."""
+        with self._transaction() as db:
+            rows = db.execute(_DEPLOYMENT_SQL + " ORDER BY d.component").fetchall()
+        return [_deployment(row) for row in rows]
+
+    def history(self, name: str | None = None) -> list[HistoryEntry]:
+        """Activations of ``name`` (or of all components), oldest first."""
+        sql = f"SELECT {_HISTORY_COLS} FROM history"
+        with self._transaction() as db:
+            if name is None:
+                rows = db.execute(sql + " ORDER BY id").fetchall()
+            else:
+                self._component(db, validate_name(name))
+                rows = db.execute(sql + " WHERE component = ? ORDER BY id", (name,)).fetchall()
+        return [
+            HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], datetime.fromisoformat(r[9]))
+            for r in rows
+        ]
+
+    def change_token(self) -> int:
+        """A number that differs after every committed change, by any process; cheap enough to poll."""
+        try:
+            rows = self._conn().execute("SELECT value FROM meta WHERE key = 'change'").fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return int(rows[0][0])
+
+    def verify(self) -> list[str]:
+        """Check database integrity and every referenced blob; return the problems found (none: ``[]``)."""
+        problems: list[str] = []
+        with self._transaction() as db:
+            integrity = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
+            if integrity != ["ok"]:
+                problems += [f"database: {line}" for line in integrity]
+            for table, rowid, parent, _ in db.execute("PRAGMA foreign_key_check").fetchall():
+                problems.append(f"database: {table} row {rowid} references a missing {parent} row")
+            shas = [r[0] for r in db.execute("SELECT DISTINCT sha256 FROM versions ORDER BY sha256").fetchall()]
+        for sha in shas:
+            try:
+                self.read_blob(sha)
+            except (NotFound, RegistryError) as exc:
+                problems.append(str(exc))
+        return problems
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise :class:`RegistryError`. Idempotent."""
+        with self._lock:
+            conns, self._conns, self._closed = self._conns, [], True
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedRegistry({str(self.root)!r})"
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not self._closed:
+            return conn
+        with self._lock:
+            if self._closed:
+                raise RegistryError(f"registry {self.root} is closed")
+            try:
+                conn = sqlite3.connect(
+                    self._db_path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            self._conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _error(self, exc: sqlite3.Error) -> RegistryError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return RegistryError(
+                f"registry database {self._db_path} stayed locked by another writer for over "
+                f"{self._busy_timeout:g}s; retry, or look for a stuck airssys-web process"
+            )
+        return RegistryError(f"registry database {self._db_path} is unusable: {exc}")
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; writes take the write lock up front (so the busy timeout applies) and bump
+        the change counter. Errors from the body roll everything back."""
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+                if write and bump:
+                    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'change'")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _migrate(self) -> None:
+        try:
+            mode = self._conn().execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        if mode != "wal":
+            raise RegistryError(f"registry database {self._db_path} cannot use WAL mode (got {mode!r})")
+        with self._transaction(write=True, bump=False) as db:
+            (current,) = db.execute("PRAGMA user_version").fetchone()
+            if current > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"registry {self.root} has schema {current}, newer than this airssys-web supports "
+                    f"({SCHEMA_VERSION}); upgrade airssys-web"
+                )
+            for step in _MIGRATIONS[current:]:
+                for statement in step:
+                    db.execute(statement)
+            if current != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _claim_route(self, db: sqlite3.Connection, name: str, route: str) -> None:
+        row = db.execute("SELECT name FROM components WHERE route = ? AND name != ?", (route, name)).fetchone()
+        if row is not None:
+            raise RouteConflict(f"route {route} is owned by component {row[0]!r}; choose another route")
+
+    def _component(self, db: sqlite3.Connection, name: str) -> ComponentInfo:
+        row = db.execute(
+            "SELECT c.name, c.route, c.created_at, d.active_version FROM components c "
+            "LEFT JOIN deployments d ON d.component = c.name WHERE c.name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no component named {name!r}; deploy it first")
+        return ComponentInfo(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
+
+    def _require_version(self, db: sqlite3.Connection, name: str, version: str) -> VersionInfo:
+        sql = f"SELECT {_VERSION_COLS} FROM versions WHERE component = ? AND version = ?"
+        row = db.execute(sql, (name, version)).fetchone()
+        if row is None:
+            self._component(db, name)
+            raise NotFound(f"component {name!r} has no version {version}")
+        return _version(row)
+
+    def _current(self, db: sqlite3.Connection, name: str) -> Deployment:
+        row = db.execute(_DEPLOYMENT_SQL + " WHERE d.component = ?", (name,)).fetchone()
+        if row is None:
+            self._component(db, name)
+            raise NotFound(f"component {name!r} has no active version")
+        return _deployment(row)
+
+    def _pushed(self, db: sqlite3.Connection, name: str) -> str | None:
+        """The rollback target after a plain activation: the version active until now."""
+        row = db.execute("SELECT active_version FROM deployments WHERE component = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _activate_in(
+        self, db: sqlite3.Connection, name: str, version: str, previous: str | None, *event: str
+    ) -> Deployment:
+        """Point ``name`` at ``version`` with rollback target ``previous`` and log ``event`` (action,
+        strategy, actor, detail). Re-activating the active version keeps its rollback target."""
+        action, strategy, actor, detail = event
+        row = db.execute(
+            "SELECT active_version, previous_version FROM deployments WHERE component = ?", (name,)
+        ).fetchone()
+        if row is not None and row[0] == version:
+            previous, detail = row[1], detail or "already active"
+        now = _now()
+        db.execute(
+            "INSERT INTO deployments (component, active_version, previous_version, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (component) DO UPDATE SET "
+            "active_version = excluded.active_version, previous_version = excluded.previous_version, "
+            "updated_at = excluded.updated_at",
+            (name, version, previous, now),
+        )
+        db.execute(
+            f"INSERT INTO history ({_HISTORY_COLS[4:]}) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
+            (name, version, previous, action, strategy, actor, detail, now),
+        )
+        return self._current(db, name)

@@ -49,14 +49,7 @@ from typing import Any, Protocol, Self, cast
 
 import semver
 
-from airssys_web.errors import (
-    CapabilityError,
-    InvalidName,
-    NotFound,
-    RegistryError,
-    RouteConflict,
-    VersionExists,
-)
+from airssys_web.errors import CapabilityError, InvalidName, NotFound, RegistryError, RouteConflict, VersionExists
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
@@ -229,13 +222,7 @@ class Registry(Protocol):
         strategy: str = "immediate",
     ) -> Deployment: ...
     def activate(
-        self,
-        name: str,
-        version: str,
-        *,
-        actor: str = "cli",
-        action: str = "activate",
-        strategy: str = "immediate",
+        self, name: str, version: str, *, actor: str = "cli", action: str = "activate", strategy: str = "immediate"
     ) -> Deployment: ...
     def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli") -> Deployment: ...
     def get_component(self, name: str) -> ComponentInfo: ...
@@ -418,8 +405,7 @@ class EmbeddedRegistry(Registry):
                 db.execute("UPDATE components SET route = ? WHERE name = ?", (route, name))
                 detail = f"route {row[0]} -> {route}"
             old = db.execute(
-                "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?",
-                (name, version),
+                "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?", (name, version)
             ).fetchone()
             if old is None:
                 db.execute(
@@ -435,13 +421,7 @@ class EmbeddedRegistry(Registry):
             return self._activate_in(db, name, version, self._pushed(db, name), "deploy", strategy, actor, detail)
 
     def activate(
-        self,
-        name: str,
-        version: str,
-        *,
-        actor: str = "cli",
-        action: str = "activate",
-        strategy: str = "immediate",
+        self, name: str, version: str, *, actor: str = "cli", action: str = "activate", strategy: str = "immediate"
     ) -> Deployment:
         """Make an existing version active; the formerly active one becomes the rollback target."""
         validate_name(name)

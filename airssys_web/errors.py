@@ -11,6 +11,7 @@ runtime boundary (``airssys_web.runtime.instance``), so callers never need to im
     │   ├── VersionExists         this (component, version) was already deployed with other content
     │   └── NotFound              unknown component or version
     ├── RegistryError             the registry directory is unusable (corrupt database, unwritable, ...)
+    ├── BuildError                a guest could not be built from source (toolchain error, missing tool)
     ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
     ├── CapabilityError           a grant or limit setting is malformed
     ├── OutboundDenied            an outbound request was refused by policy before any connection
@@ -56,6 +57,10 @@ class NotFound(DeployError):
 
 class RegistryError(AirssysError):
     """The registry directory or database cannot be used."""
+
+
+class BuildError(AirssysError):
+    """A guest could not be built from its sources; the message carries the toolchain's own error."""
 
 
 class ArtifactError(AirssysError):

@@ -142,6 +142,36 @@ def list_cmd(registry: Path, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("source", type=click.Path(path_type=Path), default=Path("."))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the component (default: next to the source).")
+def build(source: Path, output: Path | None) -> None:
+    """Build a component from SOURCE: a .wat file, or a directory with a componentize-py app.py."""
+    import time
+
+    from .build import build_python_guest, compile_wat
+    from .deploy import check_component
+    from .runtime.artifacts import ArtifactCache
+
+    started = time.perf_counter()
+    try:
+        if source.is_file() and source.suffix == ".wat":
+            out = output or source.with_suffix(".wasm")
+            out.write_bytes(compile_wat(source.read_text()))
+        elif source.is_dir():
+            out = build_python_guest(source, out=output or source / f"{source.resolve().name}.wasm")
+        elif not source.exists():
+            _fail(f"{source} does not exist")
+        else:
+            _fail(f"do not know how to build {source}: give a .wat file or a directory with app.py")
+        _, report = check_component(out.read_bytes(), ArtifactCache(None), label=out.name)
+    except AirssysError as e:
+        _fail(str(e))
+    elapsed = time.perf_counter() - started
+    click.echo(f"built {out} ({report.size / 1024:.1f} KiB, {elapsed:.1f} s); it satisfies airssys:web/route")
+
+
+@cli.command()
 @click.option("--path", "show_path", is_flag=True, help="Print the file's location instead of its text.")
 def wit(show_path: bool) -> None:
     """Print the airssys:web WIT contract components are built against."""

@@ -1,11 +1,12 @@
-"""Per-call cost of calling ``handle`` through wasmtime-py's stock path vs ``HandleCaller`` (no assertions).
+"""Per-call cost of wasmtime-py's stock conversions vs airssys_web.runtime.convert (no assertions).
 
     .venv/bin/python benchmarks/bench_convert.py [--quick]
 
 Uses the echo guest of tests/guests/convert/echo.wat (it returns the request's headers and body, plus three
 headers of its own). "floor" is ``wasmtime_component_func_call`` alone with a prebuilt request and the result
 freed unread: what wasmtime's C API itself costs (its per-element ``Val`` conversions included). "host
-overhead" is a path's time above that floor; the issue's target is fast/stock overhead <= 0.12.
+overhead" is a path's time above that floor; the issue's target is fast/stock overhead <= 0.12. A second table
+times the host imports (tests/guests/convert/imports.wat) registered with ``add_func`` vs ``add_fast_func``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import wasmtime
-from wasmtime.component import Component, Func, Linker
+from wasmtime.component import Component, Func, Linker, Record
 
 from airssys_web.runtime import convert
 
-ECHO = Path(__file__).resolve().parents[1] / "tests" / "guests" / "convert" / "echo.wat"
+GUESTS = Path(__file__).resolve().parents[1] / "tests" / "guests" / "convert"
+ECHO = GUESTS / "echo.wat"
+IMPORTS = GUESTS / "imports.wat"
 HEADERS = [("host", "example.test"), ("user-agent", "bench/1.0"), ("accept", "*/*")]
 
 
@@ -34,10 +38,11 @@ class _Request:
     body: bytes
 
 
-def _instance(engine: wasmtime.Engine, component: Component) -> tuple[wasmtime.Store, Func]:
+def _instance(engine: wasmtime.Engine, component: Component, linker: Linker | None = None
+              ) -> tuple[wasmtime.Store, Func]:
     store = wasmtime.Store(engine)
     store.set_epoch_deadline(1 << 30)
-    instance = Linker(engine).instantiate(store, component)
+    instance = (linker or Linker(engine)).instantiate(store, component)
     iface = instance.get_export_index(store, "airssys:web/handler@0.1.0")
     func = instance.get_func(store, instance.get_export_index(store, "handle", iface))
     assert func is not None
@@ -97,6 +102,59 @@ def main() -> None:
         ratio = t_fast / t_stock
         overhead = (t_fast - t_floor) / (t_stock - t_floor)
         print(f"{label:<10}{_fmt(t_floor):>12}{_fmt(t_stock):>12}{_fmt(t_fast):>12}{ratio:>12.3f}{overhead:>16.3f}")
+    imports_table(engine, budget)
+
+
+def _import_linker(engine: wasmtime.Engine, *, fast: bool, fetch_body: bytes) -> Linker:
+    """config.get and outbound.fetch (which echoes its arguments back, with a body of its own)."""
+    answers: dict[str, Any] = {
+        "config.get": lambda key: "value-of-" + key,
+        "outbound.fetch": lambda method, url, headers, body: ("ok", (200, headers, fetch_body)),
+        "kv.get": lambda key: ("ok", None), "kv.set": lambda key, value: ("ok", None),
+        "kv.delete": lambda key: ("ok", None),
+    }
+
+    def stock(signature: str) -> Callable[..., Any]:
+        def func(_store: Any, *args: Any) -> Any:
+            answer = answers[signature](*args)
+            if signature == "config.get":
+                return answer
+            value = answer[1]
+            if signature == "outbound.fetch":
+                rec = Record()
+                rec.status, rec.headers, rec.body = value
+                return rec
+            return value
+
+        return func
+
+    linker = Linker(engine)
+    with linker.root() as root:
+        for iface, funcs in (("outbound", ("fetch",)), ("config", ("get",)), ("kv", ("get", "set", "delete"))):
+            with root.add_instance(f"airssys:web/{iface}@0.1.0") as inst:
+                for name in funcs:
+                    signature = "outbound.fetch" if iface == "outbound" else f"{iface}.{name}"
+                    if fast:
+                        convert.add_fast_func(inst, name, answers[signature], signature)
+                    else:
+                        inst.add_func(name, stock(signature))
+    return linker
+
+
+def imports_table(engine: wasmtime.Engine, budget: float) -> None:
+    """Host-import cost: the same guest and fast handle() call, with stock vs fast host functions."""
+    component = Component(engine, wasmtime.wat2wasm(IMPORTS.read_text()))
+    print(f"\n{'host import':<22}{'stock add_func':>16}{'add_fast_func':>16}{'fast/stock':>12}")
+    for label, method, size in (("config.get", "@c", 0), ("outbound.fetch", "GET", 0),
+                                ("outbound.fetch 64 KiB", "POST", 64 << 10)):
+        body = bytes(range(256)) * (size // 256)
+        headers = HEADERS if size else []
+        times = []
+        for fast in (False, True):
+            call = convert.HandleCaller(*_instance(
+                engine, component, _import_linker(engine, fast=fast, fetch_body=body)))
+            times.append(_per_call(lambda: call(method, "/key", "", headers, body), budget, 3))  # noqa: B023
+        print(f"{label:<22}{_fmt(times[0]):>16}{_fmt(times[1]):>16}{times[1] / times[0]:>12.3f}")
 
 
 def _fmt(seconds: float) -> str:

@@ -102,7 +102,7 @@ def _encode_headers(headers: object, what: str) -> list[bytes]:
         raise ValueError(f"{what} must be a sequence of (name, value) tuples, not {type(headers).__name__}")
     flat: list[bytes] = []
     for i, item in enumerate(headers):
-        if type(item) is not tuple or len(item) != 2:
+        if not isinstance(item, tuple) or len(item) != 2:
             raise ValueError(f"{what}[{i}] must be a (name, value) tuple of two str, not {item!r:.60}")
         flat.append(_encode(item[0], f"{what}[{i}] name"))
         flat.append(_encode(item[1], f"{what}[{i}] value"))
@@ -212,12 +212,15 @@ def _lift_string(kind: int, n: int, ptr: int) -> str:
 
 
 def _raise_call_error(err: int) -> None:
+    """Raise the call's WasmtimeError, chained to the exception a fast host function raised on this thread."""
     error = WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
     cause = getattr(_host, "exc", None)
     _host.exc = None
-    if cause is not None:
-        raise error from cause
-    raise error
+    if cause is None:
+        raise error
+    if not isinstance(cause, Exception):  # KeyboardInterrupt, SystemExit: not the guest's fault, keep them
+        raise cause from error
+    raise error from cause
 
 
 # --- the handle() export --------------------------------------------------------------------------------------
@@ -279,3 +282,178 @@ class HandleCaller:
             return status, _lift_headers(hn, hp), _lift_bytes(bn, bp)
         finally:
             _val_delete(base)
+
+
+# --- host imports -----------------------------------------------------------------------------------------------
+#
+# Python-side representation (documented in add_fast_func):  string -> str, list<u8> -> bytes,
+# headers -> list[tuple[str, str]], option<T> -> T | None, result<T, string> -> ("ok", T) | ("err", str)
+# (T is None for result<_, string>), response -> (status, headers, body).
+
+SIGNATURES = ("outbound.fetch", "config.get", "kv.get", "kv.set", "kv.delete")
+
+_ARGS = {n: struct.Struct("<" + "B7xQQ8x" * n) for n in (1, 2, 4)}
+_callback_t = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
+_finalizer_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_add_func = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _callback_t,
+                             ctypes.c_void_p, _finalizer_t)(("wasmtime_component_linker_instance_add_func", ffi.dll))
+_live: dict[int, Any] = {}  # data pointer -> callback closure, alive until wasmtime drops the definition
+_next_id = iter(range(1, 1 << 62))
+
+
+def _lift_args(args: int, nargs: int, expected: str) -> tuple[Any, ...]:
+    """The host function's arguments as Python values, checking the C value kinds before following pointers."""
+    if expected == "outbound.fetch":
+        k1, l1, p1, k2, l2, p2, k3, hn, hp, k4, bn, bp = _ARGS[4].unpack(_string_at(args, 4 * _VAL))
+        if k3 != _LIST or k4 != _LIST:
+            raise TypeError("expected (string, string, headers, list<u8>)")
+        return _lift_string(k1, l1, p1), _lift_string(k2, l2, p2), _lift_headers(hn, hp), _lift_bytes(bn, bp)
+    if expected == "kv.set":
+        k1, l1, p1, k2, n, p = _ARGS[2].unpack(_string_at(args, 2 * _VAL))
+        if k2 != _LIST:
+            raise TypeError("expected (string, list<u8>)")
+        return _lift_string(k1, l1, p1), _lift_bytes(n, p)
+    return (_lift_string(*_ARGS[1].unpack(_string_at(args, _VAL))),)
+
+
+def _result(value: object, what: str) -> tuple[bool, Any]:
+    if type(value) is not tuple or len(value) != 2 or value[0] not in ("ok", "err"):
+        raise ValueError(f"{what} must return ('ok', value) or ('err', message), not {value!r:.80}")
+    return value[0] == "ok", value[1]
+
+
+def _lower_string_at(buf: bytearray, base: int, off: int, data: bytes) -> None:
+    """A string value at ``off`` whose bytes follow it directly."""
+    _SEQ.pack_into(buf, off, _STRING, len(data), base + off + _VAL)
+    buf[off + _VAL:] = data
+
+
+def _lower_result(value: object, expected: str) -> tuple[bytearray, int]:
+    """The Python return value as a C value tree in one buffer (to be deep-copied by wasmtime)."""
+    what = f"{expected}()"
+    if expected == "config.get":
+        if value is None:
+            buf, base = _alloc(_VAL)
+            _OPTIONV.pack_into(buf, 0, _OPTION, 0)
+            return buf, base
+        data = _encode(value, f"{what} result")
+        buf, base = _alloc(2 * _VAL + len(data))
+        _OPTIONV.pack_into(buf, 0, _OPTION, base + _VAL)
+        _lower_string_at(buf, base, _VAL, data)
+        return buf, base
+    ok, payload = _result(value, what)
+    if not ok:
+        data = _encode(payload, f"{what} error message")
+        buf, base = _alloc(2 * _VAL + len(data))
+        _RESULTV.pack_into(buf, 0, _RESULT, False, base + _VAL)
+        _lower_string_at(buf, base, _VAL, data)
+        return buf, base
+    if expected in ("kv.set", "kv.delete"):
+        if payload is not None:
+            raise ValueError(f"{what} must return ('ok', None) on success, not ('ok', {payload!r:.60})")
+        buf, base = _alloc(_VAL)
+        _RESULTV.pack_into(buf, 0, _RESULT, True, 0)
+        return buf, base
+    if expected == "kv.get":
+        if payload is None:
+            buf, base = _alloc(2 * _VAL)
+            _RESULTV.pack_into(buf, 0, _RESULT, True, base + _VAL)
+            _OPTIONV.pack_into(buf, _VAL, _OPTION, 0)
+            return buf, base
+        data = _as_bytes(payload, f"{what} value")
+        buf, base = _alloc((3 + len(data)) * _VAL)
+        _RESULTV.pack_into(buf, 0, _RESULT, True, base + _VAL)
+        _OPTIONV.pack_into(buf, _VAL, _OPTION, base + 2 * _VAL)
+        _SEQ.pack_into(buf, 2 * _VAL, _LIST, len(data), base + 3 * _VAL)
+        _write_u8_list(buf, 3 * _VAL, data)
+        return buf, base
+    return _lower_response(payload, what)
+
+
+def _lower_response(payload: object, what: str) -> tuple[bytearray, int]:
+    if type(payload) is not tuple or len(payload) != 3:
+        raise ValueError(f"{what} must return ('ok', (status, headers, body)), not ('ok', {payload!r:.60})")
+    status, headers, body = payload
+    if type(status) is not int or not 0 <= status <= 0xFFFF:
+        raise ValueError(f"{what} response status must be an int in 0..65535, not {status!r:.20}")
+    flat = _encode_headers(headers, f"{what} response headers")
+    data = _as_bytes(body, f"{what} response body")
+    off_h = 2 * _VAL + 3 * _ENTRY
+    off_b = off_h + _headers_size(flat)
+    off_s = off_b + len(data) * _VAL
+    strings = b"".join(flat)
+    buf, base = _alloc(off_s + len(strings))
+    _RESULTV.pack_into(buf, 0, _RESULT, True, base + _VAL)
+    _SEQ.pack_into(buf, _VAL, _RECORD, 3, base + 2 * _VAL)
+    _RESP_ENTRIES.pack_into(buf, 2 * _VAL, 6, _N_STATUS, _U16, status,
+                            7, _N_HEADERS, _LIST, len(flat) >> 1, base + off_h,
+                            4, _N_BODY, _LIST, len(data), base + off_b)
+    if flat:
+        _write_headers(buf, base, off_h, flat, base + off_s)
+    _write_u8_list(buf, off_b, data)
+    buf[off_s:] = strings
+    return buf, base
+
+
+def _alloc(size: int) -> tuple[bytearray, int]:
+    buf = bytearray(size)
+    return buf, _address(buf)
+
+
+def add_fast_func(instance: wasmtime.component.LinkerInstance, name: str, func: Any, signature: str) -> None:
+    """Define host function ``name`` in a linker instance, converting values for one ``airssys:web`` import.
+
+    ``signature`` is one of ``SIGNATURES``; ``func`` receives and returns plain Python values (no store):
+
+    * ``outbound.fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes)``
+      -> ``("ok", (status, headers, body))`` | ``("err", message)``
+    * ``config.get(key: str)`` -> ``str | None``
+    * ``kv.get(key: str)`` -> ``("ok", bytes | None)`` | ``("err", message)``
+    * ``kv.set(key: str, value: bytes)`` / ``kv.delete(key: str)`` -> ``("ok", None)`` | ``("err", message)``
+
+    If ``func`` raises (or returns something malformed), the guest traps with a ``WasmtimeError``; the Python
+    exception is kept per thread and chained as ``__cause__`` when a ``HandleCaller`` call raises. For any other
+    signature use wasmtime-py's ``LinkerInstance.add_func``.
+    """
+    if signature not in SIGNATURES:
+        raise ValueError(f"unknown fast signature {signature!r}; use one of {', '.join(SIGNATURES)} "
+                         "or LinkerInstance.add_func")
+    nargs = {"outbound.fetch": 4, "kv.set": 2}.get(signature, 1)
+
+    def call(args: int, n_args: int, results: int, n_results: int) -> int:
+        try:
+            if n_args != nargs or n_results != 1:
+                raise TypeError(f"the guest imports {name} with {n_args} parameters and {n_results} results")
+            buf, base = _lower_result(func(*_lift_args(args, nargs, signature)), signature)
+            _val_clone(base, results)
+            del buf
+            return 0
+        except BaseException as e:  # nothing may unwind into wasmtime; the guest traps instead
+            _host.exc = e
+            lines = str(e).strip().splitlines()
+            detail = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+            error = WasmtimeError(f"host function {name} ({signature}) raised {detail}")
+            return int(ctypes.cast(error._consume(), ctypes.c_void_p).value or 0)
+
+    instance._assert_not_locked()
+    key = next(_next_id)
+    _live[key] = call
+    raw = name.encode()
+    err = _add_func(instance.ptr(), raw, len(raw), _trampoline, key, _finalize)
+    if err:
+        _live.pop(key, None)
+        raise WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
+
+
+def _dispatch(data: int, _ctx: int, _ty: int, args: int, nargs: int, results: int, nresults: int) -> int:
+    return _live[data](args, nargs, results, nresults)  # type: ignore[no-any-return]
+
+
+def _forget(data: int) -> None:
+    if _live is not None:  # may run during interpreter shutdown
+        _live.pop(data, None)
+
+
+_trampoline = _callback_t(_dispatch)
+_finalize = _finalizer_t(_forget)

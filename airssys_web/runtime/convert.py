@@ -9,8 +9,12 @@ contract, so we check the types once and then write the C-API value trees (``was
   we lay out ourselves: no C allocation, nothing to free, ``list<u8>`` filled by two strided slice assignments.
 * Results are owned by us once the call returns: we read them with ``struct``/``string_at`` and strided
   ``memoryview`` slices, then free them with ``wasmtime_component_val_delete`` exactly once.
-* Host-import results must be Rust-owned (wasmtime drops them), so they are built the same way in Python memory
-  and handed over with one ``wasmtime_component_val_clone`` (a deep copy by Rust's allocator).
+* Host-import arguments are Rust-owned and read in place (value kinds are checked before any pointer is
+  followed, since a guest may import a name with another signature). Results must be Rust-owned (wasmtime drops
+  them), so they are built the same way in Python memory and handed over with one ``wasmtime_component_val_clone``
+  (a deep copy by Rust's allocator).
+
+It is one module because every function in it depends on the same C layout and must change together.
 
 The layouts below are those of wasmtime 50's C API (64-bit); they are checked against wasmtime-py's ctypes
 declarations at import, and an ``ImportError`` makes callers fall back to the stock path.

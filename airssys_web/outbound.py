@@ -443,6 +443,9 @@ class AllowedHost:
     def __repr__(self) -> str:
         return f"AllowedHost({str(self)!r})"
 
+    def __reduce__(self) -> tuple[type[AllowedHost], tuple[str]]:
+        return AllowedHost, (str(self),)  # copy and pickle re-parse the canonical form
+
 
 def _in(ip: IPAddress, net: IPNetwork) -> bool:
     return ip.version == net.version and ip in net
@@ -475,6 +478,9 @@ class OutboundPolicy:
 
     def __repr__(self) -> str:
         return f"OutboundPolicy({[str(g) for g in self._grants]!r})"
+
+    def __reduce__(self) -> tuple[type[OutboundPolicy], tuple[list[str]]]:
+        return OutboundPolicy, ([str(g) for g in self._grants],)
 
     def check(self, url: str) -> Target:
         """Parse ``url`` and match it against the grants; an IP literal is address-checked too.

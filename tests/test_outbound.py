@@ -8,9 +8,11 @@ connections, so a denial is proven to have made none) or, for every other addres
 from __future__ import annotations
 
 import contextlib
+import copy
 import ipaddress
 import json
 import logging
+import pickle
 import shutil
 import socket
 import ssl
@@ -734,10 +736,11 @@ def test_policy_value_semantics() -> None:
     b = OutboundPolicy([AllowedHost("http://127.0.0.1:*"), "https://api.example.com"])
     assert a == b and hash(a) == hash(b) and len(a.grants) == 2
     assert repr(a) == "OutboundPolicy(['https://api.example.com', 'http://127.0.0.1:*'])"
+    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a.grants[0]) == a.grants[0]
+    with pytest.raises(AttributeError):
+        a.grants[0].host = "evil"
     with pytest.raises(AttributeError):
         a.grants = ()  # type: ignore[misc]
-    with pytest.raises(AttributeError):
-        a.grants[0].host = "evil"  # type: ignore[misc]
     with pytest.raises(CapabilityError, match="list of strings"):
         OutboundPolicy("https://api.example.com")
     with pytest.raises(CapabilityError, match="must be a string"):

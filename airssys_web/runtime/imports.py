@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
-from wasmtime.component import Linker, Record, Variant
+from wasmtime.component import Linker
 
+from .convert import add_fast_func
 from .engine import get_engine
 
 PACKAGE = "airssys:web"
@@ -46,14 +47,6 @@ class HostContext:
         return f"{self.component}@{self.version}"
 
 
-def _response_record(status: int, headers: list[tuple[str, str]], body: bytes) -> Record:
-    rec = Record()
-    rec.status = status
-    rec.headers = headers
-    rec.body = body
-    return rec
-
-
 def build_linker(ctx: HostContext) -> Linker:
     """A Linker with WASI P2 and the ``airssys:web`` imports bound to ``ctx``."""
     linker = Linker(get_engine())
@@ -62,55 +55,42 @@ def build_linker(ctx: HostContext) -> Linker:
         with root.add_instance(TYPES_INTERFACE):
             pass
         with root.add_instance(OUTBOUND_INTERFACE) as outbound:
-            outbound.add_func("fetch", _make_fetch(ctx))
+            add_fast_func(outbound, "fetch", _make_fetch(ctx), "outbound.fetch")
         with root.add_instance(CONFIG_INTERFACE) as config:
-            config.add_func("get", _make_config_get(ctx))
+            add_fast_func(config, "get", dict(ctx.config).get, "config.get")
         with root.add_instance(KV_INTERFACE) as kv:
-            kv.add_func("get", _kv_denied(tagged=True))
-            kv.add_func("set", _kv_denied(tagged=False))
-            kv.add_func("delete", _kv_denied(tagged=False))
+            add_fast_func(kv, "get", _kv_denied, "kv.get")
+            add_fast_func(kv, "set", _kv_denied, "kv.set")
+            add_fast_func(kv, "delete", _kv_denied, "kv.delete")
     return linker
 
 
-def _make_fetch(ctx: HostContext) -> Callable[..., Any]:
+Result = tuple[str, Any]
+
+
+def _make_fetch(ctx: HostContext) -> Callable[..., Result]:
     from ..errors import OutboundDenied, OutboundError
 
-    def fetch(_store: Any, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Any:
-        # result<response, string> is lowered untagged by wasmtime-py: a Record is ok, a str is err.
+    def fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Result:
         if ctx.fetch is None:
             log.info("%s: outbound fetch denied (no outbound hosts granted)", ctx.tag)
-            return "denied: no outbound hosts granted to this component"
+            return ("err", "denied: no outbound hosts granted to this component")
         try:
-            status, rheaders, rbody = ctx.fetch(method, url, list(headers), bytes(body))
+            return ("ok", ctx.fetch(method, url, list(headers), bytes(body)))
         except OutboundDenied as e:
             log.info("%s: outbound fetch %s", ctx.tag, e)
-            return str(e)
+            return ("err", str(e))
         except OutboundError as e:
-            return f"error: {e}"
+            return ("err", f"error: {e}")
         except Exception as e:  # never let a Python exception cross into wasmtime
             log.exception("%s: outbound fetch failed unexpectedly", ctx.tag)
-            return f"error: {type(e).__name__}"
-        return _response_record(status, rheaders, rbody)
+            return ("err", f"error: {type(e).__name__}")
 
     return fetch
 
 
-def _make_config_get(ctx: HostContext) -> Callable[..., Any]:
-    config = dict(ctx.config)
-
-    def get(_store: Any, key: str) -> str | None:
-        return config.get(key)
-
-    return get
-
-
-def _kv_denied(*, tagged: bool) -> Callable[..., Any]:
-    # kv.get returns result<option<list<u8>>, string>, which wasmtime-py lowers as a tagged Variant;
-    # kv.set/delete return result<_, string>, lowered untagged (None = ok, str = err).
-    def denied(_store: Any, *_args: Any) -> Any:
-        return Variant("err", "kv not granted") if tagged else "kv not granted"
-
-    return denied
+def _kv_denied(*_args: Any) -> Result:
+    return ("err", "kv not granted")
 
 
 def make_wasi_config(ctx: HostContext) -> wasmtime.WasiConfig:

@@ -9,13 +9,16 @@ runtime boundary (``airssys_web.runtime.instance``), so callers never need to im
     │   ├── InvalidName           component name, version or route is malformed
     │   ├── RouteConflict         the route is owned by another component
     │   ├── VersionExists         this (component, version) was already deployed with other content
-    │   └── NotFound              unknown component or version
+    │   ├── NotFound              unknown component or version
+    │   └── Conflict              another change of the component is in progress or happened meanwhile (409)
+    ├── AuthError                 the admin API refused the credentials (401 missing/forged/expired, 403 scope)
     ├── RegistryError             the registry directory is unusable (corrupt database, unwritable, ...)
     ├── BuildError                a guest could not be built from source (toolchain error, missing tool)
     ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
     ├── CapabilityError           a grant or limit setting is malformed
     ├── OutboundDenied            an outbound request was refused by policy before any connection
     ├── OutboundError             a permitted outbound request failed (connect, timeout, size cap)
+    ├── KVError                   a key-value operation failed (bad key, quota exceeded, storage error)
     └── GuestError                a request could not be answered by the guest (HTTP status in ``status``)
         ├── GuestTrap             the guest trapped (500); the instance is discarded
         ├── GuestTimeout          the epoch deadline expired (504); the instance is discarded
@@ -55,6 +58,18 @@ class NotFound(DeployError):
     """The named component or version does not exist in the registry."""
 
 
+class Conflict(DeployError):
+    """Another change of the same component is in progress, or the state changed since the caller looked."""
+
+
+class AuthError(AirssysError):
+    """The admin API refused the request's credentials; ``status`` is 401 (who are you?) or 403 (not allowed)."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class RegistryError(AirssysError):
     """The registry directory or database cannot be used."""
 
@@ -81,6 +96,10 @@ class OutboundDenied(AirssysError):
 
 class OutboundError(AirssysError):
     """A permitted outbound request failed (connect error, timeout, response over the size cap)."""
+
+
+class KVError(AirssysError):
+    """A key-value operation failed: a bad key, a quota exceeded, or the store is unavailable."""
 
 
 class GuestError(AirssysError):

@@ -4,6 +4,11 @@
 (cheap) and applies changes made by any process as swaps: warm the new generation, publish a new route table in
 one assignment, drain and close the old generation in the background. A deployment that cannot be loaded is
 logged and skipped; whatever was serving keeps serving.
+
+A generation is identified by its *code* (component, version, blob, settings): a route move, a canary promoted to
+active or a rollback to a version still live reuses the running generation instead of building and warming a new
+one. ``prepare()`` lets a strategy build and warm (and probe) a generation *before* it writes the registry; the next
+``sync()`` adopts it. A component with a canary in progress is served by a :class:`Split` of two generations.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .autorollback import AutoRollback
 from .errors import AirssysError
 from .limits import Limits
-from .registry import EmbeddedRegistry, Registry
+from .registry import Deployment, EmbeddedRegistry, Registry
 from .routing import RouteTable
 from .runtime.artifacts import ArtifactCache
 from .runtime.dispatch import Dispatcher
@@ -29,19 +35,18 @@ log = logging.getLogger("airssys_web.host")
 
 #: How long an old generation may take to finish its in-flight requests after a swap.
 DRAIN_TIMEOUT = 60.0
+#: Canary buckets: a client's bucket is uniform in ``range(BUCKETS)``; bucket < percent -> canary.
+BUCKETS = 100
 
 
 @dataclass(frozen=True)
-class _Key:
+class Code:
+    """What makes two generations interchangeable."""
+
     component: str
     version: str
     sha256: str
-    route: str
     settings_json: str
-
-
-def _same_code(a: _Key, b: _Key) -> bool:
-    return (a.version, a.sha256, a.settings_json) == (b.version, b.sha256, b.settings_json)
 
 
 def settings_to_context(component: str, version: str, settings: dict[str, Any]) -> tuple[HostContext, Limits]:
@@ -49,6 +54,51 @@ def settings_to_context(component: str, version: str, settings: dict[str, Any]) 
     limits = Limits.from_dict(settings.get("limits"))
     ctx = HostContext(component=component, version=version, config=dict(settings.get("config") or {}))
     return ctx, limits
+
+
+class Split:
+    """A route shared by the active (``stable``) generation and a ``canary`` serving ``percent`` % of clients."""
+
+    __slots__ = ("canary", "percent", "stable")
+
+    def __init__(self, stable: Generation, canary: Generation, percent: int) -> None:
+        self.stable = stable
+        self.canary = canary
+        self.percent = percent
+
+    def pick(self, bucket: int) -> Generation:
+        return self.canary if bucket < self.percent else self.stable
+
+    @property
+    def name(self) -> str:
+        return self.stable.name
+
+    @property
+    def tag(self) -> str:
+        return f"{self.stable.tag} + {self.canary.tag} ({self.percent}%)"
+
+
+Target = Generation | Split
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What serves one component: its route, the active generation and an optional canary."""
+
+    route: str
+    stable: Generation
+    stable_code: Code
+    canary: Generation | None = None
+    canary_code: Code | None = None
+    percent: int = 0
+
+    def target(self) -> Target:
+        return self.stable if self.canary is None else Split(self.stable, self.canary, self.percent)
+
+    def generations(self) -> Iterable[tuple[Code, Generation]]:
+        yield self.stable_code, self.stable
+        if self.canary is not None and self.canary_code is not None:
+            yield self.canary_code, self.canary
 
 
 class AirssysHost:
@@ -70,8 +120,11 @@ class AirssysHost:
         self.dispatcher = dispatcher or Dispatcher()
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
-        self.routes: RouteTable[Generation] = RouteTable()
-        self._live: dict[str, tuple[_Key, Generation]] = {}
+        self.routes: RouteTable[Target] = RouteTable()
+        self.autorollback = AutoRollback(self.registry)
+        self._live: dict[str, _Live] = {}
+        self._prepared: dict[Code, Generation] = {}
+        self._prepare_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -102,7 +155,12 @@ class AirssysHost:
         with self._sync_lock:
             live, self._live = self._live, {}
             self.routes = RouteTable()
-        for _, gen in live.values():
+        with self._prepare_lock:
+            prepared, self._prepared = self._prepared, {}
+        for entry in live.values():
+            for _, gen in entry.generations():
+                gen.close()
+        for gen in prepared.values():
             gen.close()
         self.dispatcher.close()
         if self._owns_registry:
@@ -116,16 +174,54 @@ class AirssysHost:
         self.close()
 
     # -- matching -------------------------------------------------------------------------------------------
-    def match(self, path: str) -> Generation | None:
+    def match(self, path: str) -> Target | None:
         return self.routes.match(path)
 
-    def enter(self, path: str) -> Generation | None:
-        """Find and enter the generation owning ``path``; retries if it began draining under our feet."""
+    def enter(self, path: str, bucket: Callable[[], int] | None = None) -> Generation | None:
+        """Find and enter the generation owning ``path``; retries if it began draining under our feet.
+
+        On a route split by a canary, ``bucket()`` gives the client's bucket (0-99); without it the stable
+        generation answers.
+        """
         for _ in range(8):
-            gen = self.routes.match(path)
-            if gen is None or gen.enter():
+            target = self.routes.match(path)
+            if target is None:
+                return None
+            if isinstance(target, Split):
+                gen = target.pick(bucket()) if bucket is not None else target.stable
+            else:
+                gen = target
+            if gen.enter():
                 return gen
         return None
+
+    # -- preparing generations ahead of a registry change ----------------------------------------------------
+    def prepare(self, code: Code) -> Generation:
+        """Build and warm the generation for ``code`` now (blocking; call it off the event loop) and keep it for
+        the next :meth:`sync` to adopt. A generation already live for ``code`` is returned as it is."""
+        with self._sync_lock:
+            for entry in self._live.values():
+                for live_code, gen in entry.generations():
+                    if live_code == code:
+                        return gen
+        with self._prepare_lock:
+            ready = self._prepared.get(code)
+        if ready is not None:
+            return ready
+        gen = self._build(code)
+        with self._prepare_lock:
+            if self._closed or code in self._prepared:
+                gen.close()
+                return self._prepared[code] if code in self._prepared else gen
+            self._prepared[code] = gen
+        return gen
+
+    def discard_prepared(self, code: Code) -> None:
+        """Close the prepared generation for ``code`` unless a sync adopted it (call after the registry write)."""
+        with self._prepare_lock:
+            gen = self._prepared.pop(code, None)
+        if gen is not None:
+            gen.close()
 
     # -- keeping in step with the registry -------------------------------------------------------------------
     def _watch(self) -> None:
@@ -133,6 +229,8 @@ class AirssysHost:
             try:
                 token = self.registry.change_token()
                 if token != self._token:
+                    self.sync()
+                if self.autorollback.check():
                     self.sync()
             except Exception:
                 log.exception("registry watcher: sync failed; will retry")
@@ -143,56 +241,106 @@ class AirssysHost:
             if self._closed:
                 return []
             self._token = self.registry.change_token()
-            wanted: dict[str, _Key] = {}
-            for dep in self.registry.active():
-                wanted[dep.component] = _Key(dep.component, dep.active_version, dep.sha256, dep.route, dep.settings_json)
-            live = dict(self._live)
-            changed: list[str] = []
-            retired: list[tuple[str, Generation, Generation | None]] = []
-            for name, key in wanted.items():
-                current = live.get(name)
-                if current is not None and current[0] == key:
-                    continue
-                if current is not None and _same_code(current[0], key):
-                    live[name] = (key, current[1])  # only the route moved: no new generation needed
-                    changed.append(name)
-                    continue
-                try:
-                    gen = self._build(key)
-                except AirssysError as e:
-                    log.error("cannot activate %s@%s: %s; %s", key.component, key.version, e,
-                              "the previous version keeps serving" if current else "route stays unserved")
-                    continue
-                except Exception:
-                    log.exception("cannot activate %s@%s", key.component, key.version)
-                    continue
-                live[name] = (key, gen)
-                changed.append(name)
-                if current is not None:
-                    retired.append((name, current[1], gen))
-            for name in set(live) - set(wanted):
-                retired.append((name, live.pop(name)[1], None))
-                changed.append(name)
+            deployments = {dep.component: dep for dep in self.registry.active()}
+            running = dict(pair for entry in self._live.values() for pair in entry.generations())
+            live: dict[str, _Live] = {}
+            for name, dep in deployments.items():
+                entry = self._entry(dep, running, self._live.get(name))
+                if entry is not None:
+                    live[name] = entry
+            changed = sorted(name for name in set(live) | set(self._live) if live.get(name) != self._live.get(name))
+            kept = {id(gen) for entry in live.values() for _, gen in entry.generations()}
+            retired = [gen for gen in running.values() if id(gen) not in kept]
+            swaps = [(name, self._live[name].stable if name in self._live else None, live[name].stable
+                      if name in live else None) for name in changed]
             self._live = live
-            self.routes = RouteTable({key.route: gen for key, gen in live.values()})  # the atomic switch
-        for name, old, new in retired:
-            log.info("swapped %s: %s -> %s", name, old.version, new.version if new else "(removed)")
+            self.routes = RouteTable({entry.route: entry.target() for entry in live.values()})  # the atomic switch
+            self._arm(deployments, live)
+        for name, old, new in swaps:
+            if old is not new:
+                log.info("swapped %s: %s -> %s", name, old.version if old else "(none)",
+                         new.version if new else "(removed)")
             for cb in self.on_swap:
                 cb(name, old, new)
-            threading.Thread(target=old.drain, args=(self.drain_timeout,), name=f"airssys-drain-{name}",
+        for gen in retired:
+            threading.Thread(target=gen.drain, args=(self.drain_timeout,), name=f"airssys-drain-{gen.tag}",
                              daemon=True).start()
         return changed
 
-    def _build(self, key: _Key) -> Generation:
-        ctx, limits = settings_to_context(key.component, key.version, json.loads(key.settings_json or "{}"))
-        if not self.artifacts.has_artifact(key.sha256):
+    def _entry(self, dep: Deployment, running: dict[Code, Generation], current: _Live | None) -> _Live | None:
+        """The live entry for ``dep``, reusing running or prepared generations; on failure keep ``current``."""
+        code = Code(dep.component, dep.active_version, dep.sha256, dep.settings_json)
+        stable = self._obtain(code, running)
+        if stable is None:
+            if current is not None:
+                log.error("%s: the previous version keeps serving", dep.component)
+                return _Live(dep.route, current.stable, current.stable_code, current.canary, current.canary_code,
+                             current.percent)
+            return None
+        if dep.canary_version is None or dep.canary_sha256 is None:
+            return _Live(dep.route, stable, code)
+        canary_code = Code(dep.component, dep.canary_version, dep.canary_sha256, dep.canary_settings_json or "{}")
+        canary = self._obtain(canary_code, running)
+        if canary is None:
+            log.error("%s: canary %s is not served; %s serves every client", dep.component, dep.canary_version,
+                      dep.active_version)
+            return _Live(dep.route, stable, code)
+        return _Live(dep.route, stable, code, canary, canary_code, dep.canary_percent)
+
+    def _obtain(self, code: Code, running: dict[Code, Generation]) -> Generation | None:
+        gen = running.get(code)
+        if gen is not None:
+            return gen
+        with self._prepare_lock:
+            gen = self._prepared.pop(code, None)
+        if gen is not None:
+            return gen
+        try:
+            return self._build(code)
+        except AirssysError as e:
+            log.error("cannot activate %s@%s: %s", code.component, code.version, e)
+        except Exception:
+            log.exception("cannot activate %s@%s", code.component, code.version)
+        return None
+
+    def _arm(self, deployments: dict[str, Deployment], live: dict[str, _Live]) -> None:
+        """Point the auto-rollback watches at the newest live version of each component that has a policy."""
+        for name in set(self.autorollback.watching()) - set(live):
+            self.autorollback.disarm(name)
+        for name, entry in live.items():
+            dep = deployments[name]
+            watched = entry.canary if dep.canary_version is not None else entry.stable
+            if dep.auto_rollback is None or watched is None or watched.version != dep.newest_version:
+                self.autorollback.disarm(name)
+            else:
+                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
+
+    def _build(self, code: Code) -> Generation:
+        ctx, limits = settings_to_context(code.component, code.version, json.loads(code.settings_json or "{}"))
+        if not self.artifacts.has_artifact(code.sha256):
             log.warning("%s@%s: no compiled artifact on disk; compiling now (deploy should have done this)",
-                        key.component, key.version)
-        component = self.artifacts.get(key.sha256, loader=lambda: self.registry.read_blob(key.sha256))
-        gen = Generation(component, ctx, limits, sha256=key.sha256, dispatcher=self.dispatcher)
-        gen.warm()
+                        code.component, code.version)
+        component = self.artifacts.get(code.sha256, loader=lambda: self.registry.read_blob(code.sha256))
+        gen = Generation(component, ctx, limits, sha256=code.sha256, dispatcher=self.dispatcher)
+        try:
+            gen.warm()
+        except BaseException:
+            gen.close()
+            raise
         return gen
 
     # -- introspection ----------------------------------------------------------------------------------------
     def generations(self) -> dict[str, Generation]:
-        return {name: gen for name, (_, gen) in self._live.items()}
+        """component -> the generation serving its active version."""
+        return {name: entry.stable for name, entry in self._live.items()}
+
+    def canaries(self) -> dict[str, tuple[Generation, int]]:
+        """component -> (canary generation, percent) for every canary being served."""
+        return {name: (entry.canary, entry.percent) for name, entry in self._live.items() if entry.canary}
+
+    def serving(self, name: str) -> tuple[str | None, str | None, int]:
+        """(active version, canary version, canary percent) this process serves for ``name``."""
+        entry = self._live.get(name)
+        if entry is None:
+            return None, None, 0
+        return entry.stable.version, entry.canary.version if entry.canary else None, entry.percent

@@ -107,6 +107,11 @@ def _settings_json(settings: Mapping[str, Any] | None) -> str:
         raise CapabilityError(f"settings must be plain JSON (str, number, bool, null, list, dict): {exc}") from exc
 
 
+def settings_json(settings: Mapping[str, Any] | None) -> str:
+    """The canonical JSON text the registry stores for ``settings`` (equal settings give equal text)."""
+    return _settings_json(settings)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -157,10 +162,24 @@ class Deployment:
     settings_json: str
     previous_version: str | None
     updated_at: datetime
+    #: A canary in progress: ``canary_percent`` % of clients are served ``canary_version`` (with its own blob
+    #: and settings); ``None``/0 when there is none.
+    canary_version: str | None = None
+    canary_percent: int = 0
+    canary_sha256: str | None = None
+    canary_settings_json: str | None = None
+    #: The auto-rollback policy (``error-rate=5%,window=30s,min-requests=20``) watching the newest version
+    #: (the canary if there is one, else the active version); ``None`` when nothing is watched.
+    auto_rollback: str | None = None
 
     @property
     def settings(self) -> dict[str, Any]:
         return cast(dict[str, Any], json.loads(self.settings_json))
+
+    @property
+    def newest_version(self) -> str:
+        """The version the last change introduced: the canary while one runs, else the active version."""
+        return self.canary_version or self.active_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +196,23 @@ class HistoryEntry:
     outcome: str
     detail: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin-API action: who (token id), what (action, target), how it ended (outcome, detail)."""
+
+    id: int
+    token_id: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+    at: datetime
+
+
+#: History actions that make a version active (the rollback stack is rebuilt from these only).
+ACTIVATIONS = ("deploy", "activate", "rollback", "promote")
 
 
 class Registry(Protocol):
@@ -197,11 +233,41 @@ class Registry(Protocol):
         settings: Mapping[str, Any] | None = None,
         actor: str = "cli",
         strategy: str = "immediate",
+        auto_rollback: str | None = None,
     ) -> Deployment: ...
     def activate(
-        self, name: str, version: str, *, actor: str = "cli", action: str = "activate", strategy: str = "immediate"
+        self,
+        name: str,
+        version: str,
+        *,
+        actor: str = "cli",
+        action: str = "activate",
+        strategy: str = "immediate",
+        auto_rollback: str | None = None,
     ) -> Deployment: ...
-    def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli") -> Deployment: ...
+    def rollback(
+        self,
+        name: str,
+        to_version: str | None = None,
+        *,
+        actor: str = "cli",
+        reason: str = "",
+        expect: str | None = None,
+    ) -> Deployment: ...
+    def add_version(
+        self, name: str, version: str, *, sha256: str, route: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> VersionInfo: ...
+    def start_canary(
+        self, name: str, version: str, percent: int, *, actor: str = "cli", auto_rollback: str | None = None
+    ) -> Deployment: ...
+    def promote(self, name: str, *, actor: str = "cli") -> Deployment: ...
+    def get_deployment(self, name: str) -> Deployment: ...
+    def record(
+        self, name: str, version: str, *, action: str, strategy: str, actor: str, outcome: str, detail: str = ""
+    ) -> HistoryEntry: ...
+    def audit(self, action: str, target: str, outcome: str, *, token_id: str, detail: str = "") -> None: ...
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]: ...
     def get_component(self, name: str) -> ComponentInfo: ...
     def components(self) -> list[ComponentInfo]: ...
     def versions(self, name: str) -> list[VersionInfo]: ...

@@ -5,7 +5,8 @@ directory rather than in-memory state::
 
     <root>/blobs/<sha[:2]>/<sha>.wasm   uploaded components, named by SHA-256, written once
     <root>/artifacts/                   compile cache, owned by ``airssys_web.runtime.artifacts``
-    <root>/registry.db                  SQLite in WAL mode: meta, components, versions, deployments, history
+    <root>/registry.db                  SQLite in WAL mode: meta, components, versions, deployments, history,
+                                        audit
 
 Crash safety: a blob is fsynced and renamed into place before any row names it, and every change is one
 ``BEGIN IMMEDIATE`` transaction (``synchronous=FULL``), so a crash leaves the old or the new state, never a
@@ -34,9 +35,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from airssys_web.errors import InvalidName, NotFound, RegistryError, RouteConflict, VersionExists
+from airssys_web.errors import Conflict, InvalidName, NotFound, RegistryError, RouteConflict, VersionExists
 
 from .base import (
+    ACTIVATIONS,
+    AuditEntry,
     ComponentInfo,
     Deployment,
     HistoryEntry,
@@ -94,22 +97,42 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at TEXT NOT NULL)""",
         "CREATE INDEX history_by_version ON history (component, version, id)",
     ),
+    (
+        # 2: the policy watching the newest version, and the admin API's audit log.
+        "ALTER TABLE deployments ADD COLUMN auto_rollback TEXT",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            token_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _DEPLOYMENT_SQL = """
-    SELECT d.component, c.route, d.active_version, v.sha256, v.settings_json, d.previous_version, d.updated_at
+    SELECT d.component, c.route, d.active_version, v.sha256, v.settings_json, d.previous_version, d.updated_at,
+           d.canary_version, d.canary_percent, cv.sha256, cv.settings_json, d.auto_rollback
     FROM deployments d
     JOIN components c ON c.name = d.component
-    JOIN versions v ON v.component = d.component AND v.version = d.active_version"""
+    JOIN versions v ON v.component = d.component AND v.version = d.active_version
+    LEFT JOIN versions cv ON cv.component = d.component AND cv.version = d.canary_version"""
 
 
 _VERSION_COLS = "component, version, sha256, settings_json, created_at"
 _HISTORY_COLS = "id, component, version, previous_version, action, strategy, actor, outcome, detail, at"
+_AUDIT_COLS = "id, token_id, action, target, outcome, detail, at"
+_ACTIVATION_SQL = f"action IN ({', '.join(repr(a) for a in ACTIVATIONS)}) AND outcome = 'ok'"
 
 
 def _deployment(r: tuple[Any, ...]) -> Deployment:
-    return Deployment(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6]))
+    return Deployment(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6]), r[7], r[8], r[9], r[10], r[11])
+
+
+def _history(r: tuple[Any, ...]) -> HistoryEntry:
+    return HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], datetime.fromisoformat(r[9]))
 
 
 def _version(r: tuple[Any, ...]) -> VersionInfo:
@@ -195,13 +218,79 @@ class EmbeddedRegistry(Registry):
         settings: Mapping[str, Any] | None = None,
         actor: str = "cli",
         strategy: str = "immediate",
+        auto_rollback: str | None = None,
     ) -> Deployment:
         """Add ``version`` (if new), claim or move the route, and make it active, in one transaction.
 
         ``route`` is required on a component's first deploy; later it may be omitted (keep the route) or
         changed (if no other component owns the new one). Re-deploying an identical version is a no-op
         apart from its history entry; the same version with other content raises :class:`VersionExists`.
+        A canary in progress ends: the deployed version serves everyone.
         """
+        settings_json = self._check_new(name, version, sha256, route, settings)
+        with self._transaction(write=True) as db:
+            detail = self._add_version_in(db, name, version, sha256, route, settings_json)
+            event = ("deploy", strategy, actor, detail, auto_rollback)
+            return self._activate_in(db, name, version, self._pushed(db, name), *event)
+
+    def add_version(
+        self,
+        name: str,
+        version: str,
+        *,
+        sha256: str,
+        route: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> VersionInfo:
+        """Record ``version`` (and the component, on first use) without activating it, e.g. before a canary."""
+        settings_json = self._check_new(name, version, sha256, route, settings)
+        with self._transaction(write=True) as db:
+            self._add_version_in(db, name, version, sha256, route, settings_json)
+            return self._require_version(db, name, version)
+
+    def _add_version_in(
+        self,
+        db: sqlite3.Connection,
+        name: str,
+        version: str,
+        sha256: str,
+        route: str | None,
+        settings_json: str,
+    ) -> str:
+        """Insert the component (claiming ``route``) and the version if new; return a history detail.
+        The arguments were checked by :meth:`_check_new` before the transaction began."""
+        now = _now()
+        row = db.execute("SELECT route FROM components WHERE name = ?", (name,)).fetchone()
+        detail = ""
+        if row is None:
+            if route is None:
+                raise InvalidName(f"component {name!r} is new: give it a route, e.g. /{name}")
+            self._claim_route(db, name, route)
+            db.execute("INSERT INTO components (name, route, created_at) VALUES (?, ?, ?)", (name, route, now))
+        elif route is not None and route != row[0]:
+            self._claim_route(db, name, route)
+            db.execute("UPDATE components SET route = ? WHERE name = ?", (route, name))
+            detail = f"route {row[0]} -> {route}"
+        old = db.execute(
+            "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?", (name, version)
+        ).fetchone()
+        if old is None:
+            db.execute(
+                f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?, ?, ?, ?, ?)",
+                (name, version, sha256, settings_json, now),
+            )
+        elif tuple(old) != (sha256, settings_json):
+            what = f"sha256 {old[0][:12]}..." if old[0] != sha256 else f"settings {old[1]}"
+            raise VersionExists(
+                f"{name} {version} already exists with different content ({what}); "
+                "versions are immutable: deploy a new version"
+            )
+        return detail
+
+    def _check_new(
+        self, name: str, version: str, sha256: str, route: str | None, settings: Mapping[str, Any] | None
+    ) -> str:
+        """Validate a new version's fields (before taking the write lock); return its canonical settings."""
         validate_name(name)
         validate_version(version)
         if route is not None:
@@ -209,52 +298,62 @@ class EmbeddedRegistry(Registry):
         settings_json = _settings_json(settings)
         if not self.blob_path(sha256).is_file():
             raise NotFound(f"blob {sha256} is not in the registry; store it with put_blob() before deploying")
-        now = _now()
-        with self._transaction(write=True) as db:
-            row = db.execute("SELECT route FROM components WHERE name = ?", (name,)).fetchone()
-            detail = ""
-            if row is None:
-                if route is None:
-                    raise InvalidName(f"component {name!r} is new: give it a route, e.g. /{name}")
-                self._claim_route(db, name, route)
-                db.execute("INSERT INTO components (name, route, created_at) VALUES (?, ?, ?)", (name, route, now))
-            elif route is not None and route != row[0]:
-                self._claim_route(db, name, route)
-                db.execute("UPDATE components SET route = ? WHERE name = ?", (route, name))
-                detail = f"route {row[0]} -> {route}"
-            old = db.execute(
-                "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?", (name, version)
-            ).fetchone()
-            if old is None:
-                db.execute(
-                    f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?, ?, ?, ?, ?)",
-                    (name, version, sha256, settings_json, now),
-                )
-            elif tuple(old) != (sha256, settings_json):
-                what = f"sha256 {old[0][:12]}..." if old[0] != sha256 else f"settings {old[1]}"
-                raise VersionExists(
-                    f"{name} {version} already exists with different content ({what}); "
-                    "versions are immutable: deploy a new version"
-                )
-            return self._activate_in(db, name, version, self._pushed(db, name), "deploy", strategy, actor, detail)
+        return settings_json
 
     def activate(
-        self, name: str, version: str, *, actor: str = "cli", action: str = "activate", strategy: str = "immediate"
+        self,
+        name: str,
+        version: str,
+        *,
+        actor: str = "cli",
+        action: str = "activate",
+        strategy: str = "immediate",
+        auto_rollback: str | None = None,
     ) -> Deployment:
         """Make an existing version active; the formerly active one becomes the rollback target."""
         validate_name(name)
         validate_version(version)
         with self._transaction(write=True) as db:
             self._require_version(db, name, version)
-            return self._activate_in(db, name, version, self._pushed(db, name), action, strategy, actor, "")
+            event = (action, strategy, actor, "", auto_rollback)
+            return self._activate_in(db, name, version, self._pushed(db, name), *event)
 
-    def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli") -> Deployment:
-        """Return to ``to_version``, or by default to the version active before the current one."""
+    def rollback(
+        self,
+        name: str,
+        to_version: str | None = None,
+        *,
+        actor: str = "cli",
+        reason: str = "",
+        expect: str | None = None,
+    ) -> Deployment:
+        """Undo the last change: abort a canary in progress (0 %), else return to the version active before the
+        current one. ``to_version`` names the version to activate instead (a canary ends too).
+
+        ``expect`` guards against races: when given, the newest version (the canary, else the active one) must
+        still be ``expect`` or :class:`Conflict` is raised and nothing changes. ``reason`` goes to the history.
+        """
         validate_name(name)
         if to_version is not None:
             validate_version(to_version)
         with self._transaction(write=True) as db:
             current = self._current(db, name)
+            if expect is not None and current.newest_version != expect:
+                raise Conflict(
+                    f"{name} changed meanwhile: the newest version is {current.newest_version}, not {expect}; "
+                    "nothing was rolled back"
+                )
+            why = f"; {reason}" if reason else ""
+            if to_version is None and current.canary_version is not None:
+                db.execute(
+                    "UPDATE deployments SET canary_version = NULL, canary_percent = 0, auto_rollback = NULL, "
+                    "updated_at = ? WHERE component = ?",
+                    (_now(), name),
+                )
+                detail = f"canary {current.canary_version} aborted (0%){why}"
+                self._log(db, name, current.active_version, current.previous_version, "rollback", "canary", actor,
+                          detail)
+                return self._current(db, name)
             target = to_version if to_version is not None else current.previous_version
             if target is None:
                 raise NotFound(
@@ -264,12 +363,83 @@ class EmbeddedRegistry(Registry):
             self._require_version(db, name, target)
             # Restore the stack below ``target`` as it was when ``target`` was last activated.
             row = db.execute(
-                "SELECT previous_version FROM history WHERE component = ? AND version = ? ORDER BY id DESC LIMIT 1",
+                f"SELECT previous_version FROM history WHERE component = ? AND version = ? AND {_ACTIVATION_SQL} "
+                "ORDER BY id DESC LIMIT 1",
                 (name, target),
             ).fetchone()
             below = row[0] if row is not None else current.active_version
-            detail = f"from {current.active_version}"
-            return self._activate_in(db, name, target, below, "rollback", "immediate", actor, detail)
+            detail = f"from {current.active_version}{why}"
+            return self._activate_in(db, name, target, below, "rollback", "immediate", actor, detail, None)
+
+    def start_canary(
+        self, name: str, version: str, percent: int, *, actor: str = "cli", auto_rollback: str | None = None
+    ) -> Deployment:
+        """Serve ``version`` to ``percent`` % of clients (1-100) next to the active version, or change the share
+        of the canary already running. The active version and the rollback stack stay as they are."""
+        validate_name(name)
+        validate_version(version)
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+            raise InvalidName(f"invalid canary percent {percent!r}: use a whole number from 1 to 100")
+        with self._transaction(write=True) as db:
+            self._require_version(db, name, version)
+            current = self._current(db, name)
+            if version == current.active_version:
+                raise Conflict(f"{name} {version} is already the active version; a canary needs another version")
+            if current.canary_version not in (None, version):
+                raise Conflict(
+                    f"{name} already runs canary {current.canary_version}; promote or roll it back first"
+                )
+            db.execute(
+                "UPDATE deployments SET canary_version = ?, canary_percent = ?, auto_rollback = ?, updated_at = ? "
+                "WHERE component = ?",
+                (version, percent, auto_rollback, _now(), name),
+            )
+            was = f"{current.canary_percent}% -> " if current.canary_version == version else ""
+            self._log(db, name, version, current.active_version, "canary", "canary", actor, f"{was}{percent}%")
+            return self._current(db, name)
+
+    def promote(self, name: str, *, actor: str = "cli") -> Deployment:
+        """Make the canary the active version (100 %); the formerly active version becomes the rollback target.
+        The auto-rollback policy watching the canary keeps watching it."""
+        validate_name(name)
+        with self._transaction(write=True) as db:
+            current = self._current(db, name)
+            if current.canary_version is None:
+                raise NotFound(f"{name} has no canary in progress to promote (active: {current.active_version})")
+            detail = f"canary at {current.canary_percent}%"
+            event = ("promote", "canary", actor, detail, current.auto_rollback)
+            return self._activate_in(db, name, current.canary_version, current.active_version, *event)
+
+    def record(
+        self, name: str, version: str, *, action: str, strategy: str, actor: str, outcome: str, detail: str = ""
+    ) -> HistoryEntry:
+        """Add a history entry that changes nothing else, e.g. a deploy that failed its probe (the component
+        must exist: a failed first deploy leaves no trace)."""
+        validate_name(name)
+        with self._transaction(write=True, bump=False) as db:
+            self._component(db, name)
+            previous = self._pushed(db, name)
+            entry_id = self._log(db, name, version, previous, action, strategy, actor, detail, outcome=outcome)
+            row = db.execute(f"SELECT {_HISTORY_COLS} FROM history WHERE id = ?", (entry_id,)).fetchone()
+        return _history(row)
+
+    # -- audit log -------------------------------------------------------------------------------------
+
+    def audit(self, action: str, target: str, outcome: str, *, token_id: str, detail: str = "") -> None:
+        """Append one admin action to the audit log (it does not bump the change token: nothing to apply)."""
+        with self._transaction(write=True, bump=False) as db:
+            db.execute(
+                f"INSERT INTO audit ({_AUDIT_COLS[4:]}) VALUES (?, ?, ?, ?, ?, ?)",
+                (token_id, action, target, outcome, detail, _now()),
+            )
+
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries, oldest first."""
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {_AUDIT_COLS} FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)
+            ).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6])) for r in rows]
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -300,6 +470,12 @@ class EmbeddedRegistry(Registry):
         with self._transaction() as db:
             return self._require_version(db, name, version)
 
+    def get_deployment(self, name: str) -> Deployment:
+        """What serves ``name`` now (active version, canary split, watch policy); NotFound if nothing does."""
+        validate_name(name)
+        with self._transaction() as db:
+            return self._current(db, name)
+
     def active(self) -> list[Deployment]:
         """Every active deployment with its route, blob and settings, in one query."""
         with self._transaction() as db:
@@ -315,10 +491,7 @@ class EmbeddedRegistry(Registry):
             else:
                 self._component(db, validate_name(name))
                 rows = db.execute(sql + " WHERE component = ? ORDER BY id", (name,)).fetchall()
-        return [
-            HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], datetime.fromisoformat(r[9]))
-            for r in rows
-        ]
+        return [_history(r) for r in rows]
 
     def change_token(self) -> int:
         """A number that differs after every committed change, by any process; cheap enough to poll."""
@@ -469,26 +642,52 @@ class EmbeddedRegistry(Registry):
         return None if row is None else str(row[0])
 
     def _activate_in(
-        self, db: sqlite3.Connection, name: str, version: str, previous: str | None, *event: str
+        self,
+        db: sqlite3.Connection,
+        name: str,
+        version: str,
+        previous: str | None,
+        action: str,
+        strategy: str,
+        actor: str,
+        detail: str,
+        auto_rollback: str | None,
     ) -> Deployment:
-        """Point ``name`` at ``version`` with rollback target ``previous`` and log ``event`` (action,
-        strategy, actor, detail). Re-activating the active version keeps its rollback target."""
-        action, strategy, actor, detail = event
+        """Point ``name`` at ``version`` with rollback target ``previous`` (ending any canary), set the watch
+        policy and log the event. Re-activating the active version keeps its rollback target."""
         row = db.execute(
-            "SELECT active_version, previous_version FROM deployments WHERE component = ?", (name,)
+            "SELECT active_version, previous_version, canary_version FROM deployments WHERE component = ?", (name,)
         ).fetchone()
         if row is not None and row[0] == version:
             previous, detail = row[1], detail or "already active"
-        now = _now()
+        if row is not None and row[2] is not None and action != "promote":
+            detail = "; ".join(filter(None, [detail, f"canary {row[2]} ended"]))
         db.execute(
-            "INSERT INTO deployments (component, active_version, previous_version, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (component) DO UPDATE SET "
+            "INSERT INTO deployments (component, active_version, previous_version, auto_rollback, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (component) DO UPDATE SET "
             "active_version = excluded.active_version, previous_version = excluded.previous_version, "
+            "canary_version = NULL, canary_percent = 0, auto_rollback = excluded.auto_rollback, "
             "updated_at = excluded.updated_at",
-            (name, version, previous, now),
+            (name, version, previous, auto_rollback, _now()),
         )
-        db.execute(
-            f"INSERT INTO history ({_HISTORY_COLS[4:]}) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
-            (name, version, previous, action, strategy, actor, detail, now),
-        )
+        self._log(db, name, version, previous, action, strategy, actor, detail)
         return self._current(db, name)
+
+    def _log(
+        self,
+        db: sqlite3.Connection,
+        name: str,
+        version: str,
+        previous: str | None,
+        action: str,
+        strategy: str,
+        actor: str,
+        detail: str,
+        *,
+        outcome: str = "ok",
+    ) -> int:
+        cur = db.execute(
+            f"INSERT INTO history ({_HISTORY_COLS[4:]}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, previous, action, strategy, actor, outcome, detail, _now()),
+        )
+        return int(cur.lastrowid or 0)

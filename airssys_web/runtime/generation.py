@@ -34,6 +34,9 @@ class Generation:
         self._closing = False
         self._cond = threading.Condition()
         self.requests = 0
+        # Outcomes of answered requests, counted by the middleware (on the event loop) for auto-rollback.
+        self.completed = 0
+        self.failed = 0
 
     @property
     def name(self) -> str:
@@ -67,6 +70,16 @@ class Generation:
             self._in_flight += 1
             self.requests += 1
             return True
+
+    def outcome(self, status: int) -> None:
+        """Count one answered request; a status >= 500 (5xx, trap, timeout, no instance) is a failure."""
+        self.completed += 1
+        if status >= 500:
+            self.failed += 1
+
+    def counts(self) -> tuple[int, int]:
+        """(completed, failed) so far: what an auto-rollback watch samples."""
+        return self.completed, self.failed
 
     def leave(self) -> None:
         with self._cond:

@@ -1,0 +1,82 @@
+;; Imports only airssys:web/config@0.1.0 (a subset of the route world) and answers config.get("greeting"),
+;; or "none" when it is unset. The memory and allocator live in a separate "libc" module so the imported
+;; function can be lowered (it needs realloc for the returned string) before the main module is instantiated.
+(component
+  (import "airssys:web/config@0.1.0" (instance $config
+    (export "get" (func (param "key" string) (result (option string))))))
+  (core module $libc
+    (memory (export "memory") 1)
+    (global $heap (mut i32) (i32.const 1024))
+    (func $alloc (param $align i32) (param $size i32) (result i32)
+      (local $p i32) (local $end i32) (local $have i32)
+      (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+      (local.set $end (i32.add (local.get $p) (local.get $size)))
+      (if (i32.lt_u (local.get $end) (local.get $p)) (then unreachable))
+      (local.set $have (i32.shl (memory.size) (i32.const 16)))
+      (if (i32.gt_u (local.get $end) (local.get $have))
+        (then
+          (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have))
+                                                        (i32.const 65535)) (i32.const 16)))
+                      (i32.const -1))
+            (then unreachable))))
+      (global.set $heap (local.get $end))
+      (local.get $p))
+    (func $reset (export "reset") (global.set $heap (i32.const 1024)))
+    (func (export "realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
+      (result i32)
+      (local $p i32)
+      (local.set $p (call $alloc (local.get $align) (local.get $size)))
+      (if (local.get $old)
+        (then (memory.copy (local.get $p) (local.get $old)
+          (select (local.get $old_size) (local.get $size) (i32.lt_u (local.get $old_size) (local.get $size))))))
+      (local.get $p))
+  )
+  (core instance $libc (instantiate $libc))
+  (alias export $config "get" (func $get))
+  (core func $get_lowered (canon lower (func $get)
+    (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (core module $m
+    (import "libc" "memory" (memory 1))
+    (import "libc" "reset" (func $reset))
+    ;; option<string> comes back through a return pointer: u8 tag at +0, string ptr/len at +4/+8
+    (import "config" "get" (func $get (param i32 i32 i32)))
+    (data (i32.const 16) "greeting")  ;; 8 bytes
+    (data (i32.const 32) "none")      ;; 4 bytes
+    (func (export "handle") (param $method i32) (param $method_len i32) (param $path i32) (param $path_len i32)
+        (param $query i32) (param $query_len i32) (param $headers i32) (param $headers_len i32)
+        (param $body i32) (param $body_len i32) (result i32)
+      (call $get (i32.const 16) (i32.const 8) (i32.const 64))
+      (i32.store16 (i32.const 128) (i32.const 200))
+      (i32.store (i32.const 132) (i32.const 0))
+      (i32.store (i32.const 136) (i32.const 0))
+      (if (i32.load8_u (i32.const 64))
+        (then
+          (i32.store (i32.const 140) (i32.load (i32.const 68)))
+          (i32.store (i32.const 144) (i32.load (i32.const 72))))
+        (else
+          (i32.store (i32.const 140) (i32.const 32))
+          (i32.store (i32.const 144) (i32.const 4))))
+      (call $reset)
+      (i32.const 128))
+  )
+  (core instance $i (instantiate $m
+    (with "libc" (instance $libc))
+    (with "config" (instance (export "get" (func $get_lowered))))))
+  (type $headers (list (tuple string string)))
+  (type $request' (record (field "method" string) (field "path" string) (field "query" string)
+    (field "headers" $headers) (field "body" (list u8))))
+  (type $response' (record (field "status" u16) (field "headers" $headers) (field "body" (list u8))))
+  (func $handle (param "req" $request') (result $response')
+    (canon lift (core func $i "handle") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (component $H
+    (import "request-in" (type $r (eq $request')))
+    (import "response-in" (type $s (eq $response')))
+    (import "f" (func $f (param "req" $r) (result $s)))
+    (export $re "request" (type $r))
+    (export $se "response" (type $s))
+    (export "handle" (func $f) (func (param "req" $re) (result $se))))
+  (instance $hi (instantiate $H (with "request-in" (type $request')) (with "response-in" (type $response'))
+    (with "f" (func $handle))))
+  (export "airssys:web/handler@0.1.0" (instance $hi))
+)

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .errors import CapabilityError
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]i?B|B)?\s*", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1000, "kib": KiB, "mb": 1000**2, "mib": MiB, "gb": 1000**3, "gib": GiB}
+
+
+def parse_size(value: str | int | float, *, default_unit: int = MiB, what: str = "size") -> int:
+    """``"64MiB"``, ``"512KiB"``, ``"1GB"``, ``"100B"`` or a bare number of ``default_unit``s -> bytes."""
+    if isinstance(value, bool):
+        raise CapabilityError(f"{what} must be a size such as 64MiB, not {value!r}")
+    if isinstance(value, int | float):
+        number, unit = float(value), default_unit
+    else:
+        m = _SIZE.fullmatch(str(value))
+        if not m:
+            raise CapabilityError(f"{what} {value!r} is not a size; write e.g. 64MiB, 512KiB, 1GiB or 1048576B")
+        number = float(m.group(1))
+        unit = _UNITS[m.group(2).lower()] if m.group(2) else default_unit
+    size = number * unit
+    if size != int(size):
+        raise CapabilityError(f"{what} {value!r} is not a whole number of bytes")
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -15,7 +39,9 @@ class Limits:
     """How much a component version may use.
 
     ``timeout`` is the per-request wall-clock deadline (enforced by epoch interruption, so a busy loop is stopped
-    too); ``memory`` caps each instance's linear memory; ``min_instances`` are pre-warmed; ``max_instances`` bounds
+    too); ``memory`` caps each linear memory of an instance (a guest's ``memory.grow`` past it fails);
+    ``fuel``, when set, is a per-request budget of wasm instructions (deterministic, unlike the deadline; versions
+    with fuel run on a second, fuel-metering engine); ``min_instances`` are pre-warmed; ``max_instances`` bounds
     concurrency, a request waiting at most ``acquire_timeout`` seconds for a free instance before a 503;
     ``max_body`` bounds the request body (413 beyond it).
     """
@@ -26,23 +52,35 @@ class Limits:
     max_instances: int = 16
     acquire_timeout: float = 5.0
     max_body: int = 10 * MiB
+    fuel: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> CapabilityError:
             return CapabilityError(f"invalid limit {name}={getattr(self, name)!r}: {why}")
 
+        for name in ("memory", "min_instances", "max_instances", "max_body"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad(name, "must be a whole number")
+        for name in ("timeout", "acquire_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+                raise bad(name, "must be a number of seconds")
         if not 0 < self.timeout <= 3600:
             raise bad("timeout", "must be between 0 and 3600 seconds")
-        if not 64 * 1024 <= self.memory <= 16 * 1024 * MiB:
+        if not 64 * KiB <= self.memory <= 16 * GiB:
             raise bad("memory", "must be between 64 KiB and 16 GiB")
-        if not 0 <= self.min_instances <= self.max_instances:
-            raise bad("min_instances", f"must be between 0 and max_instances ({self.max_instances})")
         if not 1 <= self.max_instances <= 1024:
             raise bad("max_instances", "must be between 1 and 1024")
+        if not 0 <= self.min_instances <= self.max_instances:
+            raise bad("min_instances", f"must be between 0 and max_instances ({self.max_instances})")
         if not 0 <= self.acquire_timeout <= 600:
             raise bad("acquire_timeout", "must be between 0 and 600 seconds")
-        if not 0 <= self.max_body <= 1024 * MiB:
+        if not 0 <= self.max_body <= 1 * GiB:
             raise bad("max_body", "must be between 0 and 1 GiB")
+        if self.fuel is not None and (not isinstance(self.fuel, int) or isinstance(self.fuel, bool)
+                                      or not 1 <= self.fuel <= 1 << 62):
+            raise bad("fuel", "must be a whole number of instructions from 1 to 2**62 (or unset)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,3 +93,31 @@ class Limits:
         if unknown:
             raise CapabilityError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)
+
+    @classmethod
+    def from_user(cls, data: dict[str, Any] | None) -> dict[str, Any]:
+        """Normalise limits written by a person (manifest, CLI): ``memory`` and ``max_body`` are sizes with a unit
+        (``"64MiB"``) or a bare number of MiB. Returns the canonical dict (bytes; validated) for the settings."""
+        out = dict(data or {})
+        for name in ("memory", "max_body"):
+            if name in out:
+                out[name] = parse_size(out[name], what=name)
+        cls.from_dict(out)
+        return out
+
+    def describe(self) -> list[tuple[str, str]]:
+        """``(name, value)`` rows for ``status``."""
+        return [
+            ("timeout", f"{self.timeout:g} s"),
+            ("memory", _size(self.memory)),
+            ("fuel", "off" if self.fuel is None else f"{self.fuel:,}"),
+            ("instances", f"{self.min_instances}..{self.max_instances} (wait <= {self.acquire_timeout:g} s)"),
+            ("max_body", _size(self.max_body)),
+        ]
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} B"

@@ -1,0 +1,3 @@
+from example_site.run import main
+
+main()

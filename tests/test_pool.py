@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from support import make_generation, text_component
 
 from airssys_web.errors import GuestTimeout, GuestTrap, PoolExhausted
 from airssys_web.limits import Limits
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.instance import Slot
-
-from support import make_generation, text_component
+from airssys_web.runtime.pool import InstancePool
 
 
 def wait_until(cond: Callable[[], bool], bound: float = 10.0) -> None:
@@ -37,12 +37,12 @@ def test_warm_creates_min_instances() -> None:
 def test_trap_discards_slot_and_refills(wat_guest: Callable[[str], bytes]) -> None:
     gen = make_generation(wat_guest("trap"), limits=Limits(min_instances=2, max_instances=2))
     gen.warm()
-    before = set(map(id, gen.pool._idle))
+    before = set(map(id, gen.pool.idle_slots()))
     with pytest.raises(GuestTrap):
         gen.call("GET", "/")
     assert gen.pool.discarded == 1
     wait_until(lambda: gen.pool.idle == 2)
-    after = set(map(id, gen.pool._idle))
+    after = set(map(id, gen.pool.idle_slots()))
     assert len(before & after) == 1  # one of the original slots was replaced, never reused
     with pytest.raises(GuestTrap):  # the replacement works (and traps afresh)
         gen.call("GET", "/")
@@ -142,3 +142,107 @@ def test_drain_waits_for_in_flight_and_refuses_new() -> None:
     gen.leave()
     t.join(5)
     assert done.is_set()
+
+
+# -- sizing: try_acquire, growth ahead of demand, idle trimming (a fake clock: no sleeping) ---------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_pool(min_size: int, max_size: int, *, clock: FakeClock | None = None, grow_ahead: int = 0,
+              idle_ttl: float = 60.0) -> InstancePool:
+    gen = make_generation(text_component("p"))
+    return InstancePool(gen._new_slot, min_size=min_size, max_size=max_size, name="p", idle_ttl=idle_ttl,
+                        grow_ahead=grow_ahead, timer=clock or FakeClock())
+
+
+def test_try_acquire_never_waits_nor_instantiates() -> None:
+    pool = make_pool(0, 2)
+    assert pool.try_acquire() is None  # nothing idle: no instantiation on the caller's thread
+    assert pool.size == 0
+    pool.warm(1)
+    slot = pool.try_acquire()
+    assert slot is not None and pool.try_acquire() is None
+    pool.release(slot)
+    assert pool.idle == 1
+    pool.close()
+    assert pool.try_acquire() is None
+
+
+def test_taking_the_last_idle_slot_grows_ahead_in_the_background() -> None:
+    pool = make_pool(1, 3, grow_ahead=1)
+    pool.warm(1)
+    slot = pool.try_acquire()
+    assert slot is not None
+    wait_until(lambda: pool.idle == 1)  # a spare was created off the caller's thread
+    assert pool.size == 2 and pool.created == 2
+    second = pool.try_acquire()
+    third_wait = pool.size
+    assert second is not None
+    wait_until(lambda: pool.idle == 1)
+    assert pool.size == 3 and third_wait == 3  # grown to max_size, and no further
+    third = pool.try_acquire()
+    assert third is not None and pool.size == 3
+    for s in (slot, second, third):
+        pool.release(s)
+    assert pool.idle == 3
+    pool.close()
+
+
+def test_idle_slots_beyond_min_size_are_trimmed_after_the_ttl() -> None:
+    clock = FakeClock()
+    pool = make_pool(2, 4, clock=clock, idle_ttl=60.0)
+    pool.warm(4)
+    assert pool.trim() == 0  # just put back
+    clock.advance(59)
+    assert pool.trim() == 0
+    slot = pool.try_acquire()  # the most recently used slot is reused first...
+    assert slot is not None
+    clock.advance(2)
+    pool.release(slot)  # ...and is fresh again
+    assert pool.trim() == 2  # the three others are over the ttl; min_size keeps one of them
+    assert pool.size == 2 and pool.idle == 2 and pool.trimmed == 2
+    clock.advance(61)
+    assert pool.trim() == 0  # never below min_size
+    assert pool.size == 2
+    assert pool.try_acquire() is slot
+    pool.release(slot)
+    pool.close()
+
+
+def test_trimming_skips_slots_in_use_and_pools_at_min_size() -> None:
+    clock = FakeClock()
+    pool = make_pool(2, 2, clock=clock)
+    pool.warm(2)
+    a = pool.try_acquire()
+    clock.advance(3600)
+    assert pool.trim() == 0
+    assert a is not None
+    pool.release(a)
+    pool.close()
+
+
+def test_invalid_pool_sizes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="min_size"):
+        make_pool(3, 2)
+    with pytest.raises(ValueError, match="grow_ahead"):
+        make_pool(0, 2, grow_ahead=-1)
+
+
+def test_oversized_response_is_a_clear_502(wat_guest: Callable[[str], bytes]) -> None:
+    from airssys_web.errors import BadGuestResponse
+
+    gen = make_generation(wat_guest("echo"), limits=Limits(memory=128 * 1024 * 1024, max_body=16 * 1024 * 1024))
+    assert gen.call("POST", "/", body=b"x" * (2 * 1024 * 1024)).body == b"x" * (2 * 1024 * 1024)
+    with pytest.raises(BadGuestResponse, match="too large to copy out"):
+        gen.call("POST", "/", body=b"x" * (3 * 1024 * 1024))
+    assert gen.call("POST", "/", body=b"small").body == b"small"  # the route keeps serving
+    gen.close()

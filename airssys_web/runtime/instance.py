@@ -72,6 +72,11 @@ def map_guest_error(exc: BaseException, ctx: HostContext, timeout: float) -> Gue
     kw = {"component": ctx.component, "version": ctx.version}
     if "wasm trap: interrupt" in text:
         return GuestTimeout(f"{ctx.tag} exceeded its {timeout:g}s deadline", **kw)
+    if "fuel allocated for hostcalls" in text:
+        # wasmtime caps one host<->guest copy at 128 MiB of C-API values: list<u8> costs 48 bytes per byte,
+        # so a guest response body above ~2.6 MiB cannot be lifted. Not the guest's bug, but its answer is unusable.
+        return BadGuestResponse(f"{ctx.tag} answered with a body too large to copy out of the guest "
+                                f"(wasmtime limits a single copy to about 2.6 MiB of list<u8>)", **kw)
     if "memory" in text and ("limit" in text or "grow" in text or ("out of bounds memory" not in text and
                              "resource limit" in text)):
         return GuestMemoryLimit(f"{ctx.tag} hit its memory limit: {_first_line(text)}", **kw)

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
+from .cli_lifecycle import list_from_server, run_deploy, server_options, strategy_options
 from .errors import AirssysError, DeployError
 from .limits import Limits
 
@@ -48,16 +49,22 @@ def cli() -> None:
 @click.option("--app", "app_path", default=None, metavar="MODULE:ATTR",
               help="The ASGI app to wrap (default: a small landing app).")
 @click.option("--no-version-header", is_flag=True, help="Do not add x-airssys-version to responses.")
+@click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File with the admin API secret (default: $AIRSSYS_SECRET; neither: the admin API is off).")
+@click.option("--admin-prefix", default="/_airssys/api", show_default=True, help="Where the admin API answers.")
+@click.option("--max-upload", type=int, default=128, show_default=True, help="Largest .wasm upload, in MiB.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
-          log_level: str) -> None:
+          secret_file: Path | None, admin_prefix: str, max_upload: int, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
+    from .auth import load_secret
     from .serve import run
 
     try:
         run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
-            log_level=log_level)
+            log_level=log_level, secret=load_secret(secret_file), admin_prefix=admin_prefix,
+            max_upload=max_upload * 1024 * 1024)
     except AirssysError as e:
         _fail(str(e))
 
@@ -73,14 +80,14 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
 @click.option("--memory", type=int, default=None, help="Linear memory cap per instance, in MiB.")
 @click.option("--min-instances", type=int, default=None, help="Pre-warmed instances.")
 @click.option("--max-instances", type=int, default=None, help="Maximum concurrent instances.")
+@strategy_options
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(name: str, file: Path, route: str, version: str, registry: Path, config: tuple[str, ...],
+def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, config: tuple[str, ...],
            timeout: float | None, memory: int | None, min_instances: int | None, max_instances: int | None,
-           as_json: bool) -> None:
+           strategy: str, percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
+           token: str | None, as_json: bool) -> None:
     """Validate, compile and activate FILE as version VERSION of component NAME."""
-    from .deploy import deploy as do_deploy
-    from .registry import EmbeddedRegistry
-
     limits: dict[str, Any] = {}
     if timeout is not None:
         limits["timeout"] = timeout
@@ -93,36 +100,36 @@ def deploy(name: str, file: Path, route: str, version: str, registry: Path, conf
     try:
         Limits.from_dict(limits)
         settings = {"limits": limits, "config": _parse_pairs(config, "--config")}
-        with EmbeddedRegistry(registry) as reg:
-            dep = do_deploy(reg, name, file, version=version, route=route, settings=settings)
     except AirssysError as e:
         _fail(str(e))
-    if as_json:
-        click.echo(json.dumps({"component": dep.component, "version": dep.active_version, "route": dep.route,
-                               "sha256": dep.sha256}))
-    else:
-        click.echo(f"deployed {dep.component}@{dep.active_version} at {dep.route} (sha256 {dep.sha256[:12]})")
+    run_deploy(name, file, version=version, route=route, settings=settings, registry=registry, server=server,
+               token=token, strategy=strategy, percent=percent, probe=probe, auto_rollback=auto_rollback,
+               as_json=as_json)
 
 
 @cli.command(name="list")
 @registry_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(registry: Path, as_json: bool) -> None:
+def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show components, their versions and routes, and which version is active."""
     from .registry import EmbeddedRegistry
 
+    rows: list[dict[str, Any]] = []
     try:
-        with EmbeddedRegistry(registry) as reg:
-            active = {d.component: d for d in reg.active()}
-            rows: list[dict[str, Any]] = []
-            for comp in reg.components():
-                dep = active.get(comp.name)
-                rows.append({
-                    "component": comp.name,
-                    "route": comp.route,
-                    "active": dep.active_version if dep else None,
-                    "versions": [v.version for v in reg.versions(comp.name)],
-                })
+        if server is not None:
+            rows = list_from_server(server, token)
+        else:
+            with EmbeddedRegistry(registry) as reg:
+                active = {d.component: d for d in reg.active()}
+                for comp in reg.components():
+                    dep = active.get(comp.name)
+                    rows.append({
+                        "component": comp.name,
+                        "route": comp.route,
+                        "active": dep.active_version if dep else None,
+                        "versions": [v.version for v in reg.versions(comp.name)],
+                    })
     except AirssysError as e:
         _fail(str(e))
     if as_json:
@@ -176,6 +183,11 @@ def build(source: Path, output: Path | None) -> None:
 def wit(show_path: bool) -> None:
     """Print the airssys:web WIT contract components are built against."""
     click.echo(str(WIT_PATH) if show_path else WIT_PATH.read_text(), nl=show_path)
+
+
+from .cli_lifecycle import register as _register_lifecycle  # noqa: E402 - needs ``cli`` and ``deploy`` above
+
+_register_lifecycle(cli, deploy, registry_option)
 
 
 def main() -> None:

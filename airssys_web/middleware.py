@@ -6,6 +6,9 @@ Mount it in any ASGI app (Starlette, FastAPI, ...)::
 
 It starts the host (loads and warms the active versions, starts watching the registry) on lifespan startup, or on
 the first request when the server runs no lifespan, and closes it on shutdown.
+
+It also mounts the admin API (``airssys_web.admin``) under ``admin_prefix`` when a secret is configured, and
+splits a route between two versions while a canary runs (a client's bucket lives in a signed cookie).
 """
 
 from __future__ import annotations
@@ -13,16 +16,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import SECRET_ENV, TokenAuthority, load_secret
 from .errors import GuestError, PoolExhausted
 from .host import AirssysHost
 from .registry import Registry
+from .routing import route_matches
 from .runtime.generation import Generation
+from .strategies import BucketCookie
 
 log = logging.getLogger("airssys_web")
 
@@ -32,8 +40,32 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgra
                          "proxy-connection", "te", "trailer"})
 
 
+ADMIN_PREFIX = "/_airssys/api"
+MAX_UPLOAD = 128 * 1024 * 1024
+
+
 class _TooLarge(Exception):
     pass
+
+
+class _Bucket:
+    """The client's canary bucket, read from its cookie (or newly issued) only when a split route needs it."""
+
+    __slots__ = ("cookies", "scope", "set_cookie", "value")
+
+    def __init__(self, cookies: BucketCookie, scope: Scope) -> None:
+        self.cookies = cookies
+        self.scope = scope
+        self.value: int | None = None
+        self.set_cookie: bytes | None = None
+
+    def __call__(self) -> int:
+        if self.value is None:
+            raw = b"; ".join(v for k, v in self.scope["headers"] if k == b"cookie").decode("latin-1")
+            self.value = self.cookies.read(cookie_parser(raw).get(self.cookies.name)) if raw else None
+            if self.value is None:
+                self.value, self.set_cookie = self.cookies.issue()
+        return self.value
 
 
 class AirssysMiddleware:
@@ -41,15 +73,31 @@ class AirssysMiddleware:
 
     Give either ``registry`` (a directory or a :class:`Registry`) or a ready ``host``. ``version_header`` adds
     ``x-airssys-version: NAME@VERSION`` to every component response.
+
+    The admin API answers under ``admin_prefix`` (``None`` turns it off) if there is a ``secret`` (default: the
+    ``AIRSSYS_SECRET`` environment variable); without one it answers 404: it is never open by default.
+    ``max_upload`` caps the size of an uploaded ``.wasm`` in bytes.
     """
 
     def __init__(self, app: ASGIApp, registry: str | Path | Registry | None = None, *,
-                 host: AirssysHost | None = None, version_header: bool = True, poll_interval: float = 0.2) -> None:
+                 host: AirssysHost | None = None, version_header: bool = True, poll_interval: float = 0.2,
+                 admin_prefix: str | None = ADMIN_PREFIX, secret: str | None = None,
+                 max_upload: int = MAX_UPLOAD) -> None:
         if (registry is None) == (host is None):
             raise TypeError("AirssysMiddleware needs exactly one of registry=... or host=...")
+        if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
+            raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
         self.app = app
         self.host = host if host is not None else AirssysHost(registry, poll_interval=poll_interval)  # type: ignore[arg-type]
         self.version_header = version_header
+        self.admin_prefix = admin_prefix
+        secret = secret if secret is not None else load_secret()
+        self.admin: ASGIApp | None = None
+        if admin_prefix is not None and secret:
+            from .admin import admin_app
+
+            self.admin = admin_app(self.host, TokenAuthority(secret), max_upload=max_upload)
+        self._buckets = BucketCookie(secret or secrets.token_bytes(32))
         self._started = False
         self._start_lock: asyncio.Lock | None = None
 
@@ -58,12 +106,17 @@ class AirssysMiddleware:
         if kind == "http":
             if not self._started:
                 await self._start()
-            gen = self.host.enter(scope["path"])
+            path = scope["path"]
+            if self.admin_prefix is not None and route_matches(self.admin_prefix, path):
+                await self._admin(scope, receive, send)
+                return
+            bucket = _Bucket(self._buckets, scope)
+            gen = self.host.enter(path, bucket)
             if gen is None:
                 await self.app(scope, receive, send)
                 return
             try:
-                await self._serve(gen, scope, receive, send)
+                await self._serve(gen, scope, receive, send, bucket.set_cookie)
             finally:
                 gen.leave()
         elif kind == "lifespan":
@@ -77,8 +130,18 @@ class AirssysMiddleware:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if not self._started:
+                if self.admin is None and self.admin_prefix is not None:
+                    log.warning("the admin API at %s is off: no secret (set %s or pass --secret-file)",
+                                self.admin_prefix, SECRET_ENV)
                 await asyncio.to_thread(self.host.start)
                 self._started = True
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.admin is None:
+            await _send_error(send, 404, "not found", "the admin API is off on this server", [])
+            return
+        root = scope.get("root_path", "") + self.admin_prefix
+        await self.admin(dict(scope, root_path=root), receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def wrapped_receive() -> Message:
@@ -92,13 +155,17 @@ class AirssysMiddleware:
         await self.app(scope, wrapped_receive, send)
 
     # -- serving --------------------------------------------------------------------------------------------
-    async def _serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,
+                     set_cookie: bytes | None) -> None:
         extra: list[tuple[bytes, bytes]] = []
         if self.version_header:
             extra.append((VERSION_HEADER, gen.tag.encode()))
+        if set_cookie is not None:
+            extra.append((b"set-cookie", set_cookie))
         try:
             body = await _read_body(scope, receive, gen.limits.max_body)
         except _TooLarge:
+            gen.outcome(413)
             await _send_error(send, 413, "request body too large",
                               f"the limit for this route is {gen.limits.max_body} bytes", extra)
             return
@@ -112,6 +179,7 @@ class AirssysMiddleware:
                       type(e).__name__, e)
             if isinstance(e, PoolExhausted):
                 extra.append((b"retry-after", b"1"))
+            gen.outcome(e.status)
             await _send_error(send, e.status, _PUBLIC_REASON.get(type(e).__name__, "guest error"), None, extra,
                               request_id=request_id)
             return
@@ -119,6 +187,7 @@ class AirssysMiddleware:
                if k.lower() not in _HOP_BY_HOP]
         out.append((b"content-length", str(len(resp.body)).encode()))
         out.extend(extra)
+        gen.outcome(resp.status)
         await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": resp.body})
 

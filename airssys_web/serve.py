@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -17,8 +18,10 @@ from .middleware import AirssysMiddleware
 
 
 def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
-              poll_interval: float = 0.2) -> AirssysMiddleware:
-    """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware."""
+              poll_interval: float = 0.2, **admin: Any) -> AirssysMiddleware:
+    """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
+
+    ``admin`` takes the middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
     holder: list[AirssysHost] = []
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
@@ -29,15 +32,16 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
             raise AirssysError(f"--app {app!r}: {e}") from None
     else:
         inner = app
-    mw = AirssysMiddleware(inner, registry=registry, version_header=version_header, poll_interval=poll_interval)
+    mw = AirssysMiddleware(inner, registry=registry, version_header=version_header, poll_interval=poll_interval,
+                           **admin)
     holder.append(mw.host)
     return mw
 
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
-        version_header: bool = True, log_level: str = "info") -> None:
+        version_header: bool = True, log_level: str = "info", **admin: Any) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asgi = build_app(registry, app, version_header=version_header)
+    asgi = build_app(registry, app, version_header=version_header, **admin)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/", err=True)
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, lifespan="on")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from time import perf_counter, thread_time
 
 from wasmtime.component import Component
 
 from ..limits import Limits
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, InlinePolicy
 from .imports import HostContext, build_linker
 from .instance import GuestResponse, Slot
 from .pool import InstancePool, Lease
@@ -26,6 +27,9 @@ class Generation:
         self.limits = limits
         self.sha256 = sha256
         self.dispatcher = dispatcher
+        self.inline = dispatcher.new_policy() if dispatcher is not None else InlinePolicy()
+        if ctx.fetch is not None:  # outbound I/O may block for seconds: never on the event loop
+            self.inline.long_running = True
         self._component = component
         self._linker = build_linker(ctx)
         self.pool = InstancePool(self._new_slot, min_size=limits.min_instances,
@@ -90,24 +94,52 @@ class Generation:
     # -- calling --------------------------------------------------------------------------------------------
     def _run(self, lease: Lease, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
              body: bytes) -> GuestResponse:
+        """A call on a worker thread (or a plain thread): its CPU time predicts what it would cost inline.
+
+        Thread CPU time, not wall time: a worker waits for the GIL while the loop runs Python, which says nothing
+        about the guest. A slot's first call (cold caches, lazy page faults) is not a sample.
+        """
         slot = self.pool.materialize(lease)
+        sample = slot.calls > 0
+        started = thread_time()
         try:
             return slot.call(method, path, query, headers, body)
         finally:
+            if sample:
+                self.inline.record(thread_time() - started)
+            self.pool.release(slot)
+
+    def _run_inline(self, slot: Slot, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
+                    body: bytes) -> GuestResponse:
+        """A call on the event loop: its wall time is how long the loop was held (a stall if over budget)."""
+        self.inline.inline_calls += 1
+        started = perf_counter()
+        try:
+            return slot.call(method, path, query, headers, body)
+        finally:
+            self.inline.record(perf_counter() - started)
             self.pool.release(slot)
 
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                      body: bytes) -> GuestResponse:
-        """Call the guest off the event loop. The caller must hold an ``enter()``."""
-        lease = await self.pool.acquire(self.limits.acquire_timeout)
-        if self.dispatcher is None:
+        """Call the guest: inline if its calls are known to be short (see ``dispatch``), else on a worker thread.
+
+        The caller must hold an ``enter()``.
+        """
+        dispatcher = self.dispatcher
+        slot = self.pool.try_acquire()
+        if slot is not None and slot.calls and self.inline.allows(len(body)):
+            return self._run_inline(slot, method, path, query, headers, body)
+        lease = slot if slot is not None else await self.pool.acquire(self.limits.acquire_timeout)
+        if dispatcher is None:  # no worker threads (tests, embedding): call right here
             return self._run(lease, method, path, query, headers, body)
         try:
-            return await self.dispatcher.run(self._run, lease, method, path, query, headers, body)
-        except RuntimeError:
-            if self.dispatcher.closed:  # never queued: the lease is still ours
-                self.pool.give_back(lease)
+            fut = dispatcher.submit(self._run, lease, method, path, query, headers, body,
+                                    on_skip=lambda: self.pool.give_back(lease))
+        except RuntimeError:  # the dispatcher is closed (shutting down): nothing was queued
+            self.pool.give_back(lease)
             raise
+        return await fut
 
     def call(self, method: str, path: str, query: str = "", headers: Sequence[tuple[str, str]] = (),
              body: bytes = b"") -> GuestResponse:

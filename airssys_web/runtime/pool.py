@@ -4,6 +4,12 @@ Slots are checked out by one caller at a time (a Store is never entered from two
 is busy and the pool is at ``max_size``, callers wait - asynchronously on the event loop, or blocking from a thread -
 for at most ``timeout`` seconds, then get PoolExhausted (503). A poisoned slot (the guest trapped or ran out of
 time) is never reused: it is dropped, and the pool refills itself back to ``min_size`` in the background.
+
+Sizing: ``warm()`` pre-instantiates ``min_size`` slots. When a checkout takes the last idle slot, ``grow_ahead``
+more are created in the background (up to ``max_size``), so a growing load rarely waits for an instantiation on
+its request path. Slots idle for longer than ``idle_ttl`` seconds beyond ``min_size`` are closed by ``trim()``,
+which one process-wide daemon thread calls every ``TRIM_INTERVAL`` seconds; the clock is injectable
+(``timer=``, as in cachetools) so tests advance it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +42,11 @@ Lease = Slot | _CreateToken
 
 _maintenance = ThreadPoolExecutor(max_workers=2, thread_name_prefix="airssys-refill")
 
+#: Default seconds a slot beyond ``min_size`` may stay idle before ``trim()`` closes it.
+IDLE_TTL = 300.0
+#: Seconds between two passes of the process-wide trimmer thread.
+TRIM_INTERVAL = 15.0
+
 
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
@@ -49,17 +62,30 @@ class _Waiter:
 
 
 class InstancePool:
-    def __init__(self, factory: Callable[[], Slot], *, min_size: int, max_size: int, name: str) -> None:
+    def __init__(self, factory: Callable[[], Slot], *, min_size: int, max_size: int, name: str,
+                 idle_ttl: float = IDLE_TTL, grow_ahead: int = 1, timer: Callable[[], float] = time.monotonic
+                 ) -> None:
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ValueError(f"{name}: pool sizes need 0 <= min_size <= max_size and max_size >= 1")
+        if idle_ttl < 0 or grow_ahead < 0:
+            raise ValueError(f"{name}: idle_ttl and grow_ahead must not be negative")
         self._factory = factory
         self.min_size = min_size
         self.max_size = max_size
         self.name = name
-        self._idle: list[Slot] = []
+        self.idle_ttl = idle_ttl
+        self.grow_ahead = grow_ahead
+        self._timer = timer
+        self._idle: list[Slot] = []  # a stack: the most recently used slot (warm caches) is reused first
+        self._since: list[float] = []  # when each idle slot was put back, oldest first
         self._total = 0  # idle + checked out + being created
         self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
         self._closed = False
         self.discarded = 0
+        self.created = 0
+        self.trimmed = 0
+        _Trimmer.register(self)
 
     # -- introspection -------------------------------------------------------------------------------------
     @property
@@ -70,15 +96,37 @@ class InstancePool:
     def idle(self) -> int:
         return len(self._idle)
 
+    def idle_slots(self) -> list[Slot]:
+        """The idle slots, least recently used first (a snapshot, for introspection and tests)."""
+        with self._lock:
+            return list(self._idle)
+
     # -- acquiring -----------------------------------------------------------------------------------------
+    def _pop_locked(self) -> Slot:
+        self._since.pop()
+        slot = self._idle.pop()
+        if not self._idle and self.grow_ahead and self._total < self.max_size and not self._closed:
+            grow = min(self.grow_ahead, self.max_size - self._total)
+            self._total += grow
+            for _ in range(grow):
+                _maintenance.submit(self._refill_one)
+        return slot
+
     def _reserve_locked(self) -> Lease | None:
         if self._closed:
             raise PoolExhausted(f"{self.name}: pool is closed")
         if self._idle:
-            return self._idle.pop()
+            return self._pop_locked()
         if self._total < self.max_size:
             self._total += 1
             return CREATE
+        return None
+
+    def try_acquire(self) -> Slot | None:
+        """An idle slot right now, or None (never waits, never instantiates: safe on the event loop)."""
+        with self._lock:
+            if self._idle and not self._closed:
+                return self._pop_locked()
         return None
 
     async def acquire(self, timeout: float) -> Lease:
@@ -135,10 +183,12 @@ class InstancePool:
         if isinstance(lease, Slot):
             return lease
         try:
-            return self._factory()
+            slot = self._factory()
         except BaseException:
             self._discard()
             raise
+        self.created += 1
+        return slot
 
     # -- returning -----------------------------------------------------------------------------------------
     def give_back(self, lease: Lease) -> None:
@@ -164,11 +214,12 @@ class InstancePool:
                     self._hand_to_waiter_locked(slot)
                 else:
                     self._idle.append(slot)
+                    self._since.append(self._timer())
                 return
             self._total -= 1
         slot.close()
 
-    def _discard(self) -> None:
+    def _discard(self, *, refill: bool = True) -> None:
         """One slot (or reserved capacity) is gone: let a waiter create a replacement, or refill to min_size."""
         with self._lock:
             self._total -= 1
@@ -178,7 +229,7 @@ class InstancePool:
                 self._total += 1
                 self._hand_to_waiter_locked(CREATE)
                 return
-            if self._total >= self.min_size:
+            if self._total >= self.min_size or not refill:
                 return
             self._total += 1
         _maintenance.submit(self._refill_one)
@@ -189,14 +240,34 @@ class InstancePool:
         waiter.notify()
 
     def _refill_one(self) -> None:
+        """Create one slot for capacity already reserved in ``_total`` (runs on the maintenance threads)."""
         try:
+            if self._closed:
+                raise PoolExhausted(f"{self.name}: pool is closed")
             slot = self._factory()
-        except Exception:
-            log.exception("%s: could not refill a discarded instance", self.name)
-            with self._lock:
-                self._total -= 1
+        except PoolExhausted:
+            self._discard(refill=False)
             return
+        except Exception:  # a waiter (if any) retries and gets the error; no background retry loop
+            log.exception("%s: could not create an instance in the background", self.name)
+            self._discard(refill=False)
+            return
+        self.created += 1
         self._put(slot)
+
+    def trim(self) -> int:
+        """Close slots idle longer than ``idle_ttl`` while the pool is above ``min_size``; return how many."""
+        now = self._timer()
+        victims: list[Slot] = []
+        with self._lock:
+            while (self._idle and self._total > self.min_size and now - self._since[0] > self.idle_ttl):
+                self._since.pop(0)
+                victims.append(self._idle.pop(0))
+                self._total -= 1
+            self.trimmed += len(victims)
+        for slot in victims:
+            slot.close()
+        return len(victims)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def warm(self, count: int) -> None:
@@ -210,6 +281,7 @@ class InstancePool:
                     self._total += 1
                 try:
                     created.append(self._factory())
+                    self.created += 1
                 except BaseException:
                     with self._lock:
                         self._total -= 1
@@ -224,7 +296,41 @@ class InstancePool:
             if self._closed:
                 return
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self._idle, self._since = self._idle, [], []
             self._total -= len(idle)
+        _Trimmer.unregister(self)
         for slot in idle:
             slot.close()
+
+
+class _Trimmer:
+    """One daemon thread per process that trims every live pool every ``TRIM_INTERVAL`` seconds."""
+
+    _pools: weakref.WeakSet[InstancePool] = weakref.WeakSet()
+    _lock = threading.Lock()
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def register(cls, pool: InstancePool) -> None:
+        with cls._lock:
+            cls._pools.add(pool)
+            if cls._thread is None:
+                cls._thread = threading.Thread(target=cls._run, name="airssys-pool-trim", daemon=True)
+                cls._thread.start()
+
+    @classmethod
+    def unregister(cls, pool: InstancePool) -> None:
+        with cls._lock:
+            cls._pools.discard(pool)
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(TRIM_INTERVAL)
+            with cls._lock:
+                pools = list(cls._pools)
+            for pool in pools:
+                try:
+                    pool.trim()
+                except Exception:  # pragma: no cover - trim only closes Stores
+                    log.exception("%s: idle trimming failed", pool.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -122,43 +123,53 @@ class _Armed:
 
 
 class AutoRollback:
-    """One :class:`ErrorRateWatch` per component; :meth:`check` rolls back the components that trip."""
+    """One :class:`ErrorRateWatch` per component; :meth:`check` rolls back the components that trip.
+
+    Thread-safe: the host arms watches from whichever thread syncs and checks them from its watcher thread.
+    """
 
     def __init__(self, registry: Registry, *, timer: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self.timer = timer
         self._armed: dict[str, _Armed] = {}
+        self._lock = threading.Lock()
 
     def arm(self, component: str, version: str, policy_text: str, generation_id: int, counts: Counts) -> None:
         """Watch ``version`` of ``component``; re-arming the same (version, policy, generation) keeps its window."""
-        current = self._armed.get(component)
-        if current is not None and (current.version, current.policy_text, current.generation_id) == (
-                version, policy_text, generation_id):
-            return
-        try:
-            policy = Policy.parse(policy_text)
-        except CapabilityError as e:
-            log.error("%s@%s: ignoring the stored auto-rollback policy: %s", component, version, e)
-            self._armed.pop(component, None)
-            return
-        self._armed[component] = _Armed(version, policy_text, generation_id,
-                                        ErrorRateWatch(policy, counts, timer=self.timer))
+        with self._lock:
+            current = self._armed.get(component)
+            if current is not None and (current.version, current.policy_text, current.generation_id) == (
+                    version, policy_text, generation_id):
+                return
+            try:
+                policy = Policy.parse(policy_text)
+            except CapabilityError as e:
+                log.error("%s@%s: ignoring the stored auto-rollback policy: %s", component, version, e)
+                self._armed.pop(component, None)
+                return
+            self._armed[component] = _Armed(version, policy_text, generation_id,
+                                            ErrorRateWatch(policy, counts, timer=self.timer))
 
     def disarm(self, component: str) -> None:
-        self._armed.pop(component, None)
+        with self._lock:
+            self._armed.pop(component, None)
 
     def watching(self) -> dict[str, str]:
         """component -> the version being watched."""
-        return {name: armed.version for name, armed in self._armed.items()}
+        with self._lock:
+            return {name: armed.version for name, armed in self._armed.items()}
 
     def check(self) -> list[tuple[str, str, str]]:
         """Sample every watch; roll back those that trip. Returns (component, version, reason) per rollback."""
         done: list[tuple[str, str, str]] = []
-        for name, armed in list(self._armed.items()):
-            reason = armed.watch.observe()
-            if reason is None:
-                continue
-            self._armed.pop(name, None)
+        tripped: list[tuple[str, _Armed, str]] = []
+        with self._lock:
+            for name, armed in list(self._armed.items()):
+                reason = armed.watch.observe()
+                if reason is not None:
+                    del self._armed[name]  # one verdict per activation; a later sync re-arms a new version
+                    tripped.append((name, armed, reason))
+        for name, armed, reason in tripped:  # registry writes happen outside the lock
             try:
                 self.registry.rollback(name, actor=ACTOR, reason=reason, expect=armed.version)
             except (Conflict, NotFound) as e:  # changed meanwhile, or nothing to go back to

@@ -1,0 +1,247 @@
+"""The lifecycle CLI on a registry directory and against a server (--server), and crash safety with a real server
+process killed with SIGKILL in the middle of an upload and of a switch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import find_free_port
+from starlette.applications import Starlette
+from support import text_component, write_wasm
+
+from airssys_web import AirssysMiddleware, EmbeddedRegistry
+from airssys_web.auth import TokenAuthority
+from airssys_web.cli import cli
+from airssys_web.client import AdminClient
+
+Server = Callable[..., AbstractContextManager[str]]
+SECRET = "cli-test-secret-" + "z" * 20
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _ok(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> str:
+    r = runner.invoke(cli, list(args), env=env)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def _err(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> str:
+    r = runner.invoke(cli, list(args), env=env)
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    return lines[0]
+
+
+# -- on a registry directory --------------------------------------------------------------------------------------
+def test_update_promote_rollback_history_status_on_a_registry(runner: CliRunner, tmp_path: Path) -> None:
+    reg = str(tmp_path / "reg")
+    v1, v2, v3 = (write_wasm(tmp_path, f"v{i}.wasm", text_component(f"v{i}")) for i in (1, 2, 3))
+    _ok(runner, "deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0", "--registry", reg)
+    out = _ok(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "blue-green",
+              "--probe", "/hello/ping", "--registry", reg)
+    assert out.startswith("deployed hello@2.0.0 at /hello")
+    out = _ok(runner, "update", "hello", str(v3), "--version", "3.0.0", "--strategy", "canary", "--percent", "20",
+              "--auto-rollback", "error-rate=5%,window=30s,min-requests=20", "--registry", reg, "--json")
+    result = json.loads(out)
+    assert (result["version"], result["canary_version"], result["canary_percent"]) == ("2.0.0", "3.0.0", 20)
+    assert "canary hello@3.0.0 serves 20%" in _ok(runner, "status", "--registry", reg)
+    assert json.loads(_ok(runner, "promote", "hello", "--registry", reg, "--json"))["version"] == "3.0.0"
+    assert "rolled back to hello@2.0.0" in _ok(runner, "rollback", "hello", "--registry", reg)
+    assert json.loads(_ok(runner, "rollback", "hello", "--to-version", "1.0.0", "--registry", reg,
+                          "--json"))["version"] == "1.0.0"
+    history = json.loads(_ok(runner, "history", "hello", "--registry", reg, "--json"))
+    assert [(h["action"], h["version"]) for h in history] == [
+        ("deploy", "1.0.0"), ("deploy", "2.0.0"), ("canary", "3.0.0"), ("promote", "3.0.0"),
+        ("rollback", "2.0.0"), ("rollback", "1.0.0")]
+    assert all(h["actor"].startswith("cli") for h in history)
+    table = _ok(runner, "history", "hello", "--registry", reg, env={"COLUMNS": "200"})
+    assert "blue-green" in table and "promote" in table
+    status = json.loads(_ok(runner, "status", "--registry", reg, "--json"))
+    assert status[0]["version"] == "1.0.0" and status[0]["canary_version"] is None
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["update", "hello", "{v2}", "--version", "2.0.0", "--strategy", "canary", "--percent", "0"], "percent"),
+    (["update", "hello", "{v2}", "--version", "2.0.0", "--probe", "/x"], "--probe needs"),
+    (["update", "hello", "{v2}", "--version", "2.0.0", "--auto-rollback", "error-rate"], "auto-rollback"),
+    (["update", "hello", "{bad}", "--version", "2.0.0", "--strategy", "blue-green", "--probe", "/hello"],
+     "step 'probe' failed"),
+    (["update", "nope", "{v2}", "--version", "2.0.0"], "give it a route"),
+    (["promote", "hello"], "no canary"),
+    (["rollback", "hello", "--to-version", "9.9.9"], "no version 9.9.9"),
+    (["rollback", "nope"], "no component"),
+    (["history", "nope"], "no component"),
+    (["update", "hello", "{v2}", "--version", "2.0.0", "--server", "http://127.0.0.1:9"], "--registry or --server"),
+])
+def test_lifecycle_errors_are_one_line(runner: CliRunner, tmp_path: Path, args: list[str], needle: str) -> None:
+    reg = str(tmp_path / "reg")
+    files = {"v1": write_wasm(tmp_path, "v1.wasm", text_component("v1")),
+             "v2": write_wasm(tmp_path, "v2.wasm", text_component("v2")),
+             "bad": write_wasm(tmp_path, "bad.wasm", text_component("bad", status=500))}
+    _ok(runner, "deploy", "hello", str(files["v1"]), "--route", "/hello", "--version", "1.0.0", "--registry", reg)
+    line = _err(runner, *[a.format(**{k: str(v) for k, v in files.items()}) for a in args], "--registry", reg)
+    assert needle in line
+    with EmbeddedRegistry(reg) as r:
+        assert r.get_deployment("hello").active_version == "1.0.0"
+
+
+def test_token_command(runner: CliRunner, tmp_path: Path) -> None:
+    bearer = _ok(runner, "token", "--scope", "deploy", "--ttl", "1h", env={"AIRSSYS_SECRET": SECRET}).strip()
+    token = TokenAuthority(SECRET).verify(bearer)
+    assert token.scope == "deploy" and 3599 <= token.expires_at - token.issued_at <= 3600
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    out = json.loads(_ok(runner, "token", "--secret-file", str(secret_file), "--json", env={"AIRSSYS_SECRET": ""}))
+    assert out["scope"] == "read" and TokenAuthority(SECRET).verify(out["token"]).id == out["id"]
+    assert "no secret" in _err(runner, "token", env={"AIRSSYS_SECRET": ""})
+    assert "at least 16" in _err(runner, "token", env={"AIRSSYS_SECRET": "short"})
+    assert "invalid --ttl" in _err(runner, "token", "--ttl", "forever", env={"AIRSSYS_SECRET": SECRET})
+
+
+# -- against a server -----------------------------------------------------------------------------------------------
+def test_every_command_through_a_server(runner: CliRunner, tmp_path: Path, uvicorn_server: Server) -> None:
+    app = AirssysMiddleware(Starlette(), registry=tmp_path / "reg", secret=SECRET)
+    token, _ = TokenAuthority(SECRET).mint("deploy", 600)
+    v1, v2 = (write_wasm(tmp_path, f"v{i}.wasm", text_component(f"v{i}")) for i in (1, 2))
+    with uvicorn_server(app) as url:
+        env = {"AIRSSYS_TOKEN": token}
+        remote = ["--server", url]
+        _ok(runner, "deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0", *remote, env=env)
+        assert httpx.get(url + "/hello").text == "v1"
+        out = json.loads(_ok(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "canary",
+                             "--percent", "100", *remote, "--json", env=env))
+        assert out["serving"] == {"active": "1.0.0", "canary": "2.0.0", "canary_percent": 100}
+        assert httpx.get(url + "/hello").text == "v2"
+        assert "serves 100%" in _ok(runner, "status", *remote, env=env)
+        _ok(runner, "promote", "hello", *remote, env=env)
+        listed = json.loads(_ok(runner, "list", *remote, "--json", env=env))
+        assert listed == [{"component": "hello", "route": "/hello", "active": "2.0.0", "versions": ["1.0.0", "2.0.0"]}]
+        _ok(runner, "rollback", "hello", *remote, "--token", token)
+        assert httpx.get(url + "/hello").headers["x-airssys-version"] == "hello@1.0.0"
+        history = json.loads(_ok(runner, "history", "hello", *remote, "--json", env=env))
+        assert [h["action"] for h in history] == ["deploy", "canary", "promote", "rollback"]
+        assert "no admin token" in _err(runner, "status", *remote, env={"AIRSSYS_TOKEN": ""})
+        assert "invalid token" in _err(runner, "status", *remote, "--token", "forged")
+        assert "has no version 7.0.0" in _err(runner, "rollback", "hello", "--to-version", "7.0.0", *remote, env=env)
+    assert "cannot reach the server" in _err(runner, "status", *remote, env=env)
+
+
+# -- crash safety with a real server process ------------------------------------------------------------------------
+@contextmanager
+def server_process(reg: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = find_free_port()
+    env = os.environ | {"AIRSSYS_SECRET": SECRET, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "airssys_web.cli", "serve", "--registry", str(reg), "--port",
+                             str(port), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a bound on start-up, not a speed assertion
+        while True:
+            assert proc.poll() is None, "the server exited during start-up"
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _consistent(reg: Path) -> str:
+    """After a crash: the registry verifies and the version it names is the one a restarted server serves."""
+    with EmbeddedRegistry(reg) as r:
+        assert r.verify() == []
+        active = r.get_deployment("hello").active_version
+    with server_process(reg) as (url, _):
+        assert httpx.get(url + "/hello").headers["x-airssys-version"] == f"hello@{active}"
+    return active
+
+
+def test_kill_9_mid_upload_leaves_the_old_version(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    token, _ = TokenAuthority(SECRET).mint("deploy", 600)
+    big = text_component("new")  # a valid component; its upload is stalled half way below
+    with server_process(reg) as (url, proc):
+        with AdminClient(url, token, progress=False) as client:
+            client.deploy("hello", text_component("old"), version="1.0.0", route="/hello")
+        sent_half = threading.Event()
+
+        def body() -> Iterator[bytes]:
+            yield big[: len(big) // 2]
+            sent_half.set()
+            time.sleep(30)  # never finishes: the server dies first
+            yield big[len(big) // 2:]
+
+        sha = hashlib.sha256(big).hexdigest()
+        errors: list[Exception] = []
+
+        def upload() -> None:
+            try:
+                httpx.put(f"{url}/_airssys/api/blobs/{sha}", content=body(), timeout=60,
+                          headers={"authorization": f"Bearer {token}", "content-length": str(len(big))})
+            except httpx.HTTPError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=upload, daemon=True)
+        t.start()
+        assert sent_half.wait(10)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with EmbeddedRegistry(reg) as r:
+        assert not r.blob_path(sha).exists()
+    assert _consistent(reg) == "1.0.0"
+
+
+def test_kill_9_mid_switch_leaves_old_or_new_never_half(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    token, _ = TokenAuthority(SECRET).mint("deploy", 600)
+    seen: set[str] = set()
+    for attempt, delay in enumerate((0.0, 0.05, 0.15)):
+        with server_process(reg) as (url, proc):
+            with AdminClient(url, token, progress=False) as client:
+                if attempt == 0:
+                    client.deploy("hello", text_component("v0"), version="1.0.0", route="/hello")
+                wasm = text_component(f"v{attempt + 1}")
+                client.upload(wasm)
+
+                def deploy(version: str = f"2.{attempt}.0", data: bytes = wasm) -> None:
+                    try:
+                        with AdminClient(url, token, progress=False) as c:
+                            # many instances to warm make the switch long enough to be interrupted
+                            c.deploy("hello", data, version=version,
+                                     settings={"limits": {"min_instances": 64, "max_instances": 64}})
+                    except Exception:
+                        pass
+
+                t = threading.Thread(target=deploy, daemon=True)
+                t.start()
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                t.join(10)
+        seen.add(_consistent(reg))
+    assert seen <= {"1.0.0", "2.0.0", "2.1.0", "2.2.0"}

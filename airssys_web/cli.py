@@ -10,7 +10,9 @@ from typing import Any, NoReturn
 import click
 
 from .cli_lifecycle import list_from_server, run_deploy, server_options, strategy_options
+from .cli_options import capability_options
 from .errors import AirssysError, DeployError
+from .needs import NeedsCheck
 from .limits import Limits
 
 WIT_PATH = Path(__file__).parent / "wit" / "airssys-web.wit"
@@ -53,10 +55,17 @@ def cli() -> None:
               help="File with the admin API secret (default: $AIRSSYS_SECRET; neither: the admin API is off).")
 @click.option("--admin-prefix", default="/_airssys/api", show_default=True, help="Where the admin API answers.")
 @click.option("--max-upload", type=int, default=128, show_default=True, help="Largest .wasm upload, in MiB.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes (each runs its own host and registry watcher); use one per core.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Worker threads per process for guest calls [default: 4 per core + 4, at most 32].")
+@click.option("--no-inline", is_flag=True,
+              help="Run every guest call on a worker thread, even those measured to be short.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
-          secret_file: Path | None, admin_prefix: str, max_upload: int, log_level: str) -> None:
+          secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
+          no_inline: bool, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
     from .auth import load_secret
     from .serve import run
@@ -64,7 +73,7 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
     try:
         run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
             log_level=log_level, secret=load_secret(secret_file), admin_prefix=admin_prefix,
-            max_upload=max_upload * 1024 * 1024)
+            max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline)
     except AirssysError as e:
         _fail(str(e))
 
@@ -75,36 +84,54 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
 @click.option("--route", required=True, help="Path prefix the component owns, e.g. /hello.")
 @click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
 @registry_option
-@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Config value (repeatable).")
-@click.option("--timeout", type=float, default=None, help="Per-request deadline in seconds.")
-@click.option("--memory", type=int, default=None, help="Linear memory cap per instance, in MiB.")
-@click.option("--min-instances", type=int, default=None, help="Pre-warmed instances.")
-@click.option("--max-instances", type=int, default=None, help="Maximum concurrent instances.")
+@capability_options
 @strategy_options
 @server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, config: tuple[str, ...],
-           timeout: float | None, memory: int | None, min_instances: int | None, max_instances: int | None,
-           strategy: str, percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
-           token: str | None, as_json: bool) -> None:
-    """Validate, compile and activate FILE as version VERSION of component NAME."""
-    limits: dict[str, Any] = {}
-    if timeout is not None:
-        limits["timeout"] = timeout
-    if memory is not None:
-        limits["memory"] = memory * 1024 * 1024
-    if min_instances is not None:
-        limits["min_instances"] = min_instances
-    if max_instances is not None:
-        limits["max_instances"] = max_instances
+def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, strategy: str,
+           percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
+           token: str | None, as_json: bool, **options: Any) -> None:
+    """Validate, compile and activate FILE as version VERSION of component NAME.
+
+    The component gets only what is granted (flags, or the airssys.toml next to FILE); deploy shows what it
+    declares it needs next to what it is granted, and refuses to deploy if a declared need is not granted.
+    """
+    from .cli_lifecycle import read_wasm
+    from .cli_options import CapabilityOptions
+    from .deploy import plan_capabilities
+    from .manifest import find_manifest, load_manifest
+
     try:
-        Limits.from_dict(limits)
-        settings = {"limits": limits, "config": _parse_pairs(config, "--config")}
+        opts = CapabilityOptions.pop_from(options)
+        wasm = read_wasm(file)
+        manifest_path = opts.manifest or find_manifest(file)
+        manifest = load_manifest(manifest_path) if manifest_path is not None else None
+        plan = plan_capabilities(wasm, grants=opts.grants, limits=opts.limits, manifest=manifest,
+                                 grant_declared_needs=opts.grant_declared, enforce=False)
+        if not as_json:
+            click.echo(render_needs(plan.check, manifest_path))
+        plan.check.raise_for_missing()
     except AirssysError as e:
         _fail(str(e))
-    run_deploy(name, file, version=version, route=route, settings=settings, registry=registry, server=server,
+    run_deploy(name, file, version=version, route=route, settings=plan.settings, registry=registry, server=server,
                token=token, strategy=strategy, percent=percent, probe=probe, auto_rollback=auto_rollback,
                as_json=as_json)
+
+
+def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
+    """The declared-vs-granted table ``deploy`` prints (secrets redacted)."""
+    source = f" (manifest {manifest})" if manifest is not None else ""
+    if not check.declared:
+        if not check.rows:
+            return f"capabilities: none granted; the component declares no needs{source}"
+        lines = [f"capabilities: the component declares no needs{source}; granted:"]
+        lines += [f"  {r.kind:<9} {r.grant}" for r in check.rows]
+        return "\n".join(lines)
+    width = max([len(r.need) for r in check.rows] + [8])
+    lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
+    for r in check.rows:
+        lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+    return "\n".join(lines)
 
 
 @cli.command(name="list")

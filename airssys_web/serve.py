@@ -1,8 +1,19 @@
-"""``airssys-web serve``: wrap an ASGI app (or the landing app) in the middleware and run it with uvicorn."""
+"""``airssys-web serve``: wrap an ASGI app (or the landing app) in the middleware and run it with uvicorn.
+
+With ``workers > 1`` uvicorn starts that many processes, which need an import string rather than an app object:
+the options travel in one environment variable (``AIRSSYS_WEB_SERVE``, JSON) to :func:`app_from_env`, the
+factory every worker calls. Each worker runs its own host, pool and registry watcher, so a deploy reaches every
+worker within the watcher's ``poll_interval`` plus the time to warm the new version; nothing is shared between
+workers but the registry directory (SQLite in WAL mode and compiled artifacts, read-only once deployed).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +22,51 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.importer import ImportFromStringError, import_from_string
 
+from .auth import SECRET_ENV
 from .errors import AirssysError
 from .host import AirssysHost
 from .landing import landing_app
 from .middleware import AirssysMiddleware
+from .runtime.dispatch import Dispatcher
+
+#: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
+OPTIONS_ENV = "AIRSSYS_WEB_SERVE"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What a worker needs to build the served app (JSON-serialisable; the admin secret is not in it)."""
+
+    registry: str
+    app: str | None = None
+    version_header: bool = True
+    poll_interval: float = 0.2
+    admin_prefix: str | None = "/_airssys/api"
+    max_upload: int = 128 * 1024 * 1024
+    threads: int | None = None
+    inline: bool = True
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, text: str | None) -> ServeOptions:
+        if not text:
+            raise AirssysError(f"{OPTIONS_ENV} is not set: start workers with `airssys-web serve --workers N`")
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as e:
+            raise AirssysError(f"{OPTIONS_ENV} is not valid serve options: {e}") from None
 
 
 def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
-              poll_interval: float = 0.2, **admin: Any) -> AirssysMiddleware:
+              poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
+              **admin: Any) -> AirssysMiddleware:
     """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
 
-    ``admin`` takes the middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
+    ``threads`` caps the worker threads that run guest calls (default: :func:`~.dispatch.default_threads`);
+    ``inline=False`` sends every guest call to a thread, even those measured to be short. ``admin`` takes the
+    middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
     holder: list[AirssysHost] = []
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
@@ -32,16 +77,74 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
             raise AirssysError(f"--app {app!r}: {e}") from None
     else:
         inner = app
-    mw = AirssysMiddleware(inner, registry=registry, version_header=version_header, poll_interval=poll_interval,
-                           **admin)
+    dispatcher = Dispatcher(threads, inline_budget=0.001 if inline else 0.0)
+    host = AirssysHost(registry, poll_interval=poll_interval, dispatcher=dispatcher)
+    mw = AirssysMiddleware(inner, host=host, version_header=version_header, **admin)
     holder.append(mw.host)
     return mw
 
 
+def app_from_env() -> AirssysMiddleware:
+    """uvicorn factory for worker processes (``airssys_web.serve:app_from_env``): options from the environment."""
+    options = ServeOptions.from_env(os.environ.get(OPTIONS_ENV))
+    return build_app(options.registry, options.app, version_header=options.version_header,
+                     poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
+                     admin_prefix=options.admin_prefix, max_upload=options.max_upload)
+
+
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
-        version_header: bool = True, log_level: str = "info", **admin: Any) -> None:
+        version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
+        inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
+        max_upload: int = 128 * 1024 * 1024) -> None:
+    """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket."""
+    if workers < 1:
+        raise AirssysError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise AirssysError(f"--threads must be at least 1, got {threads}")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asgi = build_app(registry, app, version_header=version_header, **admin)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/", err=True)
-    uvicorn.run(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+    if workers == 1:
+        asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
+                         secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
+        click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/", err=True)
+        uvicorn.run(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+        return
+    if app is not None:
+        try:  # fail here, once, with a clear message, rather than in every worker
+            import_from_string(app)
+        except ImportFromStringError as e:
+            raise AirssysError(f"--app {app!r}: {e}") from None
+    options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
+                           admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline)
+    os.environ[OPTIONS_ENV] = options.to_env()
+    if secret:  # the workers read it the documented way (load_secret)
+        os.environ[SECRET_ENV] = secret
+    click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/ with {workers} workers",
+               err=True)
+    config = uvicorn.Config("airssys_web.serve:app_from_env", factory=True, host=host, port=port,
+                            log_level=log_level, lifespan="on", workers=workers)
+    _run_workers(config)
+
+
+def _run_workers(config: uvicorn.Config) -> None:
+    """What ``uvicorn.run`` does for ``workers > 1``, with a listening socket whose accepted connections get
+    ``TCP_NODELAY``.
+
+    uvicorn binds the shared listener with ``proto=0``; accepted sockets inherit it and asyncio only sets
+    ``TCP_NODELAY`` when ``proto == IPPROTO_TCP``, so every keep-alive response would wait for the client's
+    delayed ACK (~40 ms on Linux; Kludex/uvicorn#3149). Re-wrapping the descriptor with the right ``proto``
+    fixes it without touching uvicorn.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
+        family, kind = sock.family, sock.type
+        sock = socket.socket(family, kind, socket.IPPROTO_TCP, fileno=sock.detach())
+        sock.set_inheritable(True)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    finally:
+        sock.close()

@@ -1,0 +1,193 @@
+"""How fast a swap is, and what it costs the traffic around it (no assertions; prints numbers).
+
+    .venv/bin/python benchmarks/bench_swap.py [--swaps 20] [--seconds 5] [--no-write]
+
+Starts a real server process (``airssys-web serve`` with a secret) on 127.0.0.1 and measures, through the admin
+API:
+
+- **blue-green / rollback**: time from sending the admin request until (a) its answer, which the server sends once
+  the new version serves in its process, and (b) the first response of an ordinary client carrying the new
+  ``x-airssys-version``. The components are precompiled: every version was deployed once before, so the swap
+  loads its artifact from the cache (the check step still validates the upload, which for these ~1 KB WAT
+  components costs a few milliseconds).
+- **steady client latency**: p50/p99 of sequential GETs by two keep-alive clients, first with no swaps, then while
+  blue-green updates and rollbacks alternate back to back.
+
+Results go to BENCHMARKS.md (section "Swap") unless ``--no-write``. The issue's targets: swap <= 200 ms, p99 during
+swaps <= 2x steady.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from airssys_web.auth import TokenAuthority
+from airssys_web.build import compile_wat, wat_response_component
+from airssys_web.client import AdminClient
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-secret-" + "b" * 24
+
+
+@contextmanager
+def server(registry: Path) -> Iterator[str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "airssys_web.cli", "serve", "--registry", str(registry),
+                             "--port", str(port), "--log-level", "warning"],
+                            env=os.environ | {"AIRSSYS_SECRET": SECRET}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def first_seen(client: httpx.Client, tag: str, started: float) -> float:
+    """Seconds from ``started`` until a plain (already connected) client gets a response from ``tag``."""
+    while client.get("/bench").headers.get("x-airssys-version") != tag:
+        pass
+    return time.perf_counter() - started
+
+
+class Steady:
+    """Clients issuing sequential GETs and recording each latency."""
+
+    def __init__(self, url: str, clients: int = 2) -> None:
+        self.url, self.clients = url, clients
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as c:
+            while not self._stop.is_set():
+                t = time.perf_counter()
+                try:
+                    ok = c.get("/bench").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.latencies.append(time.perf_counter() - t)
+                self.failures += not ok
+
+    def __enter__(self) -> Steady:
+        self._threads = [threading.Thread(target=self._run) for _ in range(self.clients)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--swaps", type=int, default=20, help="blue-green updates (each followed by a rollback)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the steady-latency run without swaps")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+
+    versions = [f"1.{i}.0" for i in range(args.swaps + 1)]
+    wasm = {v: compile_wat(wat_response_component(f"body of {v}")) for v in versions}
+    token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "reg") as url:
+        admin = AdminClient(url, token, progress=False)
+        admin.deploy("bench", wasm[versions[0]], version=versions[0], route="/bench")
+        for v in versions[1:]:  # precompile every version (and upload it) once
+            admin.deploy("bench", wasm[v], version=v)
+        admin.rollback("bench", to_version=versions[0])
+        watcher = httpx.Client(base_url=url)
+        watcher.get("/bench")
+
+        def timed(call: Callable[[], dict[str, object]], tag: str) -> tuple[float, float]:
+            started = time.perf_counter()
+            call()
+            answered = time.perf_counter() - started
+            return answered, first_seen(watcher, tag, started)
+
+        with Steady(url) as quiet:
+            time.sleep(args.seconds)
+        swap_answer, swap_seen, back_answer, back_seen = [], [], [], []
+        with Steady(url) as busy:
+            for v in versions[1:]:
+                a, s = timed(lambda v=v: admin.deploy("bench", wasm[v], version=v, strategy="blue-green"),
+                             f"bench@{v}")
+                swap_answer.append(a)
+                swap_seen.append(s)
+                a, s = timed(lambda: admin.rollback("bench"), f"bench@{versions[0]}")
+                back_answer.append(a)
+                back_seen.append(s)
+        admin.close()
+        watcher.close()
+
+    ms = 1000.0
+    rows = [
+        ("blue-green swap: admin answer", swap_answer),
+        ("blue-green swap: first client response", swap_seen),
+        ("rollback: admin answer", back_answer),
+        ("rollback: first client response", back_seen),
+    ]
+    lines = ["| measurement | p50 | p99 | max |", "|---|---|---|---|"]
+    for label, values in rows:
+        lines.append(f"| {label} (n={len(values)}) | {pct(values, .5) * ms:.1f} ms | {pct(values, .99) * ms:.1f} ms "
+                     f"| {max(values) * ms:.1f} ms |")
+    lines += ["", "| steady client (2 keep-alive clients) | requests | failed | p50 | p99 |", "|---|---|---|---|---|"]
+    for label, run in (("no swaps", quiet), (f"during {2 * args.swaps} swaps", busy)):
+        lines.append(f"| {label} | {len(run.latencies)} | {run.failures} | {pct(run.latencies, .5) * ms:.2f} ms "
+                     f"| {pct(run.latencies, .99) * ms:.2f} ms |")
+    ratio = pct(busy.latencies, .99) / pct(quiet.latencies, .99)
+    lines += ["", f"p99 during swaps / p99 steady: {ratio:.2f}x (target <= 2x); median swap (admin answer): "
+                  f"{statistics.median(swap_answer) * ms:.0f} ms (target <= 200 ms)"]
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_write:
+        write_section(table)
+
+
+def write_section(table: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    section = (f"## Swap\n\n`benchmarks/bench_swap.py` ({time.strftime('%Y-%m-%d')}, {machine}): a real server "
+               "process, tiny WAT components, precompiled (see the script's docstring).\n\n"
+               f"{table}\n")
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Swap\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip() + "\n")
+    print(f"wrote the Swap section of {path}")
+
+
+if __name__ == "__main__":
+    main()

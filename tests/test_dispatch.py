@@ -250,11 +250,12 @@ def test_large_bodies_and_cold_slots_stay_on_threads() -> None:
 
 def test_a_guest_that_ran_long_never_goes_inline() -> None:
     dispatcher = Dispatcher(2, inline_warmup=1, inline_budget=0.001)
-    gen = make_generation(compile_wat(BUSY.read_text()), dispatcher=dispatcher)
-    gen.warm()
+    gen = make_generation(compile_wat(BUSY.read_text()), dispatcher=dispatcher,
+                          limits=Limits(min_instances=1, max_instances=1))  # one slot: every call after the first
+    gen.warm()                                                            # one is a sample
 
     async def main() -> None:
-        for _ in range(3):  # quick calls (empty query): eligible
+        for _ in range(20):  # quick calls (empty query): eligible
             await gen.handle("GET", "/", "", [], b"")
         assert gen.inline.allows(0)
         await gen.handle("GET", "/", "x" * 20, [], b"")  # ~20 ms of CPU: over the 1 ms budget

@@ -322,8 +322,12 @@ class Grants:
         return Grants.of(self, other)
 
     # -- settings JSON ---------------------------------------------------------------------------------------
-    def to_settings(self, secret_store: SecretResolver | None = None) -> dict[str, Any]:
-        """The JSON form stored with a version; secret values go to ``secret_store``, only references stay."""
+    def to_settings(self, secret_store: SecretResolver | None = None, *, reveal: bool = False) -> dict[str, Any]:
+        """The JSON form stored with a version; secret values go to ``secret_store``, only references stay.
+
+        ``reveal=True`` keeps secret values in clear instead: only for handing settings to the code that stores
+        them (``deploy``, the admin API), never for display.
+        """
         out: dict[str, Any] = {}
         if self.outbound.grants:
             out["outbound"] = [str(h) for h in self.outbound.grants]
@@ -332,10 +336,12 @@ class Grants:
         if self.config:
             out["config"] = dict(self.config)
         if self.secrets:
-            refs: dict[str, dict[str, str]] = {}
+            refs: dict[str, Any] = {}
             for key, secret in self.secrets.items():
                 if secret.ref is not None and secret.value is None:
                     refs[key] = {"ref": secret.ref}
+                elif reveal:
+                    refs[key] = secret.value
                 elif secret_store is None:
                     raise CapabilityError("secrets need a secret store (deploy into a registry to store them)")
                 else:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from .cli_lifecycle import list_from_server, run_deploy, server_options, strategy_options
+from .cli_options import capability_options
 from .errors import AirssysError, DeployError
-from .limits import Limits
+
+if TYPE_CHECKING:
+    from .needs import NeedsCheck
 
 WIT_PATH = Path(__file__).parent / "wit" / "airssys-web.wit"
 
@@ -19,16 +22,6 @@ WIT_PATH = Path(__file__).parent / "wit" / "airssys-web.wit"
 def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _fail(f"{option} expects KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
 
 
 registry_option = click.option("--registry", "registry", type=click.Path(file_okay=False, path_type=Path),
@@ -82,36 +75,57 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
 @click.option("--route", required=True, help="Path prefix the component owns, e.g. /hello.")
 @click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
 @registry_option
-@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Config value (repeatable).")
-@click.option("--timeout", type=float, default=None, help="Per-request deadline in seconds.")
-@click.option("--memory", type=int, default=None, help="Linear memory cap per instance, in MiB.")
-@click.option("--min-instances", type=int, default=None, help="Pre-warmed instances.")
-@click.option("--max-instances", type=int, default=None, help="Maximum concurrent instances.")
+@capability_options
 @strategy_options
 @server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, config: tuple[str, ...],
-           timeout: float | None, memory: int | None, min_instances: int | None, max_instances: int | None,
-           strategy: str, percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
-           token: str | None, as_json: bool) -> None:
-    """Validate, compile and activate FILE as version VERSION of component NAME."""
-    limits: dict[str, Any] = {}
-    if timeout is not None:
-        limits["timeout"] = timeout
-    if memory is not None:
-        limits["memory"] = memory * 1024 * 1024
-    if min_instances is not None:
-        limits["min_instances"] = min_instances
-    if max_instances is not None:
-        limits["max_instances"] = max_instances
+def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, strategy: str,
+           percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
+           token: str | None, as_json: bool, **options: Any) -> None:
+    """Validate, compile and activate FILE as version VERSION of component NAME.
+
+    The component gets only what is granted (flags, or the airssys.toml next to FILE); deploy shows what it
+    declares it needs next to what it is granted, and refuses to deploy if a declared need is not granted.
+    """
+    from .cli_lifecycle import read_wasm
+    from .cli_options import CapabilityOptions
+    from .deploy import plan_capabilities
+    from .manifest import find_manifest, load_manifest
+    from .registry import validate_name, validate_route, validate_version
+
     try:
-        Limits.from_dict(limits)
-        settings = {"limits": limits, "config": _parse_pairs(config, "--config")}
+        validate_name(name)
+        validate_version(version)
+        if route is not None:
+            validate_route(route)
+        opts = CapabilityOptions.pop_from(options)
+        wasm = read_wasm(file)
+        manifest_path = opts.manifest or find_manifest(file)
+        manifest = load_manifest(manifest_path) if manifest_path is not None else None
+        plan = plan_capabilities(wasm, grants=opts.grants, limits=opts.limits, manifest=manifest,
+                                 grant_declared_needs=opts.grant_declared, enforce=False)
+        if not as_json and (plan.check.declared or plan.check.rows):
+            click.echo(render_needs(plan.check, manifest_path))
+        plan.check.raise_for_missing()
     except AirssysError as e:
         _fail(str(e))
-    run_deploy(name, file, version=version, route=route, settings=settings, registry=registry, server=server,
+    run_deploy(name, file, version=version, route=route, settings=plan.settings, registry=registry, server=server,
                token=token, strategy=strategy, percent=percent, probe=probe, auto_rollback=auto_rollback,
                as_json=as_json)
+
+
+def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
+    """The declared-vs-granted table ``deploy`` prints (secrets redacted)."""
+    source = f" (manifest {manifest})" if manifest is not None else ""
+    if not check.declared:
+        lines = [f"capabilities: the component declares no needs{source}; granted:"]
+        lines += [f"  {r.kind:<9} {r.grant}" for r in check.rows]
+        return "\n".join(lines)
+    width = max([len(r.need) for r in check.rows] + [8])
+    lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
+    for r in check.rows:
+        lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+    return "\n".join(lines)
 
 
 @cli.command(name="list")

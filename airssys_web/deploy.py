@@ -4,25 +4,38 @@ Everything that can be wrong with an upload is found here, before the registry c
 a component of another world, a missing ``handle`` export, an import the host cannot provide, a bad name, version
 or route. The artifact is compiled and stored *before* the registry row that activates it, so a running server's
 swap only loads (milliseconds) and never compiles.
+
+Capabilities are settled here too, in two steps. :func:`plan_capabilities` (pure; the CLI runs it to show the
+table) merges the manifest, the settings and explicit grants, lines them up with what the component declares
+(its ``airssys-web:needs`` section and the manifest's ``[needs]``) and refuses a declared need nothing grants.
+:func:`finalize_settings` (next to the registry: ``deploy`` and the lifecycle strategies call it) re-validates
+everything, checks granted directories, and moves secret values into the registry's secret store so the stored
+settings only hold references.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType, RecordType
 
-from .errors import InvalidComponent
+from .capabilities import Capability, Grants
+from .errors import CapabilityError, InvalidComponent
 from .limits import Limits
+from .manifest import Manifest, find_manifest, load_manifest
+from .needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
 from .runtime.artifacts import ArtifactCache, sha256_hex
 from .runtime.engine import get_engine
 from .runtime.imports import HANDLER_INTERFACE, HostContext, build_linker
 from .runtime.instance import Slot
+from .runtime.services import SECRETS_DIR, state_dir
+from .secrets import SecretStore
 
 log = logging.getLogger("airssys_web.deploy")
 
@@ -52,22 +65,24 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     if wasm[:8] != _COMPONENT_HEADER:
         raise InvalidComponent(f"{label} has an unsupported WebAssembly version/layer {wasm[4:8].hex()}")
     sha = sha256_hex(wasm)
-    component = artifacts.compile(wasm, sha=sha)
-    engine = get_engine()
+    limits = Limits.from_dict((settings or {}).get("limits"))
+    fuel = limits.fuel is not None
+    component = artifacts.compile(wasm, sha=sha, fuel=fuel)
+    engine = get_engine(fuel)
     ctype = component.type
     exports = ctype.exports(engine)
     imports = tuple(sorted(ctype.imports(engine)))
-    _check_handler_export(exports, label)
-    # A trial instantiation proves every import is satisfiable and the guest starts.
-    ctx = HostContext(component=label, version="check")
-    limits = Limits.from_dict((settings or {}).get("limits"))
+    _check_handler_export(exports, label, engine)
+    # A trial instantiation (with the granted directories and the limits) proves every import is satisfiable,
+    # every preopen opens and the guest starts within its memory cap.
+    ctx = HostContext(component=label, version="check", files=Grants.from_settings(settings or {}).files, fuel=fuel)
     slot = Slot(component, build_linker(ctx), ctx, Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory,
-                                                          min_instances=0, max_instances=1))
+                                                          fuel=limits.fuel, min_instances=0, max_instances=1))
     slot.close()
     return component, ComponentReport(sha, len(wasm), imports, tuple(sorted(exports)))
 
 
-def _check_handler_export(exports: dict[str, Any], label: str) -> None:
+def _check_handler_export(exports: dict[str, Any], label: str, engine: wasmtime.Engine) -> None:
     item = exports.get(HANDLER_INTERFACE)
     if item is None:
         found = ", ".join(sorted(exports)) or "nothing"
@@ -77,7 +92,7 @@ def _check_handler_export(exports: dict[str, Any], label: str) -> None:
     iface = item.ty
     if not isinstance(iface, ComponentInstanceType):
         raise InvalidComponent(f"{label} exports {HANDLER_INTERFACE} but not as an interface instance")
-    funcs = iface.exports(get_engine())
+    funcs = iface.exports(engine)
     handle = funcs.get("handle")
     fty = handle.ty if handle is not None else None
     if not isinstance(fty, FuncType):
@@ -93,31 +108,137 @@ def _check_handler_export(exports: dict[str, Any], label: str) -> None:
             "handle: func(req: request) -> response from airssys:web@0.1.0")
 
 
+# -- capabilities ---------------------------------------------------------------------------------------------------
+_SETTINGS_KEYS = frozenset({"limits", "outbound", "files", "config", "secrets", "kv", "needs"})
+
+
+@dataclass(frozen=True)
+class CapabilityPlan:
+    """Settings ready for :func:`deploy` (secrets still in clear) and the needs-vs-grants table to show."""
+
+    settings: dict[str, Any]
+    check: NeedsCheck
+
+
+def _split(settings: Mapping[str, Any] | None) -> tuple[Grants, dict[str, Any], Needs | None]:
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - _SETTINGS_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_SETTINGS_KEYS))
+        raise CapabilityError(f"unknown settings key(s) {', '.join(unknown)}; known: {known}")
+    limits = settings.get("limits") or {}
+    if not isinstance(limits, dict):
+        raise CapabilityError("settings 'limits' must be a table such as {\"timeout\": 5}")
+    needs = Needs.from_dict(settings["needs"], source="settings 'needs'") if settings.get("needs") is not None else None
+    return Grants.from_settings(settings), dict(limits), needs
+
+
+def _union(*needs: Needs | None) -> Needs | None:
+    present = [n for n in needs if n is not None]
+    if not present:
+        return None
+    out = present[0]
+    for n in present[1:]:
+        out = out | n
+    return out
+
+
+def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
+                      grants: Grants | Iterable[Capability] = (), limits: Mapping[str, Any] | Limits | None = None,
+                      manifest: Manifest | None = None, grant_declared_needs: bool = False,
+                      enforce: bool = True) -> CapabilityPlan:
+    """Merge manifest < settings < ``grants``/``limits`` (later wins), check them against the declared needs.
+
+    Raises CapabilityError naming each declared need nothing grants (``grant_declared_needs`` first grants what
+    can be granted without the operator: origins, KV, config defaults), unless ``enforce`` is False (the caller
+    then shows ``plan.check`` and calls ``plan.check.raise_for_missing()`` itself).
+    """
+    base, base_limits, settings_needs = _split(settings)
+    merged = Grants.of(manifest.grants if manifest else (), base, grants)
+    merged_limits = {**(manifest.limits if manifest else {}), **base_limits,
+                     **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))}
+    Limits.from_dict(merged_limits)
+    needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
+    if needs is not None and grant_declared_needs:
+        merged = grant_declared(needs, merged)
+    merged = with_defaults(needs, merged)
+    check = check_needs(needs, merged)
+    if enforce:
+        check.raise_for_missing()
+    out: dict[str, Any] = {"limits": merged_limits} if merged_limits else {}
+    out.update(merged.to_settings(reveal=True))
+    if needs is not None:
+        out["needs"] = needs.to_dict()
+    return CapabilityPlan(out, check)
+
+
+def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings to store for a version: validated, needs re-checked, directories resolved and checked, secret
+    values moved into the registry's secret store (only references remain)."""
+    grants, limits, settings_needs = _split(settings)
+    Limits.from_dict(limits)
+    root = state_dir(registry)
+    files = [f.checked() for f in grants.files]
+    if root is not None:
+        reg = root.resolve()
+        for f in files:
+            host = Path(f.host)
+            if host == reg or reg.is_relative_to(host) or host.is_relative_to(reg):
+                raise CapabilityError(f"--allow-file {f.host}: that directory holds or is inside the registry "
+                                      f"({reg}), which keeps secrets and other components' data; grant another one")
+    grants = Grants.of(grants, files)
+    needs = _union(read_needs(wasm, lenient=True), settings_needs)
+    check_needs(needs, grants).raise_for_missing()
+    store = SecretStore(root / SECRETS_DIR) if root is not None else None
+    out: dict[str, Any] = {"limits": limits} if limits else {}  # empty settings stay "{}" (idempotent redeploys)
+    out.update(grants.to_settings(store))
+    if needs is not None:
+        out["needs"] = needs.to_dict()
+    return out
+
+
+def _read(wasm: bytes | str | Path) -> bytes:
+    if not isinstance(wasm, (str, Path)):
+        return bytes(wasm)
+    path = Path(wasm)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidComponent(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidComponent(f"{path} is a directory; give the built .wasm file") from None
+
+
 def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str,
-           settings: dict[str, Any] | None = None, actor: str = "cli", strategy: str = "immediate",
-           artifacts: ArtifactCache | None = None) -> Deployment:
-    """Validate, compile, store and activate a component version. Raises a DeployError; nothing changes then."""
+           settings: dict[str, Any] | None = None, grants: Grants | Iterable[Capability] = (),
+           limits: Mapping[str, Any] | Limits | None = None,
+           manifest: Manifest | str | Path | Literal[False] | None = None, grant_declared_needs: bool = False,
+           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None) -> Deployment:
+    """Validate, compile, store and activate a component version. Raises a DeployError or CapabilityError;
+    nothing changes then.
+
+    Grants come from ``manifest`` (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``:
+    none), then ``settings`` (the stored JSON form), then ``grants`` (:class:`~airssys_web.capabilities.Capability`
+    values) and ``limits``; later sources win.
+    """
     validate_name(name)
     validate_version(version)
     route = validate_route(route)
-    if isinstance(wasm, (str, Path)):
-        path = Path(wasm)
-        try:
-            wasm = path.read_bytes()
-        except FileNotFoundError:
-            raise InvalidComponent(f"file not found: {path}") from None
-        except IsADirectoryError:
-            raise InvalidComponent(f"{path} is a directory; give the built .wasm file") from None
-    settings = dict(settings or {})
-    Limits.from_dict(settings.get("limits"))  # validate before any work
+    if manifest is None and isinstance(wasm, (str, Path)):
+        manifest = find_manifest(wasm) or False
+    loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
+    data = _read(wasm)
+    plan = plan_capabilities(data, settings=settings, grants=grants, limits=limits, manifest=loaded,
+                             grant_declared_needs=grant_declared_needs)
+    final = finalize_settings(registry, data, plan.settings)
     cache = artifacts or ArtifactCache(registry.artifacts_dir)
     try:
-        _, report = check_component(wasm, cache, label=name, settings=settings)
+        _, report = check_component(data, cache, label=name, settings=final)
     except wasmtime.WasmtimeError as e:  # pragma: no cover - check_component maps known failures
         raise InvalidComponent(f"{name}: {e}") from None
-    sha = registry.put_blob(wasm)
+    sha = registry.put_blob(data)
     assert sha == report.sha256
-    dep = registry.deploy(name, version, sha256=sha, route=route, settings=settings, actor=actor,
+    dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,
                           strategy=strategy)
     log.info("deployed %s@%s at %s (sha256 %s)", name, version, route, sha[:12])
     return dep

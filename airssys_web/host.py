@@ -30,6 +30,7 @@ from .runtime.artifacts import ArtifactCache
 from .runtime.dispatch import Dispatcher
 from .runtime.generation import Generation
 from .runtime.imports import HostContext
+from .runtime.services import HostServices, state_dir
 
 log = logging.getLogger("airssys_web.host")
 
@@ -49,11 +50,14 @@ class Code:
     settings_json: str
 
 
-def settings_to_context(component: str, version: str, settings: dict[str, Any]) -> tuple[HostContext, Limits]:
-    """Build the host context and limits a version was deployed with (so a rollback restores them too)."""
-    limits = Limits.from_dict(settings.get("limits"))
-    ctx = HostContext(component=component, version=version, config=dict(settings.get("config") or {}))
-    return ctx, limits
+def settings_to_context(component: str, version: str, settings: dict[str, Any],
+                        services: HostServices | None = None) -> tuple[HostContext, Limits]:
+    """Build the host context and limits a version was deployed with (so a rollback restores them too).
+
+    ``services`` (the host's, or ``HostServices(state_dir(registry))``) supplies the KV store and the secret store;
+    without it, a version granted KV or stored secrets cannot be built.
+    """
+    return (services or HostServices(None)).context(component, version, settings)
 
 
 class Split:
@@ -117,6 +121,7 @@ class AirssysHost:
             self.registry = registry
             self._owns_registry = False
         self.artifacts = ArtifactCache(self.registry.artifacts_dir)
+        self.services = HostServices(state_dir(self.registry))
         self.dispatcher = dispatcher or Dispatcher()
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
@@ -163,6 +168,7 @@ class AirssysHost:
         for gen in prepared.values():
             gen.close()
         self.dispatcher.close()
+        self.services.close()
         if self._owns_registry:
             self.registry.close()
 
@@ -316,11 +322,13 @@ class AirssysHost:
                 self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
 
     def _build(self, code: Code) -> Generation:
-        ctx, limits = settings_to_context(code.component, code.version, json.loads(code.settings_json or "{}"))
-        if not self.artifacts.has_artifact(code.sha256):
+        ctx, limits = settings_to_context(code.component, code.version, json.loads(code.settings_json or "{}"),
+                                          self.services)
+        if not self.artifacts.has_artifact(code.sha256, fuel=ctx.fuel):
             log.warning("%s@%s: no compiled artifact on disk; compiling now (deploy should have done this)",
                         code.component, code.version)
-        component = self.artifacts.get(code.sha256, loader=lambda: self.registry.read_blob(code.sha256))
+        component = self.artifacts.get(code.sha256, loader=lambda: self.registry.read_blob(code.sha256),
+                                       fuel=ctx.fuel)
         gen = Generation(component, ctx, limits, sha256=code.sha256, dispatcher=self.dispatcher)
         try:
             gen.warm()

@@ -27,6 +27,11 @@ from .errors import CapabilityError, InvalidComponent
 from .outbound import AllowedHost
 
 SECTION_NAME = "airssys-web:needs"
+
+
+class MalformedBinary(InvalidComponent):
+    """The bytes are not a well-formed sequence of WebAssembly sections."""
+
 _HEADER = b"\x00asm"
 _MAX_SECTION = 64 * 1024
 
@@ -268,7 +273,7 @@ def _read_leb128(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(data) or shift > 28:
-            raise InvalidComponent("malformed WebAssembly binary: bad section size")
+            raise MalformedBinary("malformed WebAssembly binary: bad section size")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -280,7 +285,7 @@ def _read_leb128(data: bytes, pos: int) -> tuple[int, int]:
 def iter_sections(wasm: bytes) -> list[tuple[int, int, int]]:
     """Top-level sections of a module or component: ``(id, payload_start, payload_end)``."""
     if len(wasm) < 8 or wasm[:4] != _HEADER:
-        raise InvalidComponent("not a WebAssembly binary (it does not start with \\0asm)")
+        raise MalformedBinary("not a WebAssembly binary (it does not start with \\0asm)")
     sections = []
     pos = 8
     while pos < len(wasm):
@@ -288,7 +293,7 @@ def iter_sections(wasm: bytes) -> list[tuple[int, int, int]]:
         size, start = _read_leb128(wasm, pos + 1)
         end = start + size
         if end > len(wasm):
-            raise InvalidComponent("malformed WebAssembly binary: a section runs past the end of the file")
+            raise MalformedBinary("malformed WebAssembly binary: a section runs past the end of the file")
         sections.append((section_id, start, end))
         pos = end
     return sections
@@ -297,7 +302,7 @@ def iter_sections(wasm: bytes) -> list[tuple[int, int, int]]:
 def _custom_name(wasm: bytes, start: int, end: int) -> tuple[str, int]:
     length, pos = _read_leb128(wasm, start)
     if pos + length > end:
-        raise InvalidComponent("malformed WebAssembly binary: bad custom section name")
+        raise MalformedBinary("malformed WebAssembly binary: bad custom section name")
     return wasm[pos:pos + length].decode("utf-8", "replace"), pos + length
 
 
@@ -334,9 +339,18 @@ def embed_needs(wasm: bytes, needs: Needs) -> bytes:
     return write_custom_section(wasm, SECTION_NAME, payload)
 
 
-def read_needs(wasm: bytes) -> Needs | None:
-    """The needs embedded in ``wasm``, or None when it has no ``airssys-web:needs`` section."""
-    payload = read_custom_section(wasm, SECTION_NAME)
+def read_needs(wasm: bytes, *, lenient: bool = False) -> Needs | None:
+    """The needs embedded in ``wasm``, or None when it has no ``airssys-web:needs`` section.
+
+    ``lenient``: a binary that is not even well-formed has no needs (the compiler then says what is wrong with it);
+    a malformed needs section is always an error.
+    """
+    try:
+        payload = read_custom_section(wasm, SECTION_NAME)
+    except MalformedBinary:
+        if lenient:
+            return None
+        raise
     if payload is None:
         return None
     if len(payload) > _MAX_SECTION:

@@ -30,13 +30,14 @@ from typing import Any, TypeVar
 from itsdangerous import BadSignature, Signer
 
 from .autorollback import Policy
-from .deploy import check_component
+from .deploy import check_component, finalize_settings
 from .errors import DeployError, GuestError, NotFound
 from .host import BUCKETS, AirssysHost, Code, settings_to_context
 from .limits import Limits
 from .registry import Deployment, Registry, settings_json, validate_name, validate_route, validate_version
 from .runtime.artifacts import ArtifactCache
 from .runtime.generation import Generation
+from .runtime.services import HostServices, state_dir
 
 log = logging.getLogger("airssys_web.strategies")
 
@@ -140,7 +141,13 @@ def preflight(registry: Registry, name: str, version: str, route: str | None, se
 
 
 def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes, settings: dict[str, Any]) -> str:
-    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob; its sha256."""
+    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob; its sha256.
+
+    ``settings`` is replaced in place by what will be stored: grants checked against the component's declared
+    needs, secret values moved to the registry's secret store (only references remain)."""
+    final = finalize_settings(registry, wasm, settings)
+    settings.clear()
+    settings.update(final)
     _, report = check_component(wasm, artifacts, label=name, settings=settings)
     sha = registry.put_blob(wasm)
     assert sha == report.sha256
@@ -273,8 +280,9 @@ def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, r
         sha = check(registry, cache, name, wasm, settings)
         if plan.strategy is not Strategy.IMMEDIATE:
             step = "warm"
-            ctx, limits = settings_to_context(name, version, json.loads(settings_json(settings)))
-            gen = Generation(cache.get(sha, wasm), ctx, limits, sha256=sha)
+            services = HostServices(state_dir(registry))
+            ctx, limits = settings_to_context(name, version, json.loads(settings_json(settings)), services)
+            gen = Generation(cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha)
             try:
                 gen.warm()
                 if plan.probe is not None:
@@ -282,6 +290,7 @@ def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, r
                     probe(gen, plan.probe)
             finally:
                 gen.close()
+                services.close()
             step = "switch"
         return switch(registry, name, version, sha, route, settings, plan, actor)
     except Exception as e:

@@ -46,7 +46,7 @@ def test_artifact_keyed_by_engine_fingerprint(tmp_path: Path, monkeypatch: pytes
     wasm = text_component("fingerprint")
     sha = sha256_hex(wasm)
     ArtifactCache(tmp_path).get(sha, wasm)
-    monkeypatch.setattr(artifacts_mod, "engine_fingerprint", lambda: "another-wasmtime")
+    monkeypatch.setattr(artifacts_mod, "engine_fingerprint", lambda fuel=False: "another-wasmtime")
     cache = ArtifactCache(tmp_path)
     assert not cache.has_artifact(sha)
     cache.get(sha, wasm)

@@ -7,6 +7,7 @@ from pathlib import Path
 from support import make_generation
 
 from airssys_web.build import compile_wat
+from airssys_web.runtime.imports import KV_NOT_GRANTED
 
 IMPORTS_GUEST = Path(__file__).parent / "guests" / "convert" / "imports.wat"
 
@@ -35,6 +36,6 @@ def test_kv_answers_not_granted() -> None:
     gen = _gen()
     for method in ("@g", "@s", "@d"):
         r = gen.call(method, "key", body=b"v")
-        assert (r.status, r.headers) == (500, [("error", "kv not granted")]), method
+        assert (r.status, r.headers) == (500, [("error", KV_NOT_GRANTED)]), method
     assert gen.pool.discarded == 0  # an err result is an answer, not a trap
     gen.close()

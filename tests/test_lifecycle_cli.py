@@ -37,15 +37,17 @@ def runner() -> CliRunner:
 
 
 def _ok(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> str:
+    """stdout of a successful command (what --json output is parsed from)."""
     r = runner.invoke(cli, list(args), env=env)
     assert r.exit_code == 0, r.output
-    return r.output
+    return r.stdout
 
 
 def _err(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> str:
+    """The one line a refused command writes to stderr (exit code 2)."""
     r = runner.invoke(cli, list(args), env=env)
     assert r.exit_code == 2, r.output
-    lines = [line for line in r.output.splitlines() if line.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), r.output
     return lines[0]
 
@@ -57,7 +59,7 @@ def test_update_promote_rollback_history_status_on_a_registry(runner: CliRunner,
     _ok(runner, "deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0", "--registry", reg)
     out = _ok(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "blue-green",
               "--probe", "/hello/ping", "--registry", reg)
-    assert out.startswith("deployed hello@2.0.0 at /hello")
+    assert "deployed hello@2.0.0 at /hello" in out
     out = _ok(runner, "update", "hello", str(v3), "--version", "3.0.0", "--strategy", "canary", "--percent", "20",
               "--auto-rollback", "error-rate=5%,window=30s,min-requests=20", "--registry", reg, "--json")
     result = json.loads(out)

@@ -5,8 +5,8 @@ stores the artifact before it returns, so a running server only ever *loads* (no
 
 wasmtime's ``deserialize`` trusts its input completely, so an artifact is only loaded after the sha256 recorded
 beside it matches, artifacts live only in the operator's registry directory, and they are keyed by the component's
-sha256 *and* the engine fingerprint (wasmtime version + Config). Anything stale or corrupt is recompiled from the
-source blob, never trusted.
+sha256 *and* the engine fingerprint (wasmtime version + Config; versions with a fuel limit use the fuel-metering
+engine, whose artifacts are separate). Anything stale or corrupt is recompiled from the source blob, never trusted.
 """
 
 from __future__ import annotations
@@ -59,60 +59,61 @@ class ArtifactCache:
 
     def __init__(self, directory: str | Path | None, *, memory_entries: int = 64) -> None:
         self.directory = Path(directory) if directory is not None else None
-        self._memory: LRUCache[str, Component] = LRUCache(maxsize=memory_entries)
+        self._memory: LRUCache[tuple[str, bool], Component] = LRUCache(maxsize=memory_entries)
         self._lock = threading.Lock()
         self.compilations = 0
 
-    def _paths(self, sha: str) -> tuple[Path, Path]:
+    def _paths(self, sha: str, fuel: bool) -> tuple[Path, Path]:
         assert self.directory is not None
-        stem = f"{sha}-{engine_fingerprint()}"
+        stem = f"{sha}-{engine_fingerprint(fuel)}"
         return self.directory / f"{stem}.cwasm", self.directory / f"{stem}.cwasm.sha256"
 
-    def has_artifact(self, sha: str) -> bool:
+    def has_artifact(self, sha: str, *, fuel: bool = False) -> bool:
         if self.directory is None:
             return False
-        art, chk = self._paths(sha)
+        art, chk = self._paths(sha, fuel)
         return art.exists() and chk.exists()
 
-    def get(self, sha: str, wasm: bytes | None = None, *, loader: Callable[[], bytes] | None = None) -> Component:
+    def get(self, sha: str, wasm: bytes | None = None, *, loader: Callable[[], bytes] | None = None,
+            fuel: bool = False) -> Component:
         """Return the compiled component for ``sha``: from memory, else a verified disk artifact, else compile
-        ``wasm`` (or what ``loader`` returns; one of them must be given)."""
+        ``wasm`` (or what ``loader`` returns; one of them must be given). ``fuel`` selects the metering engine."""
         with self._lock:
-            comp = self._memory.get(sha)
+            comp = self._memory.get((sha, fuel))
         if comp is not None:
             return comp
-        comp = self._load(sha)
+        comp = self._load(sha, fuel)
         if comp is None:
             if wasm is None and loader is not None:
                 wasm = loader()
             if wasm is None:
                 raise InvalidComponent(f"no compiled artifact for {sha[:12]} and no source to compile it from")
-            comp = self.compile(wasm, sha=sha)
+            comp = self.compile(wasm, sha=sha, fuel=fuel)
         with self._lock:
-            self._memory[sha] = comp
+            self._memory[(sha, fuel)] = comp
         return comp
 
-    def compile(self, wasm: bytes, *, sha: str | None = None) -> Component:
+    def compile(self, wasm: bytes, *, sha: str | None = None, fuel: bool = False) -> Component:
         """Compile ``wasm`` and store its artifact on disk; raises InvalidComponent if wasmtime refuses it."""
         sha = sha or sha256_hex(wasm)
         try:
-            comp = Component(get_engine(), wasm)
+            comp = Component(get_engine(fuel), wasm)
         except wasmtime.WasmtimeError as e:
             raise InvalidComponent(f"the component does not validate: {_first_line(e)}") from None
         self.compilations += 1
         if self.directory is not None:
             data = bytes(comp.serialize())
-            art, chk = self._paths(sha)
+            art, chk = self._paths(sha, fuel)
             _atomic_write(art, data)
             _atomic_write(chk, sha256_hex(data).encode())
         with self._lock:
-            self._memory[sha] = comp
+            self._memory[(sha, fuel)] = comp
         return comp
 
-    def _load(self, sha: str) -> Component | None:
+    def _load(self, sha: str, fuel: bool) -> Component | None:
         if self.directory is None:
             return None
-        art, chk = self._paths(sha)
+        art, chk = self._paths(sha, fuel)
         try:
             expected = chk.read_text().strip()
             data = art.read_bytes()
@@ -122,7 +123,7 @@ class ArtifactCache:
             log.warning("artifact %s failed its checksum; recompiling from the blob", art.name)
             return None
         try:
-            return Component.deserialize(get_engine(), data)
+            return Component.deserialize(get_engine(fuel), data)
         except wasmtime.WasmtimeError as e:
             log.warning("artifact %s could not be loaded (%s); recompiling", art.name, _first_line(e))
             return None

@@ -21,38 +21,52 @@ _ENGINE_SETTINGS: dict[str, object] = {
 }
 
 _lock = threading.Lock()
-_engine: wasmtime.Engine | None = None
-_ticker: EpochTicker | None = None
+_engines: dict[bool, wasmtime.Engine] = {}
+_tickers: dict[bool, EpochTicker] = {}
 
 
 def wasmtime_version() -> str:
     return _dist_version("wasmtime")
 
 
-def engine_fingerprint() -> str:
+def _settings(fuel: bool) -> dict[str, object]:
+    return {**_ENGINE_SETTINGS, "consume_fuel": True} if fuel else _ENGINE_SETTINGS
+
+
+def engine_fingerprint(fuel: bool = False) -> str:
     """Identify the (wasmtime version, Engine config) pair that serialized artifacts depend on."""
-    text = wasmtime_version() + ";" + ";".join(f"{k}={v}" for k, v in sorted(_ENGINE_SETTINGS.items()))
+    text = wasmtime_version() + ";" + ";".join(f"{k}={v}" for k, v in sorted(_settings(fuel).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _make_engine() -> wasmtime.Engine:
+def _make_engine(fuel: bool) -> wasmtime.Engine:
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
+    if fuel:
+        config.consume_fuel = True
     return wasmtime.Engine(config)
 
 
-def get_engine() -> wasmtime.Engine:
-    """Return the shared Engine, creating it (and starting the epoch ticker) on first use."""
-    global _engine, _ticker
-    if _engine is None:
+def get_engine(fuel: bool = False) -> wasmtime.Engine:
+    """Return the shared Engine, creating it (and starting its epoch ticker) on first use.
+
+    ``fuel=True`` selects a second Engine whose code counts instructions (``Config.consume_fuel``), for versions
+    deployed with a fuel limit. It is separate because metering slows every guest it compiles, and compiled
+    artifacts are only valid for the configuration that produced them (so its fingerprint differs); components,
+    linkers and stores of one engine never mix with the other's. Both engines use epoch deadlines.
+    """
+    engine = _engines.get(fuel)
+    if engine is None:
         with _lock:
-            if _engine is None:
-                engine = _make_engine()
-                _ticker = EpochTicker(engine)
-                _ticker.start()
-                _engine = engine
-    return _engine
+            engine = _engines.get(fuel)
+            if engine is None:
+                engine = _make_engine(fuel)
+                ticker = EpochTicker(engine)
+                ticker.start()
+                _tickers[fuel] = ticker
+                _engines[fuel] = engine
+    return engine
 
 
 def deadline_ticks(seconds: float) -> int:

@@ -160,6 +160,7 @@ class Generation:
                 self._cond.wait(remaining)
             drained = self._in_flight == 0
         self.pool.close()
+        self.ctx.close()  # the outbound fetcher's connections
         return drained
 
     def close(self) -> None:
@@ -167,3 +168,4 @@ class Generation:
         with self._cond:
             self._closing = True
         self.pool.close()
+        self.ctx.close()

@@ -1,8 +1,13 @@
 """One pre-instantiated guest: a Store of its own, an Instance, and its ``handle`` export.
 
 This is the runtime boundary: every wasmtime error raised while instantiating or calling a guest is mapped here,
-once, to the ``airssys_web.errors`` tree. A Store that trapped is poisoned (wasmtime refuses to enter it again),
-so a slot that raised GuestTrap/GuestTimeout/GuestMemoryLimit marks itself ``poisoned`` and the pool discards it.
+once, to the ``airssys_web.errors`` tree (:func:`map_guest_error`). A Store that trapped is poisoned (wasmtime
+refuses to enter it again), so a slot that raised GuestTrap/GuestTimeout/GuestMemoryLimit marks itself
+``poisoned`` and the pool discards it.
+
+Limits are applied per Store: the epoch deadline before instantiation and before every call, the memory cap as a
+store limiter (a ``memory.grow`` past it fails), and, for versions with a fuel limit, a fresh fuel budget before
+every call (on the fuel-metering engine).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import wasmtime
 from wasmtime.component import Component, Linker, Record
@@ -23,7 +29,7 @@ from ..errors import (
     GuestTrap,
     InvalidComponent,
 )
-from ..limits import Limits
+from ..limits import Limits, _size
 from .engine import deadline_ticks, get_engine
 from .imports import HANDLER_INTERFACE, HostContext, make_wasi_config
 from .shims import install as _install_shims
@@ -33,6 +39,7 @@ _install_shims()
 Headers = list[tuple[str, str]]
 HandleFn = Callable[[str, str, str, Sequence[tuple[str, str]], bytes], tuple[int, Headers, bytes]]
 
+_INSTANTIATE_FUEL = 1 << 62
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -66,21 +73,52 @@ def _make_caller(store: wasmtime.Store, func: wasmtime.component.Func) -> Handle
     return caller
 
 
-def map_guest_error(exc: BaseException, ctx: HostContext, timeout: float) -> GuestError:
-    """Translate a wasmtime failure during a guest call into our tree (the one place this happens)."""
+# wasmtime's Display text of each trap code we treat specially (wasmtime::Trap; stable across releases).
+_TRAP = re.compile(r"wasm trap: ([^\n]+)")
+_INTERRUPT = "interrupt"
+_OUT_OF_FUEL = "all fuel consumed by WebAssembly"
+_STACK = "call stack exhausted"
+_ALLOCATION = "allocation size too large"
+# What common guest toolchains print when an allocation fails after memory.grow was refused: CPython
+# (MemoryError), Rust std ("memory allocation of N bytes failed"), Go/TinyGo, JS engines and C runtimes.
+_OOM_REPORT = re.compile(r"MemoryError|memory allocation of \d+ bytes failed|out of memory|Cannot allocate memory"
+                         r"|OutOfMemory|allocation failed", re.IGNORECASE)
+_MIN_MEMORY = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
+
+
+def map_guest_error(exc: BaseException, ctx: HostContext, limits: Limits | float,
+                    stderr: Sequence[str] = ()) -> GuestError:
+    """Translate a wasmtime failure during a guest call into our tree (the one place this happens).
+
+    The trap kind comes from wasmtime's trap text (``wasm trap: <code>``): an interrupt is the epoch deadline
+    (504), exhausted fuel the fuel budget (504), and a trap after the guest reported an allocation failure on
+    stderr (``stderr``: what it wrote during this call) is the memory cap (500, "memory limit"). wasmtime's store
+    limiter makes ``memory.grow`` return -1 rather than trap, so a guest that traps *silently* after a refused
+    grow cannot be told apart from any other trap; it is reported as a trap, with the cap, to help the reader.
+    """
+    if not isinstance(limits, Limits):
+        limits = Limits(timeout=limits)
     text = str(exc)
-    kw = {"component": ctx.component, "version": ctx.version}
-    if "wasm trap: interrupt" in text:
-        return GuestTimeout(f"{ctx.tag} exceeded its {timeout:g}s deadline", **kw)
+    kw: dict[str, Any] = {"component": ctx.component, "version": ctx.version}
+    found = _TRAP.search(text)
+    trap = found.group(1).strip() if found else ""
+    if trap == _INTERRUPT:
+        return GuestTimeout(f"{ctx.tag} exceeded its {limits.timeout:g}s deadline", **kw)
+    if trap == _OUT_OF_FUEL:
+        return GuestTimeout(f"{ctx.tag} ran out of fuel (its budget is {limits.fuel or 0:,} per request)", **kw)
     if "fuel allocated for hostcalls" in text:
         # wasmtime caps one host<->guest copy at 128 MiB of C-API values: list<u8> costs 48 bytes per byte,
         # so a guest response body above ~2.6 MiB cannot be lifted. Not the guest's bug, but its answer is unusable.
         return BadGuestResponse(f"{ctx.tag} answered with a body too large to copy out of the guest "
                                 f"(wasmtime limits a single copy to about 2.6 MiB of list<u8>)", **kw)
-    if "memory" in text and ("limit" in text or "grow" in text or ("out of bounds memory" not in text and
-                             "resource limit" in text)):
-        return GuestMemoryLimit(f"{ctx.tag} hit its memory limit: {_first_line(text)}", **kw)
-    return GuestTrap(f"{ctx.tag} trapped: {_first_line(text)}", **kw)
+    cap = _size(limits.memory)
+    report = _OOM_REPORT.search("".join(stderr))
+    if trap == _ALLOCATION or report is not None:
+        why = f"the guest reported {report.group(0)!r}" if report is not None else trap
+        return GuestMemoryLimit(f"{ctx.tag} hit its memory limit of {cap} ({why})", **kw)
+    if trap == _STACK:
+        return GuestTrap(f"{ctx.tag} trapped: stack overflow (call stack exhausted; unbounded recursion?)", **kw)
+    return GuestTrap(f"{ctx.tag} trapped: {trap or _first_line(text)} (memory cap {cap})", **kw)
 
 
 def _first_line(text: str) -> str:
@@ -113,16 +151,23 @@ class Slot:
         self.poisoned = False
         self.calls = 0
         self._ticks = deadline_ticks(limits.timeout)
-        store = wasmtime.Store(get_engine())
+        self._stderr: list[str] = []
+        store = wasmtime.Store(get_engine(ctx.fuel))
         store.set_limits(memory_size=limits.memory)
-        store.set_wasi(make_wasi_config(ctx))
+        store.set_wasi(make_wasi_config(ctx, self._stderr))
         store.set_epoch_deadline(self._ticks)
+        if ctx.fuel:
+            store.set_fuel(_INSTANTIATE_FUEL)  # start-up is bounded by the deadline; the budget is per request
         try:
             instance = linker.instantiate(store, component)
         except wasmtime.WasmtimeError as e:
             text = str(e)
             if "wasm trap" in text or "wasm backtrace" in text:
-                raise map_guest_error(e, ctx, limits.timeout) from None
+                raise map_guest_error(e, ctx, limits, self._stderr) from None
+            if mm := _MIN_MEMORY.search(text):
+                raise InvalidComponent(
+                    f"{ctx.tag} needs {_size(int(mm.group(1)) * 65536)} of linear memory at start, more than its "
+                    f"memory limit of {_size(limits.memory)}; deploy it with a larger --memory") from None
             raise InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}") from None
         iface = instance.get_export_index(store, HANDLER_INTERFACE)
         func_idx = instance.get_export_index(store, "handle", iface) if iface is not None else None
@@ -130,6 +175,7 @@ class Slot:
         if func is None:
             raise InvalidComponent(f"{ctx.tag} does not export {HANDLER_INTERFACE}#handle")
         self._store: wasmtime.Store | None = store
+        self._fuel = limits.fuel if ctx.fuel else None
         self._call = _make_caller(store, func)
 
     def call(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
@@ -139,6 +185,9 @@ class Slot:
             raise GuestTrap(f"{self.ctx.tag}: instance is closed", component=self.ctx.component,
                             version=self.ctx.version)
         store.set_epoch_deadline(self._ticks)
+        if self._fuel is not None:
+            store.set_fuel(self._fuel)
+        self._stderr.clear()
         self.calls += 1
         try:
             status, rheaders, rbody = self._call(method, path, query, headers, body)
@@ -146,7 +195,7 @@ class Slot:
             raise
         except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
             self.poisoned = True
-            raise map_guest_error(e, self.ctx, self.limits.timeout) from None
+            raise map_guest_error(e, self.ctx, self.limits, self._stderr) from None
         validate_response(status, rheaders, self.ctx)
         return GuestResponse(status, rheaders, rbody)
 

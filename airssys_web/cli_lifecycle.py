@@ -202,10 +202,13 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("#", "version", "action", "strategy", "who", "when", "outcome", "detail")
+        table = Table(box=None, pad_edge=False)
+        for column in ("#", "version", "action", "strategy", "who", "when (UTC)", "outcome"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("detail", overflow="fold", ratio=1)
         for r in rows:
-            table.add_row(str(r["id"]), r["version"], r["action"], r["strategy"], r["actor"], r["at"][:19],
-                          r["outcome"], r["detail"])
+            table.add_row(str(r["id"]), r["version"], r["action"], r["strategy"], r["actor"],
+                          r["at"][:19].replace("T", " "), r["outcome"], r["detail"])
         Console().print(table)
 
     @cli.command()

@@ -22,8 +22,8 @@ def registry(tmp_path: Path) -> EmbeddedRegistry:
 
 
 def _state(reg: EmbeddedRegistry) -> tuple[object, ...]:
-    return (tuple(reg.active()), tuple(reg.components()), tuple(v for c in reg.components() for v in reg.versions(c.name)),
-            len(reg.history()))
+    versions = tuple(v for c in reg.components() for v in reg.versions(c.name))
+    return tuple(reg.active()), tuple(reg.components()), versions, len(reg.history())
 
 
 def test_deploy_activates_and_stores_artifact(registry: EmbeddedRegistry) -> None:

@@ -31,7 +31,7 @@ from itsdangerous import BadSignature, Signer
 
 from .autorollback import Policy
 from .deploy import check_component, finalize_settings
-from .errors import DeployError, GuestError, NotFound
+from .errors import Conflict, DeployError, GuestError, NotFound
 from .host import BUCKETS, AirssysHost, Code, settings_to_context
 from .limits import Limits
 from .registry import Deployment, Registry, settings_json, validate_name, validate_route, validate_version
@@ -138,6 +138,9 @@ def preflight(registry: Registry, name: str, version: str, route: str | None, se
         if route is not None and route != component.route:
             raise DeployError(f"a canary cannot move {name} from {component.route} to {route}; "
                               "use --strategy immediate or blue-green to move the route")
+        running = registry.get_deployment(name).canary_version
+        if running not in (None, version):  # refuse before compiling and warming anything
+            raise Conflict(f"{name} already runs canary {running}; promote or roll it back first")
 
 
 def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes, settings: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from airssys_web import AirssysHost, EmbeddedRegistry, deploy
 from airssys_web.errors import Conflict, DeployError, InvalidComponent, InvalidName, NotFound
 from airssys_web.host import Code, Split
 from airssys_web.registry import settings_json
+from airssys_web.runtime.artifacts import ArtifactCache
 from airssys_web.strategies import BucketCookie, Plan, Strategy, rollout_local
 
 
@@ -170,6 +171,11 @@ def test_local_canary_and_its_preconditions(reg: EmbeddedRegistry) -> None:
         rollout_local(reg, "a", text_component("A3"), version="3.0.0", route="/elsewhere", plan=plan)
     with pytest.raises(DeployError, match="give it a route"):
         rollout_local(reg, "c", text_component("C"), version="1.0.0")
+    cache = ArtifactCache(None)
+    with pytest.raises(Conflict, match=r"already runs canary 2\.0\.0"):
+        rollout_local(reg, "a", text_component("A3"), version="3.0.0", plan=plan, artifacts=cache)
+    assert cache.compilations == 0  # refused before any work
+    assert reg.start_canary("a", "2.0.0", 50).canary_percent == 50  # the running canary may change its share
 
 
 def test_local_check_failure_is_named_and_recorded(reg: EmbeddedRegistry) -> None:

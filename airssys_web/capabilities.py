@@ -47,6 +47,7 @@ __all__ = [
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 _MAX_VALUE = 64 * 1024
 REDACTED = "********"
+_SECRET_REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
 class Capability:
@@ -194,6 +195,8 @@ class Secret(Capability):
         _check_key(self.key, "secret")
         if self.value is None and self.ref is None:
             raise CapabilityError(f"secret {self.key!r} has neither a value nor a stored reference")
+        if self.ref is not None and not _SECRET_REF.fullmatch(self.ref):
+            raise CapabilityError(f"secret {self.key!r} has a malformed stored reference")
         if self.value is not None:
             _check_value(self.value, f"secret {self.key!r}")
 

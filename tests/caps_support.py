@@ -1,0 +1,90 @@
+"""Helpers for the capability and limit tests: generations built from settings, a connection-counting server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from conftest import GUEST_CACHE, GUESTS
+
+from airssys_web.build import build_python_guest, compile_wat
+from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.dispatch import Dispatcher
+from airssys_web.runtime.generation import Generation
+from airssys_web.runtime.services import HostServices
+
+CAPS = GUESTS / "caps"
+IMPORTS_WAT = GUESTS / "convert" / "imports.wat"
+_cache = ArtifactCache(None)
+
+
+def caps_wat(name: str) -> bytes:
+    """A WAT guest from tests/guests/caps (``recurse``, ...)."""
+    return compile_wat((CAPS / f"{name}.wat").read_text())
+
+
+def imports_guest() -> bytes:
+    """tests/guests/convert/imports.wat: method ``@g``/``@s``/``@d`` call kv, ``@c`` config, others fetch(path)."""
+    return compile_wat(IMPORTS_WAT.read_text())
+
+
+def build_py_caps() -> Path:
+    """The componentize-py probe guest tests/guests/caps/py_caps (built once, cached under .cache/guests)."""
+    return build_python_guest(CAPS / "py_caps", cache_dir=GUEST_CACHE)
+
+
+def generation(wasm: bytes, settings: dict[str, Any], services: HostServices | None = None, *, name: str = "c",
+               version: str = "1.0.0", dispatcher: Dispatcher | None = None) -> Generation:
+    """A generation built the way the host builds one: from stored-form settings through HostServices."""
+    ctx, limits = (services or HostServices(None)).context(name, version, settings)
+    sha = sha256_hex(wasm)
+    return Generation(_cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha, dispatcher=dispatcher)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = f"hello from {self.path}".encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class CountingServer(ThreadingHTTPServer):
+    """A loopback HTTP server that counts accepted connections (a denied fetch must leave it at zero)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.accepted = 0
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        self.accepted += 1
+        return conn, addr
+
+
+@contextlib.contextmanager
+def counting_server() -> Iterator[CountingServer]:
+    server = CountingServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,6 +1,7 @@
-"""Build guest components: assemble WAT, run componentize-py (cached), and generate small WAT components.
+"""Build guest components: assemble WAT, run componentize-py or componentize-qjs (cached), generate WAT components.
 
-Used by the test-suite, the example site and ``airssys-web build``. Everything here produces plain component
+Used by the test-suite, the example site and ``airssys-web build`` (:func:`build_component` detects the language;
+JavaScript lives in :mod:`airssys_web.jsbuild`). Everything here produces plain component
 bytes; validating them against the ``airssys:web/route`` contract is the runtime's job, not the builder's.
 
 Writing a Python guest (componentize-py 0.25)
@@ -41,19 +42,28 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
 from airssys_web.errors import BuildError, InvalidComponent
+from airssys_web.sdk import PYTHON_PATH
 
 __all__ = [
     "ALLOCATOR_WAT",
+    "LANGUAGES",
+    "BuildResult",
+    "build_component",
     "build_python_guest",
     "compile_wat",
     "componentize_py_version",
     "default_cache_dir",
+    "default_output",
+    "detect_language",
     "handler_component_wat",
     "iter_guest_sources",
     "python_guest_key",
@@ -238,13 +248,13 @@ def componentize_py_version() -> str:
 
 
 def python_guest_key(src_dir: Path, wit_dir: Path = WIT_DIR) -> str:
-    """Cache key of a Python guest: sha256 of its sources, the WIT contract and the toolchain version.
+    """Cache key of a Python guest: sha256 of its sources, the WIT contract, the guest SDK and the toolchain version.
 
     Bytecode caches and tool directories are skipped: building imports ``app`` and must not change the key.
     """
     digest = hashlib.sha256()
     digest.update(f"componentize-py {componentize_py_version()} world {WORLD}\0".encode())
-    for label, root in (("src", src_dir), ("wit", wit_dir)):
+    for label, root in (("src", src_dir), ("wit", wit_dir), ("sdk", PYTHON_PATH)):
         for path in _source_files(root):
             digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -252,12 +262,19 @@ def python_guest_key(src_dir: Path, wit_dir: Path = WIT_DIR) -> str:
 
 
 def _source_files(root: Path) -> Iterator[Path]:
+    """The files a guest is built from: no tool directories, dotfiles, build outputs, tests or deploy manifest."""
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
         if any(part in _IGNORED_DIRS or part.startswith(".") for part in parts):
             continue
-        if path.is_file() and path.suffix not in (".pyc", ".wasm"):
+        if path.is_file() and path.suffix not in (".pyc", ".wasm") and not _is_test_file(parts):
             yield path
+
+
+def _is_test_file(parts: tuple[str, ...]) -> bool:
+    name = parts[-1]
+    return "tests" in parts[:-1] or name in ("conftest.py", "airssys.toml") or (name.endswith(".py") and (
+        name.startswith("test_") or name.endswith("_test.py")))
 
 
 def build_python_guest(
@@ -271,7 +288,8 @@ def build_python_guest(
     """Build the componentize-py guest in ``src_dir`` (module ``app``) for the ``route`` world; return its path.
 
     The result lives in ``cache_dir`` (default :func:`default_cache_dir`) under :func:`python_guest_key`, written
-    atomically, so unchanged sources never rebuild and concurrent builders cannot publish a torn file. With
+    atomically, so unchanged sources never rebuild and concurrent builders cannot publish a torn file. The guest
+    SDK (``airssys_guest``, shipped in :mod:`airssys_web.sdk`) is on the guest's module path. With
     ``out`` the cached component is also copied there (atomically) and ``out`` is returned. The build runs on a
     copy of the sources so the toolchain's byproducts never land in the user's directory.
     """
@@ -302,7 +320,8 @@ def _componentize(src_dir: Path, app_module: str, target: Path, timeout: float) 
         command = [
             sys.executable, "-c", "import sys; from componentize_py import script; sys.exit(script())",
             "--wit-path", str(WIT_DIR), "--world", WORLD, "--quiet",
-            "componentize", "--python-path", str(work), "--output", str(staged), app_module,
+            "componentize", "--python-path", str(work), "--python-path", str(PYTHON_PATH),
+            "--output", str(staged), app_module,
         ]  # fmt: skip
         # componentize-py appends $VIRTUAL_ENV's site-packages to the guest's path: keep the host's out. A Rust
         # backtrace would bury the guest's own traceback in the error message.
@@ -344,3 +363,96 @@ def _atomic_copy(source: Path, dest: Path) -> None:
 def iter_guest_sources(root: Path) -> Iterable[Path]:
     """The files that make up a guest source tree (what the cache key covers), for watchers such as ``dev``."""
     return list(_source_files(Path(root)))
+
+
+# ------------------------------------------------------------------------------------------ any language
+
+#: The languages ``build_component`` knows, with what marks a source directory as that language.
+LANGUAGES = {"python": "app.py", "js": "app.js", "wat": "*.wat"}
+_RECIPES = {"Cargo.toml": "Rust", "CMakeLists.txt": "C", "Makefile": "C"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What :func:`build_component` produced: where, from which language, how big, how long, from the cache?"""
+
+    path: Path
+    language: str
+    size: int
+    seconds: float
+    cached: bool
+
+
+def detect_language(source: Path) -> str:
+    """``python``, ``js`` or ``wat`` for a source (a ``.wat`` file or a guest directory); BuildError if unclear."""
+    source = Path(source)
+    if source.is_file():
+        if source.suffix == ".wat":
+            return "wat"
+        if source.suffix == ".wasm":
+            raise BuildError(f"{source} is already a built component; deploy it, or build its source directory")
+        raise BuildError(f"do not know how to build {source}: give a .wat file or a guest directory")
+    if not source.is_dir():
+        raise BuildError(f"{source} does not exist")
+    found = [lang for lang, mark in LANGUAGES.items() if any(source.glob(mark))]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise BuildError(f"{source} looks like {' and '.join(found)} at once; pass --lang to choose")
+    for mark, lang in _RECIPES.items():
+        if (source / mark).exists():
+            raise BuildError(f"{source} looks like a {lang} guest: build it with its own toolchain (see the README's "
+                             f"'{lang} recipe'), then deploy the .wasm")
+    raise BuildError(f"{source} has no app.py (Python), app.js (JavaScript) or .wat file; "
+                     "create one with `airssys-web new NAME --lang python|js|wat`")
+
+
+def default_output(source: Path) -> Path:
+    """``x.wat`` -> ``x.wasm``; a directory ``d`` -> ``d/d.wasm`` (beside its ``airssys.toml``, which deploy reads)."""
+    source = Path(source)
+    return source.with_suffix(".wasm") if source.is_file() else source / f"{source.resolve().name}.wasm"
+
+
+def _wat_file(source: Path) -> Path:
+    if source.is_file():
+        return source
+    files = sorted(source.glob("*.wat"))
+    preferred = [f for f in files if f.stem in (source.resolve().name, "app")]
+    if len(files) == 1 or preferred:
+        return (preferred or files)[0]
+    raise BuildError(f"{source} has several .wat files ({', '.join(f.name for f in files)}); build one of them")
+
+
+def build_component(source: Path, *, out: Path | None = None, language: str | None = None,
+                    cache_dir: Path | None = None, console: Any = None) -> BuildResult:
+    """Build any supported guest: detect the language, run its toolchain (cached), write ``out``.
+
+    ``out`` defaults to :func:`default_output`. ``console`` (a ``rich.console.Console``) shows toolchain installs.
+    The result is not validated here: ``airssys-web build`` and deploy check it against the WIT contract.
+    """
+    source = Path(source)
+    lang = language or detect_language(source)
+    if lang not in LANGUAGES:
+        raise BuildError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
+    target = Path(out) if out is not None else default_output(source)
+    started = time.perf_counter()
+    cached = False
+    if lang == "wat":
+        wat = _wat_file(source)
+        data = compile_wat(wat.read_text())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    elif lang == "python":
+        cache = (cache_dir or default_cache_dir(source)).resolve()
+        cached = (cache / f"{source.resolve().name}-{python_guest_key(source.resolve())[:32]}.wasm").is_file()
+        build_python_guest(source, out=target, cache_dir=cache)
+    else:
+        from .jsbuild import build_js_guest, js_guest_key
+
+        cache = (cache_dir or default_cache_dir(source)).resolve()
+        cached = (cache / f"{source.resolve().name}-{js_guest_key(source.resolve())[:32]}.wasm").is_file()
+        build_js_guest(source, out=target, cache_dir=cache, console=console)
+    return BuildResult(target, lang, target.stat().st_size, time.perf_counter() - started, cached)

@@ -134,6 +134,7 @@ def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show components, their versions and routes, and which version is active."""
+    from .capabilities import settings_summary
     from .registry import EmbeddedRegistry
 
     rows: list[dict[str, Any]] = []
@@ -150,6 +151,7 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
                         "route": comp.route,
                         "active": dep.active_version if dep else None,
                         "versions": [v.version for v in reg.versions(comp.name)],
+                        **(settings_summary(dep.settings) if dep else {}),
                     })
     except AirssysError as e:
         _fail(str(e))
@@ -160,43 +162,15 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
         click.echo("no components deployed")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("component", "route", "active", "versions")
+    table = Table("component", "route", "active", "versions", "grants of the active version")
     for r in rows:
         versions = ", ".join(f"[bold]{v}[/bold]" if v == r["active"] else v for v in r["versions"])
-        table.add_row(r["component"], r["route"], r["active"] or "-", versions)
+        grants = "\n".join(escape(g) for g in r.get("grants") or []) or ("none" if "grants" in r else "-")
+        table.add_row(r["component"], r["route"], r["active"] or "-", versions, grants)
     Console().print(table)
-
-
-@cli.command()
-@click.argument("source", type=click.Path(path_type=Path), default=Path("."))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the component (default: next to the source).")
-def build(source: Path, output: Path | None) -> None:
-    """Build a component from SOURCE: a .wat file, or a directory with a componentize-py app.py."""
-    import time
-
-    from .build import build_python_guest, compile_wat
-    from .deploy import check_component
-    from .runtime.artifacts import ArtifactCache
-
-    started = time.perf_counter()
-    try:
-        if source.is_file() and source.suffix == ".wat":
-            out = output or source.with_suffix(".wasm")
-            out.write_bytes(compile_wat(source.read_text()))
-        elif source.is_dir():
-            out = build_python_guest(source, out=output or source / f"{source.resolve().name}.wasm")
-        elif not source.exists():
-            _fail(f"{source} does not exist")
-        else:
-            _fail(f"do not know how to build {source}: give a .wat file or a directory with app.py")
-        _, report = check_component(out.read_bytes(), ArtifactCache(None), label=out.name)
-    except AirssysError as e:
-        _fail(str(e))
-    elapsed = time.perf_counter() - started
-    click.echo(f"built {out} ({report.size / 1024:.1f} KiB, {elapsed:.1f} s); it satisfies airssys:web/route")
 
 
 @cli.command()
@@ -209,6 +183,13 @@ def wit(show_path: bool) -> None:
 from .cli_lifecycle import register as _register_lifecycle  # noqa: E402 - needs ``cli`` and ``deploy`` above
 
 _register_lifecycle(cli, deploy, registry_option)
+
+from .commands import build_cmd, call_cmd, dev_cmd, new_cmd  # noqa: E402 - the guest author's commands
+
+cli.add_command(new_cmd)
+cli.add_command(build_cmd)
+cli.add_command(dev_cmd)
+cli.add_command(call_cmd)
 
 
 def main() -> None:

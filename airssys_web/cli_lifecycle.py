@@ -19,6 +19,7 @@ import click
 
 from .admin import history_json
 from .auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
+from .capabilities import settings_summary, summary_lines
 from .client import AdminClient
 from .errors import AirssysError, InvalidComponent
 from .registry import Deployment, EmbeddedRegistry
@@ -95,7 +96,8 @@ def read_wasm(file: Path) -> bytes:
 def deployment_json(dep: Deployment) -> dict[str, Any]:
     return {"component": dep.component, "version": dep.active_version, "route": dep.route, "sha256": dep.sha256,
             "previous_version": dep.previous_version, "canary_version": dep.canary_version,
-            "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback}
+            "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback,
+            **settings_summary(dep.settings)}
 
 
 def _from_api(data: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +232,8 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
             return
         for r in rows:
             click.echo(describe(r, "serving"))
+            for line in summary_lines(r):
+                click.echo(f"  {line}")
 
     @cli.command()
     @click.option("--scope", type=click.Choice(["read", "deploy"]), default="read", show_default=True,
@@ -266,4 +270,4 @@ def _status_row(component: dict[str, Any]) -> dict[str, Any]:
             "version": dep.get("active_version"), "sha256": dep.get("sha256", ""),
             "previous_version": dep.get("previous_version"), "canary_version": dep.get("canary_version"),
             "canary_percent": dep.get("canary_percent", 0), "auto_rollback": dep.get("auto_rollback"),
-            "serving": component["serving"]}
+            "serving": component["serving"], **settings_summary(dep.get("settings") or {})}

@@ -161,10 +161,10 @@ def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
     needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
     if needs is not None and grant_declared_needs:
         merged = grant_declared(needs, merged)
-    merged = with_defaults(needs, merged)
     check = check_needs(needs, merged)
     if enforce:
         check.raise_for_missing()
+    merged = with_defaults(needs, merged)
     out: dict[str, Any] = {"limits": merged_limits} if merged_limits else {}
     out.update(merged.to_settings(reveal=True))
     if needs is not None:

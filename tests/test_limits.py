@@ -1,0 +1,143 @@
+"""Limits: the value object, and real guests that loop, burn fuel, grow memory and recurse without bound."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from caps_support import caps_wat, generation
+from support import text_component
+
+from airssys_web.deploy import deploy
+from airssys_web.errors import CapabilityError, GuestMemoryLimit, GuestTimeout, GuestTrap, InvalidComponent
+from airssys_web.limits import GiB, KiB, Limits, MiB, parse_size
+from airssys_web.registry import EmbeddedRegistry
+from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.engine import engine_fingerprint, get_engine
+from airssys_web.runtime.imports import HostContext
+from airssys_web.runtime.instance import map_guest_error
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("64MiB", 64 * MiB), ("64mib", 64 * MiB), ("512KiB", 512 * KiB), ("1GiB", GiB), ("1.5MiB", 3 * MiB // 2),
+    ("2MB", 2_000_000), ("100B", 100), ("  8 MiB ", 8 * MiB), ("3", 3 * MiB), (3, 3 * MiB), (0.5, MiB // 2),
+])
+def test_parse_size(text: str | int, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "-1MiB", "1.5B", "MiB", "1 TiB", True])
+def test_parse_size_refuses(text: str | bool) -> None:
+    with pytest.raises(CapabilityError, match="size"):
+        parse_size(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"timeout": 0}, "timeout=0"), ({"timeout": 3601}, "timeout"), ({"timeout": "5"}, "number of seconds"),
+    ({"timeout": float("nan")}, "timeout"), ({"memory": 1024}, "64 KiB"), ({"memory": 2.5 * MiB}, "whole number"),
+    ({"max_instances": 0}, "max_instances"), ({"min_instances": 5, "max_instances": 2}, "min_instances"),
+    ({"max_body": -1}, "max_body"), ({"fuel": 0}, "fuel"), ({"fuel": 1.5}, "fuel"), ({"fuel": True}, "fuel"),
+    ({"acquire_timeout": -1}, "acquire_timeout"),
+])
+def test_bad_limits(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(CapabilityError, match=message):
+        Limits(**fields)  # type: ignore[arg-type]
+
+
+def test_limits_round_trip_and_user_forms() -> None:
+    limits = Limits(timeout=2, memory=64 * MiB, fuel=10**9, max_instances=4)
+    assert Limits.from_dict(limits.to_dict()) == limits
+    assert Limits.from_user({"memory": "64MiB", "max_body": 1, "fuel": 5}) == {"memory": 64 * MiB,
+                                                                              "max_body": MiB, "fuel": 5}
+    with pytest.raises(CapabilityError, match="unknown limit"):
+        Limits.from_dict({"memroy": 1})
+    assert dict(limits.describe())["memory"] == "64 MiB" and dict(limits.describe())["fuel"] == "1,000,000,000"
+
+
+# -- real guests -------------------------------------------------------------------------------------------------
+
+def test_busy_loop_is_interrupted_and_its_instance_replaced(wat_guest: Callable[[str], bytes]) -> None:
+    gen = generation(wat_guest("spin"), {"limits": {"timeout": 0.05}})
+    for expected_discards in (1, 2):
+        with pytest.raises(GuestTimeout, match=r"exceeded its 0.05s deadline"):
+            gen.call("GET", "/")
+        assert gen.pool.discarded == expected_discards
+    gen.close()
+
+
+def test_fuel_stops_a_busy_loop_deterministically(wat_guest: Callable[[str], bytes]) -> None:
+    gen = generation(wat_guest("spin"), {"limits": {"timeout": 60, "fuel": 100_000}})
+    assert gen.ctx.fuel
+    with pytest.raises(GuestTimeout, match=r"ran out of fuel \(its budget is 100,000 per request\)") as info:
+        gen.call("GET", "/")
+    assert info.value.status == 504
+    gen.close()
+
+
+def test_fuel_budget_is_per_request(wat_guest: Callable[[str], bytes]) -> None:
+    gen = generation(wat_guest("echo"), {"limits": {"fuel": 1_000_000, "max_instances": 1}})
+    for _ in range(20):  # far more than one budget in total: each call gets a fresh one
+        assert gen.call("POST", "/x", body=b"abc").body == b"abc"
+    assert gen.pool.discarded == 0
+    gen.close()
+
+
+def test_fuel_versions_use_a_separate_engine_and_artifacts(tmp_path: Path) -> None:
+    wasm, sha = text_component("fuel"), sha256_hex(text_component("fuel"))
+    cache = ArtifactCache(tmp_path)
+    plain, metered = cache.get(sha, wasm), cache.get(sha, wasm, fuel=True)
+    assert plain is not metered and cache.compilations == 2
+    assert cache.has_artifact(sha) and cache.has_artifact(sha, fuel=True)
+    assert engine_fingerprint() != engine_fingerprint(fuel=True)
+    assert get_engine() is not get_engine(fuel=True) and get_engine(fuel=True) is get_engine(fuel=True)
+
+
+def test_memory_growth_past_the_cap_fails_and_loses_the_instance(wat_guest: Callable[[str], bytes]) -> None:
+    gen = generation(wat_guest("grow"), {"limits": {"memory": 2 * MiB}})
+    with pytest.raises(GuestTrap, match=r"unreachable.*memory cap 2 MiB") as info:
+        gen.call("GET", "/")
+    assert info.value.status == 500 and gen.pool.discarded == 1
+    gen.close()
+
+
+def test_unbounded_recursion_is_a_stack_overflow_trap() -> None:
+    gen = generation(caps_wat("recurse"), {})
+    with pytest.raises(GuestTrap, match="stack overflow"):
+        gen.call("GET", "/")
+    assert gen.pool.discarded == 1
+    gen.close()
+
+
+def test_memory_cap_below_the_initial_memory_refuses_the_deploy(tmp_path: Path) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "ok", caps_wat("recurse"), version="1.0.0", route="/ok", limits={"memory": 64 * KiB})  # 1 page
+        guest = text_component("x" * 70_000)  # its data needs two pages
+        with pytest.raises(InvalidComponent, match=r"needs 128 KiB of linear memory at start, more than its memory "
+                                                   r"limit of 64 KiB; deploy it with a larger --memory"):
+            deploy(reg, "big", guest, version="1.0.0", route="/big", limits={"memory": 64 * KiB})
+
+
+CTX = HostContext("c", "1.0.0")
+
+
+@pytest.mark.parametrize(("text", "stderr", "kind", "message"), [
+    ("error while executing\n\nCaused by:\n    wasm trap: interrupt", "", GuestTimeout, "deadline"),
+    ("Caused by:\n    wasm trap: all fuel consumed by WebAssembly", "", GuestTimeout, "ran out of fuel"),
+    ("Caused by:\n    wasm trap: call stack exhausted", "", GuestTrap, "stack overflow"),
+    ("Caused by:\n    wasm trap: allocation size too large", "", GuestMemoryLimit, "memory limit of 8 MiB"),
+    ("Caused by:\n    wasm trap: wasm `unreachable` instruction executed", "object type name: MemoryError\n",
+     GuestMemoryLimit, r"memory limit of 8 MiB \(the guest reported 'MemoryError'\)"),
+    ("wasm trap: wasm `unreachable` instruction executed", "memory allocation of 4096 bytes failed\n",
+     GuestMemoryLimit, "memory allocation of 4096 bytes failed"),
+    ("Caused by:\n    wasm trap: wasm `unreachable` instruction executed", "panicked: boom\n", GuestTrap,
+     r"trapped: wasm `unreachable` instruction executed \(memory cap 8 MiB\)"),
+    ("Caused by:\n    wasm trap: out of bounds memory access", "", GuestTrap, "out of bounds memory access"),
+    ("something else entirely", "", GuestTrap, "something else entirely"),
+])
+def test_error_mapping(text: str, stderr: str, kind: type[Exception], message: str) -> None:
+    error = map_guest_error(RuntimeError(text), CTX, Limits(timeout=1, memory=8 * MiB, fuel=10), [stderr])
+    assert type(error) is kind
+    assert error.args[0].startswith("c@1.0.0 ")
+    assert re.search(message, str(error)), str(error)

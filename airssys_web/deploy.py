@@ -67,7 +67,7 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     sha = sha256_hex(wasm)
     limits = Limits.from_dict((settings or {}).get("limits"))
     fuel = limits.fuel is not None
-    component = artifacts.compile(wasm, sha=sha, fuel=fuel)
+    component = artifacts.get(sha, wasm, fuel=fuel)  # a verified stored artifact of the same bytes is reused
     engine = get_engine(fuel)
     ctype = component.type
     exports = ctype.exports(engine)

@@ -39,7 +39,9 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["version"] == "1.1.0"
     listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
-    assert listed == [{"component": "hello", "route": "/hello", "active": "1.1.0", "versions": ["1.0.0", "1.1.0"]}]
+    assert [{k: row[k] for k in ("component", "route", "active", "versions")} for row in listed] == [
+        {"component": "hello", "route": "/hello", "active": "1.1.0", "versions": ["1.0.0", "1.1.0"]}]
+    assert listed[0]["grants"] == ["config greeting=hi"] and listed[0]["limits"]["timeout"] == "2 s"
     table = runner.invoke(cli, ["list", "--registry", str(reg)]).output
     assert "hello" in table and "/hello" in table and "1.1.0" in table
 

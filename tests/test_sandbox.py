@@ -297,3 +297,14 @@ def test_grants_and_limits_survive_a_restart(tmp_path: Path) -> None:
                 assert gen.call("@s", "kept", body=b"across restarts").status == 204
             else:
                 assert gen.call("@g", "kept").body == b"across restarts"
+
+
+@pytest.mark.parametrize(("settings", "blocking"), [
+    ({}, False), ({"config": {"a": "b"}}, False), ({"outbound": ["https://api.example.com"]}, True),
+    ({"kv": True}, True),
+])
+def test_guests_that_may_block_on_io_never_run_on_the_event_loop(tmp_path: Path, settings: dict[str, Any],
+                                                                 blocking: bool) -> None:
+    gen = generation(imports_guest(), settings, HostServices(tmp_path))
+    assert gen.ctx.blocking_io is blocking and gen.inline.long_running is blocking
+    gen.close()

@@ -28,7 +28,7 @@ class Generation:
         self.sha256 = sha256
         self.dispatcher = dispatcher
         self.inline = dispatcher.new_policy() if dispatcher is not None else InlinePolicy()
-        if ctx.fetch is not None:  # outbound I/O may block for seconds: never on the event loop
+        if ctx.blocking_io:  # outbound fetch / KV may block for seconds: never on the event loop
             self.inline.long_running = True
         self._component = component
         self._linker = build_linker(ctx)

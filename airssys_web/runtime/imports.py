@@ -67,18 +67,23 @@ class HostContext:
 
     component: str
     version: str
-    config: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, str] = field(default_factory=dict, repr=False)  # holds secret values too
     fetch: FetchFn | None = None
     fetcher: Fetcher | None = None
     kv: KVNamespace | None = None
     files: tuple[FileAccess, ...] = ()
-    secret_values: tuple[str, ...] = ()
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
     fuel: bool = False  # instantiate on the fuel-metering engine
     _denials: _Denials = field(default_factory=_Denials, repr=False, compare=False)
 
     @property
     def tag(self) -> str:
         return f"{self.component}@{self.version}"
+
+    @property
+    def blocking_io(self) -> bool:
+        """Whether a host function may block on I/O (outbound fetch, KV): such guests never run on the event loop."""
+        return self.fetch is not None or self.fetcher is not None or self.kv is not None
 
     def outbound_denials(self) -> dict[str, int]:
         """Denied ``fetch`` calls so far, by kind (``not-granted``, ``blocked-address``, ``bad-url``, ...)."""

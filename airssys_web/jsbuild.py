@@ -179,7 +179,9 @@ def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout
         except subprocess.TimeoutExpired:
             raise BuildError(f"componentize-qjs did not finish within {timeout:g}s building {src_dir}") from None
         if done.returncode != 0 or not staged.is_file():
-            detail = _tail((done.stderr or "") + (done.stdout or "")).replace(str(work), str(src_dir))
+            # stdout is only a banner; the guest sees its sources at /src/ (the module root is the staging dir)
+            detail = _tail(done.stderr if done.stderr.strip() else done.stdout).replace(str(work), str(src_dir))
+            detail = re.sub(r"(?<![\w/])/src/", f"{src_dir}/", detail).replace("Error: : ", "Error: ")
             raise BuildError(f"componentize-qjs failed to build {src_dir} (exit {done.returncode}):\n{detail}")
         os.replace(staged, target)
 

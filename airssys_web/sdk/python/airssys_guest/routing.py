@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .http import Headers, HTTPError, Request, Response
@@ -86,8 +86,10 @@ class App:
 
     # -- declaring routes -----------------------------------------------------------------------------------
     def route(self, pattern: str, methods: Iterable[str] = ("GET",)) -> Callable[[RouteHandler], RouteHandler]:
+        template = Route.compile(pattern, methods, _unset)  # a bad pattern fails here, at the decorator
+
         def register(endpoint: RouteHandler) -> RouteHandler:
-            self.routes.append(Route.compile(pattern, methods, endpoint))
+            self.routes.append(replace(template, endpoint=endpoint))
             return endpoint
 
         return register
@@ -153,6 +155,10 @@ class App:
         if self._handler_class is None:
             self._handler_class = _make_handler(self)
         return self._handler_class
+
+
+def _unset(request: Request) -> Response:  # pragma: no cover - replaced before use
+    raise HTTPError(500, "route without a function")
 
 
 def to_response(value: Any) -> Response:

@@ -183,15 +183,40 @@ def test_policy_mean_above_threshold_goes_back_to_threads() -> None:
     assert policy.allows(0)  # it may come back: it never ran *long*
 
 
-def test_policy_one_call_over_budget_is_final() -> None:
+def test_policy_a_call_far_over_budget_is_final() -> None:
     policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
     for _ in range(10):
         policy.record(0.00001)
-    policy.record(0.002)
+    policy.record(0.02)  # ten budgets of CPU in one call
     assert policy.long_running
     for _ in range(1000):
         policy.record(0.00001)
     assert not policy.allows(0)
+
+
+def test_policy_a_lone_spike_is_forgiven_a_pattern_is_not() -> None:
+    policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
+    for _ in range(50):
+        policy.record(0.00002)
+    policy.record(0.00002, 0.005)  # the loop waited 5 ms for the GIL once: held back a little, not for good
+    assert not policy.allows(0) and not policy.long_running
+    for _ in range(50):  # threaded calls count as not blocked: the mean decays
+        policy.record(0.00002)
+    assert policy.allows(0)
+    policy.record(0.002)  # one garbage collection during a call
+    for _ in range(50):
+        policy.record(0.00002)
+    assert policy.allows(0) and not policy.long_running
+    for _ in range(3):  # a guest that sleeps (no CPU) for 50 ms in each inline call: three in a row
+        policy.record(0.00001, 0.05)
+    assert policy.long_running
+
+
+def test_policy_repeated_cpu_over_budget_is_final() -> None:
+    policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
+    for _ in range(3):
+        policy.record(0.002)
+    assert policy.long_running
 
 
 def test_budget_zero_disables_inlining() -> None:
@@ -354,7 +379,7 @@ def test_native_route_answers_while_a_spinning_guest_holds_every_instance(
             with httpx.Client(timeout=30) as client:
                 results.append(client.get(url + "/spin").status_code)
 
-        spinners = [threading.Thread(target=hit_spin) for _ in range(3)]
+        spinners = [threading.Thread(target=hit_spin) for _ in range(2)]
         for t in spinners:
             t.start()
         gen = host.generations()["spin"]
@@ -369,4 +394,4 @@ def test_native_route_answers_while_a_spinning_guest_holds_every_instance(
         assert gen.in_flight >= 1  # answered while the guest still held its instances
         for t in spinners:
             t.join(30)
-    assert sorted(results)[:2] == [504, 504]
+    assert results == [504, 504]

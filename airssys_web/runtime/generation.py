@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from resource import RUSAGE_THREAD, getrusage
 from time import perf_counter, thread_time
 
 from wasmtime.component import Component
@@ -111,13 +112,18 @@ class Generation:
 
     def _run_inline(self, slot: Slot, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                     body: bytes) -> GuestResponse:
-        """A call on the event loop: its wall time is how long the loop was held (a stall if over budget)."""
+        """A call on the event loop, accounted by CPU time and, if the loop thread blocked during it (a guest
+        sleeping in WASI, a GIL wait), by wall time too; the OS preempting a loaded machine counts as neither."""
         self.inline.inline_calls += 1
-        started = perf_counter()
+        switches = getrusage(RUSAGE_THREAD).ru_nvcsw  # the only counter that tells blocking from preemption
+        started, cpu = perf_counter(), thread_time()  # (getrusage's CPU times are tick-sampled: not these)
         try:
             return slot.call(method, path, query, headers, body)
         finally:
-            self.inline.record(perf_counter() - started)
+            wall, cpu = perf_counter() - started, thread_time() - cpu
+            idle = wall - cpu  # blocked or preempted; only a voluntary context switch says "blocked"
+            blocked = idle > 0.0001 and getrusage(RUSAGE_THREAD).ru_nvcsw != switches
+            self.inline.record(cpu, idle if blocked else 0.0)
             self.pool.release(slot)
 
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],

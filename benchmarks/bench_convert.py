@@ -67,12 +67,13 @@ def _per_call(fn: Callable[[], object], budget: float, min_runs: int) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller time budget, skip the stock 1 MiB run")
-    args = parser.parse_args()
-    budget = 0.3 if args.quick else 1.5
+def handle_rows(budget: float, *, sizes: tuple[tuple[str, int], ...] = (("trivial", 0), ("64 KiB", 64 << 10),
+                                                                        ("1 MiB", 1 << 20)),
+                skip_stock_from: int | None = None) -> list[tuple[str, float, float, float]]:
+    """(label, floor, stock, fast) seconds per ``handle()`` call for each body size (stock is NaN when skipped).
 
+    ``python -m benchmarks`` uses this for P2 (host overhead ratio) and for P3's in-process breakdown.
+    """
     config = wasmtime.Config()
     config.epoch_interruption = True
     engine = wasmtime.Engine(config)
@@ -80,9 +81,8 @@ def main() -> None:
     stock_store, stock_func = _instance(engine, component)
     fast_store, fast_func = _instance(engine, component)
     fast = convert.HandleCaller(fast_store, fast_func)
-
-    print(f"{'case':<10}{'floor':>12}{'stock':>12}{'fast':>12}{'fast/stock':>12}{'overhead ratio':>16}")
-    for label, size in (("trivial", 0), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)):
+    rows = []
+    for label, size in sizes:
         body = bytes(range(256)) * (size // 256)
         headers = HEADERS if size else []
         req = _Request("GET", "/bench", "q=1", headers, body)
@@ -95,14 +95,28 @@ def main() -> None:
 
         t_floor = _per_call(floor, budget, 3)
         t_fast = _per_call(lambda: fast("GET", "/bench", "q=1", headers, body), budget, 3)  # noqa: B023
-        if args.quick and size >= 1 << 20:
+        if skip_stock_from is not None and size >= skip_stock_from:
             t_stock = float("nan")
         else:
             t_stock = _per_call(lambda: stock_func(stock_store, req), budget, 2)  # noqa: B023
+        rows.append((label, t_floor, t_stock, t_fast))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller time budget, skip the stock 1 MiB run")
+    args = parser.parse_args()
+    budget = 0.3 if args.quick else 1.5
+
+    print(f"{'case':<10}{'floor':>12}{'stock':>12}{'fast':>12}{'fast/stock':>12}{'overhead ratio':>16}")
+    for label, t_floor, t_stock, t_fast in handle_rows(budget, skip_stock_from=(1 << 20) if args.quick else None):
         ratio = t_fast / t_stock
         overhead = (t_fast - t_floor) / (t_stock - t_floor)
         print(f"{label:<10}{_fmt(t_floor):>12}{_fmt(t_stock):>12}{_fmt(t_fast):>12}{ratio:>12.3f}{overhead:>16.3f}")
-    imports_table(engine, budget)
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    imports_table(wasmtime.Engine(config), budget)
 
 
 def _import_linker(engine: wasmtime.Engine, *, fast: bool, fetch_body: bytes) -> Linker:

@@ -1,0 +1,132 @@
+"""Per-process measurements, each in a fresh interpreter: server boot (P5) and memory per pooled instance (P8).
+
+    python -m benchmarks.bench_process boot REGISTRY      # prints JSON
+    python -m benchmarks.bench_process memory WASM N      # prints JSON
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .harness import REPO, free_port, serve_command, wait_ready
+
+
+def _child(*args: str) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_process", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench_process {args[0]} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- P5: boot ------------------------------------------------------------------------------------------------------
+
+def boot_in_process(registry: str) -> dict[str, Any]:
+    """Import, then load and warm every active deployment (what the lifespan startup does), counting compiles."""
+    started = time.perf_counter()
+    from airssys_web.host import AirssysHost
+
+    imported = time.perf_counter()
+    host = AirssysHost(registry)
+    host.start(watch=False)
+    booted = time.perf_counter()
+    result = {"import_s": imported - started, "host_start_s": booted - imported,
+              "generations": len(host.generations()), "compilations": host.artifacts.compilations}
+    host.close()
+    return result
+
+
+def measure_boot(registry: Path, repeats: int = 3) -> dict[str, Any]:
+    """Host start in fresh interpreters, and ``serve`` from exec to its first 200 on a component route."""
+    runs = [_child("boot", str(registry)) for _ in range(repeats)]
+    serve_times = []
+    for _ in range(repeats):
+        port = free_port()
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env.pop("AIRSSYS_SECRET", None)
+        proc = subprocess.Popen(serve_command(registry, port, app=None), env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            serve_times.append(wait_ready(f"http://127.0.0.1:{port}/c0", proc, 120))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return {"runs": runs, "serve_first_response_s": serve_times}
+
+
+# -- P8: memory per pooled instance -------------------------------------------------------------------------------
+
+def _memory_kib() -> tuple[int, int]:
+    """(RSS, USS) of this process in KiB: resident, and private (what the process alone holds)."""
+    rss = uss = 0
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key == "Rss":
+            rss = int(rest.split()[0])
+        elif key in ("Private_Clean", "Private_Dirty"):
+            uss += int(rest.split()[0])
+    return rss, uss
+
+
+def memory_in_process(wasm_path: str, count: int) -> dict[str, Any]:
+    from airssys_web.limits import Limits
+    from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+    from airssys_web.runtime.dispatch import Dispatcher
+    from airssys_web.runtime.generation import Generation
+    from airssys_web.runtime.imports import HostContext
+
+    wasm = Path(wasm_path).read_bytes()
+    component = ArtifactCache(None).get(sha256_hex(wasm), wasm)
+    limits = Limits(min_instances=0, max_instances=count + 1)
+    gen = Generation(component, HostContext(component="m", version="1.0.0"), limits, dispatcher=Dispatcher(1))
+    gen.pool.grow_ahead = 0
+    gen.pool.warm(1)  # one-time costs (code mapping, linker, first Store) are not per instance
+    slot = gen.pool.try_acquire()
+    assert slot is not None
+    slot.call("GET", "/", "", [], b"")
+    gen.pool.release(slot)
+    gc.collect()
+    rss0, uss0 = _memory_kib()
+    gen.pool.warm(count)
+    gc.collect()
+    rss1, uss1 = _memory_kib()
+    slots = [gen.pool.try_acquire() for _ in range(gen.pool.idle)]
+    for s in slots:
+        assert s is not None
+        s.call("GET", "/", "", [("host", "bench")], b"")
+    for s in slots:
+        assert s is not None
+        gen.pool.release(s)
+    gc.collect()
+    rss2, uss2 = _memory_kib()
+    n = count
+    gen.close()
+    return {"count": n, "rss_kib_per_instance": (rss1 - rss0) / n, "uss_kib_per_instance": (uss1 - uss0) / n,
+            "rss_kib_per_instance_after_a_call": (rss2 - rss0) / n,
+            "uss_kib_per_instance_after_a_call": (uss2 - uss0) / n}
+
+
+def measure_memory(wasm: bytes, count: int, workdir: Path, name: str) -> dict[str, Any]:
+    path = workdir / f"{name}.wasm"
+    path.write_bytes(wasm)
+    return _child("memory", str(path), str(count))
+
+
+if __name__ == "__main__":
+    command = sys.argv[1]
+    if command == "boot":
+        out = boot_in_process(sys.argv[2])
+    elif command == "memory":
+        out = memory_in_process(sys.argv[2], int(sys.argv[3]))
+    else:
+        raise SystemExit(f"unknown command {command!r}: use boot or memory")
+    print(json.dumps(out))

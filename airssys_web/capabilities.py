@@ -134,6 +134,15 @@ class FileAccess(Capability):
     def mode(self) -> str:
         return "rw" if self.writable else "ro"
 
+    def absolute(self, base: Path | None = None) -> FileAccess:
+        """This grant with a relative ``host`` made absolute against ``base`` (default: the working directory).
+
+        Existence is not checked here: the directory must exist where the version is stored and served, which
+        for ``deploy --server`` is another machine; :meth:`checked` runs there.
+        """
+        path = Path(self.host).expanduser()
+        return self if path.is_absolute() else FileAccess(str((base or Path.cwd()) / path), self.guest, self.writable)
+
     def checked(self, base: Path | None = None) -> FileAccess:
         """This grant with ``host`` resolved (relative paths against ``base``); the directory must exist."""
         path = Path(self.host).expanduser()

@@ -105,7 +105,7 @@ class CapabilityOptions:
 
 def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | dict[str, str]) -> Grants:
     caps: list[Capability] = [Capability.network_outbound(h) for h in values.get("allow_host") or ()]
-    caps += [parse_file_grant(text).checked() for text in values.get("allow_file") or ()]
+    caps += [parse_file_grant(text).absolute() for text in values.get("allow_file") or ()]
     caps += [ConfigValue(*parse_pair(text, "--config")) for text in values.get("config") or ()]
     for text in values.get("secret") or ():
         if "=" in text:

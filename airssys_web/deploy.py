@@ -35,6 +35,9 @@ from .runtime.engine import get_engine
 from .runtime.imports import HANDLER_INTERFACE, HostContext, build_linker
 from .runtime.instance import Slot
 from .runtime.services import SECRETS_DIR, state_dir
+from .runtime.wasi_http import AIRSSYS_WORLD, WASI_HTTP_WORLD, world_of_exports
+from .runtime.wasi_http.linker import build_linker as build_wasi_http_linker
+from .runtime.wasi_http.slot import WasiHttpSlot
 from .secrets import SecretStore
 
 log = logging.getLogger("airssys_web.deploy")
@@ -51,11 +54,13 @@ class ComponentReport:
     size: int
     imports: tuple[str, ...]
     exports: tuple[str, ...]
+    world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.wasi_http)
 
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",
                     settings: dict[str, Any] | None = None) -> tuple[Component, ComponentReport]:
-    """Compile ``wasm`` (storing its artifact) and prove it fits the ``airssys:web/route`` world."""
+    """Compile ``wasm`` (storing its artifact) and prove it fits the ``airssys:web/route`` world or
+    ``wasi:http/proxy`` (``report.world`` says which)."""
     if len(wasm) < 8 or wasm[:4] != b"\x00asm":
         raise InvalidComponent(f"{label} is not a WebAssembly file (it does not start with \\0asm)")
     if wasm[:8] == _MODULE_HEADER:
@@ -72,14 +77,18 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     ctype = component.type
     exports = ctype.exports(engine)
     imports = tuple(sorted(ctype.imports(engine)))
-    _check_handler_export(exports, label, engine)
+    world = world_of_exports(exports)
+    if world != WASI_HTTP_WORLD:
+        _check_handler_export(exports, label, engine)
     # A trial instantiation (with the granted directories and the limits) proves every import is satisfiable,
     # every preopen opens and the guest starts within its memory cap.
     ctx = HostContext(component=label, version="check", files=Grants.from_settings(settings or {}).files, fuel=fuel)
-    slot = Slot(component, build_linker(ctx), ctx, Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory,
+    slot_type, linker = ((WasiHttpSlot, build_wasi_http_linker(ctx, component)) if world == WASI_HTTP_WORLD
+                         else (Slot, build_linker(ctx)))
+    slot = slot_type(component, linker, ctx, Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory,
                                                           fuel=limits.fuel, min_instances=0, max_instances=1))
     slot.close()
-    return component, ComponentReport(sha, len(wasm), imports, tuple(sorted(exports)))
+    return component, ComponentReport(sha, len(wasm), imports, tuple(sorted(exports)), world or AIRSSYS_WORLD)
 
 
 def _check_handler_export(exports: dict[str, Any], label: str, engine: wasmtime.Engine) -> None:
@@ -88,7 +97,8 @@ def _check_handler_export(exports: dict[str, Any], label: str, engine: wasmtime.
         found = ", ".join(sorted(exports)) or "nothing"
         raise InvalidComponent(
             f"{label} does not export {HANDLER_INTERFACE} (it exports: {found}); "
-            "build it against the airssys:web/route world (`airssys-web wit` prints it)")
+            "build it against the airssys:web/route world (`airssys-web wit` prints it) "
+            "or the standard wasi:http/proxy world (exporting wasi:http/incoming-handler@0.2.x)")
     iface = item.ty
     if not isinstance(iface, ComponentInstanceType):
         raise InvalidComponent(f"{label} exports {HANDLER_INTERFACE} but not as an interface instance")

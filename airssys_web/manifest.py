@@ -104,7 +104,7 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
         if key == "outbound":
             caps += [Capability.network_outbound(v) for v in value]
         else:
-            caps += [parse_file_grant(v).checked(base) for v in value]
+            caps += [parse_file_grant(v).absolute(base) for v in value]
     config = table.get("config", {})
     if not isinstance(config, dict):
         raise CapabilityError("[grants] config must be a table of KEY = \"value\"")

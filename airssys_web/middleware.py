@@ -30,6 +30,8 @@ from .host import AirssysHost
 from .registry import Registry
 from .routing import route_matches
 from .runtime.generation import Generation
+from .runtime.wasi_http import WASI_HTTP_WORLD
+from .runtime.wasi_http.asgi import serve_asgi
 from .strategies import BucketCookie
 
 log = logging.getLogger("airssys_web")
@@ -163,7 +165,7 @@ class AirssysMiddleware:
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
         try:
-            body = await _read_body(scope, receive, gen.limits.max_body)
+            body = b"" if gen.world == WASI_HTTP_WORLD else await _read_body(scope, receive, gen.limits.max_body)
         except _TooLarge:
             gen.outcome(413)
             await _send_error(send, 413, "request body too large",
@@ -171,6 +173,9 @@ class AirssysMiddleware:
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         try:
+            if gen.world == WASI_HTTP_WORLD:  # streams both bodies itself (runtime.wasi_http.asgi)
+                gen.outcome(await serve_asgi(gen, scope, receive, send, extra))
+                return
             resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                                     headers, body)
         except GuestError as e:

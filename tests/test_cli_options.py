@@ -61,7 +61,6 @@ def test_every_option_parses_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--allow-host", "ftp://x"], "not supported"),
-    (["--allow-file", "/definitely/missing:/d"], "not an existing directory"),
     (["--config", "novalue"], "--config expects KEY=VALUE"),
     (["--secret", "NOT_IN_ENV"], "set the environment variable NOT_IN_ENV"),
     (["--kv-quota", "max_keys=many"], "expected a whole number"),
@@ -125,6 +124,13 @@ def test_deploy_refuses_a_declared_need_that_is_not_granted(tmp_path: Path) -> N
     r = _deploy(tmp_path, wasm, "--grant-declared")
     assert r.exit_code == 0, r.output
     assert any(line.split()[-1] == "granted" and "https://api.example.com" in line for line in r.output.splitlines())
+
+
+def test_deploy_checks_granted_directories(tmp_path: Path) -> None:
+    r = _deploy(tmp_path, text_component("d"), "--allow-file", f"{tmp_path}/missing:/d")
+    assert r.exit_code == 2 and f"{tmp_path}/missing is not an existing directory" in r.output
+    r = _deploy(tmp_path, text_component("d"), "--allow-file", f"{tmp_path}:/d")
+    assert r.exit_code == 2 and "holds or is inside the registry" in r.output
 
 
 def test_deploy_reads_the_manifest_next_to_the_file(tmp_path: Path) -> None:

@@ -64,7 +64,6 @@ def test_full_manifest(tmp_path: Path) -> None:
     ("needs = 1\n", r"\[needs\] must be a table"),
     ("[grants]\nhosts = []\n", "unknown key"),
     ("[grants]\noutbound = \"https://a.com\"\n", "must be a list of strings"),
-    ("[grants]\nfiles = [\"./missing:/d\"]\n", "not an existing directory"),
     ("[grants]\nsecrets = { t = { env = \"NOPE_NOT_SET\" } }\n", "NOPE_NOT_SET.*not set"),
     ("[grants]\nsecrets = { t = 5 }\n", "must be"),
     ("[grants]\nkv = \"yes\"\n", "kv must be true"),
@@ -129,6 +128,14 @@ def test_deploy_refuses_undeclared_grants_to_be_missing(tmp_path: Path, registry
     dep2 = deploy(registry, "n", wasm, version="1.0.1", route="/n",
                   grants=[Capability.kv(), Capability.network_outbound("https://*.example")])
     assert dep2.settings["outbound"] == ["https://*.example"]
+
+
+def test_manifest_directories_are_checked_at_deploy(tmp_path: Path, registry: EmbeddedRegistry) -> None:
+    _write(tmp_path, "[grants]\nfiles = [\"./missing:/d\"]\n")
+    wasm = tmp_path / "c.wasm"
+    wasm.write_bytes(text_component("m3"))
+    with pytest.raises(CapabilityError, match=f"{tmp_path}/missing is not an existing directory"):
+        deploy(registry, "c", wasm, version="1.0.0", route="/c")
 
 
 def test_manifest_can_be_disabled_or_named(tmp_path: Path, registry: EmbeddedRegistry) -> None:

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from resource import RUSAGE_THREAD, getrusage
 from time import perf_counter, thread_time
 
-from wasmtime.component import Component
+from wasmtime.component import Component, Linker
 
 from ..limits import Limits
 from .dispatch import Dispatcher, InlinePolicy
 from .imports import HostContext, build_linker
 from .instance import GuestResponse, Slot
 from .pool import InstancePool, Lease
+from .wasi_http import WASI_HTTP_WORLD, detect_world
 
 
 class Generation:
@@ -32,7 +33,9 @@ class Generation:
         if ctx.blocking_io:  # outbound fetch / KV may block for seconds: never on the event loop
             self.inline.long_running = True
         self._component = component
-        self._linker = build_linker(ctx)
+        #: The world the component serves: "airssys:web" or "wasi:http" (served by runtime.wasi_http).
+        self.world = detect_world(component)
+        self._linker = build_linker(ctx) if self.world != WASI_HTTP_WORLD else _wasi_http_linker(ctx, component)
         self.pool = InstancePool(self._new_slot, min_size=limits.min_instances,
                                  max_size=limits.max_instances, name=ctx.tag)
         self._in_flight = 0
@@ -60,6 +63,9 @@ class Generation:
         return self._in_flight
 
     def _new_slot(self) -> Slot:
+        if self.world == WASI_HTTP_WORLD:
+            from .wasi_http.slot import WasiHttpSlot
+            return WasiHttpSlot(self._component, self._linker, self.ctx, self.limits)
         return Slot(self._component, self._linker, self.ctx, self.limits)
 
     def warm(self) -> None:
@@ -175,3 +181,8 @@ class Generation:
             self._closing = True
         self.pool.close()
         self.ctx.close()
+
+
+def _wasi_http_linker(ctx: HostContext, component: Component) -> Linker:
+    from .wasi_http.linker import build_linker as build_wasi_http_linker
+    return build_wasi_http_linker(ctx, component)

@@ -1,0 +1,98 @@
+"""A wasi:http/proxy route vs the native Starlette route and the airssys:web route, side by side (not a test).
+
+    .venv/bin/python -m benchmarks.bench_wasi_http [--seconds 5] [--repeats 3] [--python]
+
+One ``airssys-web serve`` (the default stack, ``benchmarks.apps:app`` for ``/native``) serves three equivalent
+answers of ``Hello, world!\\n``: ``/native`` (Starlette), ``/wasm`` (the small airssys:web WAT guest) and ``/wasi``
+(the hand-written WAT wasi:http guest of tests/guests/wasi_http/hello.wat, about 4 KB). wrk loads each in turn
+(``-c16``, after a warm-up), repeated; the medians and the ratios are printed. ``--python`` adds ``/wasi-py``, the
+componentize-py wasi:http guest (tests/guests/wasi_http/py_sync), against ``/py``, the airssys:web Python guest.
+The issue's target: ``/wasi`` >= 0.5 x ``/native``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from airssys_web.build import compile_wat, wat_response_component
+from airssys_web.deploy import deploy
+from airssys_web.registry import EmbeddedRegistry
+
+from .fixtures import HELLO, HELLO_HEADERS
+from .harness import REPO, ensure_wrk, run_wrk, running_server
+
+WASI_HELLO = REPO / "tests" / "guests" / "wasi_http" / "hello.wat"
+_WAT_TEXT = "hello from a WAT wasi:http guest\\n"
+
+
+def wasi_hello(text: str = HELLO) -> bytes:
+    """The WAT wasi:http guest, answering ``text`` (ASCII) instead of its own greeting."""
+    source = WASI_HELLO.read_text()
+    escaped = text.replace("\n", "\\n")
+    source = source.replace(f'"{_WAT_TEXT}"', f'"{escaped}"').replace(
+        "(i32.const 64) (i32.const 33)", f"(i32.const 64) (i32.const {len(text.encode())})")
+    return compile_wat(source)
+
+
+def make_registry(directory: Path, python: bool) -> list[str]:
+    paths = ["/native", "/wasm", "/wasi"]
+    with EmbeddedRegistry(directory) as reg:
+        deploy(reg, "hello", compile_wat(wat_response_component(HELLO, headers=HELLO_HEADERS)), version="1.0.0",
+               route="/wasm")
+        deploy(reg, "wasi", wasi_hello(), version="1.0.0", route="/wasi")
+        if python:
+            from airssys_web.build import build_python_guest
+            from airssys_web.build_wasi_http import build_wasi_http_guest
+            cache = REPO / ".cache" / "guests"
+            py = build_python_guest(REPO / "benchmarks" / "guests" / "py_hello", cache_dir=cache)
+            deploy(reg, "pyhello", py.read_bytes(), version="1.0.0", route="/py")
+            wasi_py = build_wasi_http_guest(REPO / "tests" / "guests" / "wasi_http" / "py_sync", cache_dir=cache)
+            deploy(reg, "wasipy", wasi_py.read_bytes(), version="1.0.0", route="/wasi-py")
+            paths += ["/py", "/wasi-py"]
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--python", action="store_true", help="also the componentize-py guests of both worlds")
+    args = parser.parse_args()
+    notes: list[str] = []
+    wrk = ensure_wrk(notes)
+    if wrk is None:
+        print("\n".join(notes))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-wasi-http-") as tmp:
+        registry = Path(tmp) / "reg"
+        paths = make_registry(registry, args.python)
+        runs: dict[str, list[float]] = {p: [] for p in paths}
+        with running_server(registry) as server:
+            for p in paths:  # warm-up: instances, inline-policy samples
+                run_wrk(wrk, server.url + p, seconds=2, connections=args.connections)
+            for _ in range(args.repeats):
+                for p in paths:
+                    r = run_wrk(wrk, server.url + p, seconds=args.seconds, connections=args.connections)
+                    if r.errors:
+                        notes.append(f"{p}: {r.errors} errors or non-2xx answers in one run")
+                    runs[p].append(r.rps)
+    med = {p: statistics.median(v) for p, v in runs.items()}
+    print(f"wrk -c{args.connections} -d{args.seconds:g}s, {args.repeats} runs per route, medians (min-max):")
+    for p in paths:
+        print(f"  {p:10} {med[p]:8.0f} rps  ({min(runs[p]):.0f}-{max(runs[p]):.0f})")
+    ratio = med["/wasi"] / med["/native"]
+    print(f"wasi:http / native      = {ratio:.2f}  (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'})")
+    print(f"wasi:http / airssys:web = {med['/wasi'] / med['/wasm']:.2f}")
+    print(f"added per request vs native: {1e6 / med['/wasi'] - 1e6 / med['/native']:.0f} us")
+    if args.python:
+        print(f"wasi:http Python / airssys:web Python = {med['/wasi-py'] / med['/py']:.2f}")
+    for note in notes:
+        print("note:", note)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ running app by airssys-web (see ``run.py``), so they can be replaced or rolled b
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import UTC, datetime
 
@@ -14,15 +15,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-HOME = """<!doctype html>
+PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>airssys-web example site</title>
   <style>
-    body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 3rem auto; padding: 0 1rem; }
-    code { background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }
-    li { margin: .4rem 0; }
+    body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 3rem auto; padding: 0 1rem; }}
+    code, pre {{ background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }}
+    pre {{ padding: .6rem; overflow-x: auto; }}
+    li {{ margin: .4rem 0; }}
+    .lang {{ font-size: .8em; color: #555; border: 1px solid #ccc; border-radius: 3px; padding: 0 .3em; }}
   </style>
 </head>
 <body>
@@ -30,8 +33,9 @@ HOME = """<!doctype html>
   <p>This is a plain <a href="https://www.starlette.io/">Starlette</a> application with one extra middleware.
   Some routes are ordinary Python endpoints; the others are answered by <strong>WebAssembly components</strong>
   that were deployed into this running process. Each component runs in its own sandbox, sees only the
-  configuration and hosts it was granted, is stopped if it runs too long or uses too much memory, and can be
-  replaced or rolled back without restarting the server.</p>
+  configuration, storage and hosts it was granted, is stopped if it runs too long or uses too much memory, and
+  can be replaced or rolled back without restarting the server. Every component response carries an
+  <code>x-airssys-version</code> header naming the version that answered.</p>
 
   <h2>Native Python routes</h2>
   <ul>
@@ -41,22 +45,50 @@ HOME = """<!doctype html>
 
   <h2>WebAssembly component routes</h2>
   <ul>
-    <li><a href="/wasm/hello"><code>/wasm/hello</code></a> &mdash; a component hand-written in WebAssembly
-      text (<code>components/hello_wat/hello.wat</code>): a few hundred bytes, answers in microseconds.</li>
-    <li><a href="/wasm/greet?name=Ada&amp;lang=en"><code>/wasm/greet?name=Ada</code></a> &mdash; a Python
-      component built with componentize-py (<code>components/greeter_py/app.py</code>); its greeting comes
-      from the configuration it was granted, and it lists the query parameters it received.</li>
+{components}
   </ul>
+  <p>The notes API from the command line:</p>
+  <pre>curl -X POST {base}/wasm/notes -H 'content-type: application/json' -d '{{"title": "first", "body": "hi"}}'
+curl {base}/wasm/notes</pre>
 
-  <p>Edit a component, rebuild it and deploy it as a new version: the next request is served by the new code,
-  and requests already running finish on the old one.</p>
+  <h2>Change it while it runs</h2>
+  <p>Edit a component and let <code>airssys-web dev</code> rebuild and hot-swap it on every save (a failed build
+  leaves the running version alone):</p>
+  <pre>airssys-web dev example_site/components/markdown_js --name markdown-js --route /wasm/markdown \\
+    --registry {registry}</pre>
+  <p>Roll back with <code>airssys-web rollback markdown-js --registry {registry}</code>;
+  see every version with <code>airssys-web list --registry {registry}</code>.</p>
+{admin}
 </body>
 </html>
 """
 
+ADMIN_ON = """  <h2>Admin API</h2>
+  <p>The admin API answers at <a href="{prefix}/status"><code>{prefix}</code></a> (it needs a bearer token:
+  <code>airssys-web token --scope read</code> with the same <code>AIRSSYS_SECRET</code>). The CLI uses it with
+  <code>--server {base}</code>, e.g. <code>airssys-web status --server {base}</code>.</p>"""
+
+ADMIN_OFF = """  <p>The admin API is off: start the site with <code>AIRSSYS_SECRET</code> set (32+ characters) to
+  deploy, update and roll back over HTTP with <code>--server</code>.</p>"""
+
+
+def _components(request: Request) -> str:
+    from example_site.run import EXAMPLES
+
+    examples = getattr(request.app.state, "examples", EXAMPLES)
+    return "\n".join(
+        f'    <li><a href="{html.escape(e.link)}"><code>{html.escape(e.route)}</code></a> '
+        f'<span class="lang">{html.escape(e.language)}</span> &mdash; {html.escape(e.about)}.</li>'
+        for e in examples)
+
 
 async def home(request: Request) -> HTMLResponse:
-    return HTMLResponse(HOME)
+    base = f"{request.url.scheme}://{request.url.netloc}"
+    prefix = getattr(request.app.state, "admin_prefix", None)
+    admin = ADMIN_ON.format(prefix=html.escape(prefix), base=html.escape(base)) if prefix else ADMIN_OFF
+    registry = getattr(request.app.state, "registry", ".cache/example_site/registry")
+    return HTMLResponse(PAGE.format(components=_components(request), base=html.escape(base), admin=admin,
+                                    registry=html.escape(str(registry))))
 
 
 async def native_hello(request: Request) -> PlainTextResponse:

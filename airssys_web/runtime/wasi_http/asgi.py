@@ -63,7 +63,10 @@ class _Waker:
         fut = self._fut
         if fut is not None:
             self._fut = None
-            self._loop.call_soon_threadsafe(_fire, fut)
+            try:
+                self._loop.call_soon_threadsafe(_fire, fut)
+            except RuntimeError:  # the loop closed (server shutdown): nobody is waiting any more
+                pass
 
 
 def _fire(fut: asyncio.Future[None]) -> None:

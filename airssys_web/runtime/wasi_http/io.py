@@ -128,6 +128,7 @@ class Pipe:
         self.reader_gone = False  # nobody will read any more: writes fail with closed
         self.total = 0  # bytes ever written
         self.on_change = on_change
+        self.max_total: int | None = None  # bytes a writer may ever put (an outbound request body's cap)
 
     # both sides call these with the lock (``cond``) held
     def _changed(self) -> None:
@@ -263,6 +264,10 @@ class OutputStream:
                 return bad
             if len(data) > self.pipe.space():
                 raise Trap("output-stream.write: wrote more than check-write permitted")
+            cap = self.pipe.max_total
+            if cap is not None and self.pipe.total + len(data) > cap:
+                self.failed = IoError(f"the body is over the {cap}-byte cap", ("HTTP-request-body-size", None))
+                return "err", ("last-operation-failed", self.failed)
             if self.limit is not None and self.pipe.total + len(data) > self.limit:
                 from .error_codes import body_size_error
                 self.failed = body_size_error(self.limit, self.pipe.total + len(data))

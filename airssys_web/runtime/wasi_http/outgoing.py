@@ -26,6 +26,8 @@ log = logging.getLogger("airssys_web.wasi_http")
 Result = tuple[str, Any]
 _executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="airssys-outgoing")
 _NS = 1_000_000_000
+#: The most bytes an outbound request body may have (it is collected, then sent; the Fetcher's default cap).
+MAX_REQUEST_BODY = 10 * 1024 * 1024
 
 
 class RequestOptions:
@@ -58,6 +60,7 @@ class OutgoingRequest:
         if self.body_obj is not None:
             return "err", None
         pipe = Pipe(self.session.cond, capacity=None)
+        pipe.max_total = MAX_REQUEST_BODY  # collected until sent: bounded
         self.body_obj = OutgoingBody(self.session, pipe, _declared(self.headers), response=False)
         return "ok", self.body_obj
 

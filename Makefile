@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.airssys-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench loadtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check airssys_web tests example_site benchmarks
+	$(BIN)/ruff check airssys_web tests example_site benchmarks loadtests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+loadtest: $(STAMP)  # ~60 s on 127.0.0.1: the traffic mix plus updates/rollbacks under load; fails on any failure
+	$(BIN)/python -m pip install --quiet -e '.[load]'
+	$(BIN)/python -m loadtests --duration 60s
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from loadtests.run import main
+
+main()

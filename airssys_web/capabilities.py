@@ -13,7 +13,8 @@ Every value is immutable and validated once, when it is made (or parsed from its
 :func:`parse_grant`), so a bad grant fails the deploy with one line naming it. :class:`Grants` is the set a
 version holds; it round-trips through the version's settings JSON (``to_settings``/``from_settings``), where a
 secret is kept only as a reference into the registry's secret store (:mod:`airssys_web.secrets`), so no listing,
-log line or error message can ever show its value.
+log line or error message can ever show its value. The values, their text forms and their JSON form live in one
+module because they change together.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from .errors import CapabilityError
 from .kv import KVQuota
-from .limits import Limits
+from .limits import Limits, format_size
 from .outbound import AllowedHost, OutboundPolicy
 
 __all__ = [
@@ -99,7 +100,8 @@ class NetworkOutbound(Capability):
         return str(self.host)
 
 
-def _guest_path(text: str) -> str:
+def check_guest_path(text: str) -> str:
+    """A guest directory, normalised: absolute, no ``..``, ``:``, ``\\`` or control characters."""
     if not isinstance(text, str) or not text.startswith("/"):
         raise CapabilityError(f"guest directory {text!r} must be an absolute path such as /data")
     if any(c in text for c in ":\\\0") or any(ord(c) < 32 for c in text):
@@ -128,7 +130,7 @@ class FileAccess(Capability):
             raise CapabilityError(f"host directory {host_text!r} is empty or contains NUL")
         if guest is None and not host_text.startswith("/"):
             raise CapabilityError(f"file grant {host_text!r}: give the guest directory too, e.g. {host_text}:/data")
-        return cls(host_text, _guest_path(guest if guest is not None else host_text), writable)
+        return cls(host_text, check_guest_path(guest if guest is not None else host_text), writable)
 
     @property
     def mode(self) -> str:
@@ -226,15 +228,8 @@ class KeyValue(Capability):
 
     def __str__(self) -> str:
         q = self.quota
-        return (f"(keys <= {q.max_keys}, total <= {_size(q.max_total_bytes)}, "
-                f"value <= {_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B)")
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor and n % factor == 0:
-            return f"{n // factor} {unit}"
-    return f"{n} B"
+        return (f"(keys <= {q.max_keys}, total <= {format_size(q.max_total_bytes)}, "
+                f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B)")
 
 
 class SecretResolver(Protocol):

@@ -109,14 +109,15 @@ class Limits:
         """``(name, value)`` rows for ``status``."""
         return [
             ("timeout", f"{self.timeout:g} s"),
-            ("memory", _size(self.memory)),
+            ("memory", format_size(self.memory)),
             ("fuel", "off" if self.fuel is None else f"{self.fuel:,}"),
             ("instances", f"{self.min_instances}..{self.max_instances} (wait <= {self.acquire_timeout:g} s)"),
-            ("max_body", _size(self.max_body)),
+            ("max_body", format_size(self.max_body)),
         ]
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
+    """``64 MiB``, ``512 KiB`` or ``100 B``: the largest binary unit that divides ``n``."""
     for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= factor and n % factor == 0:
             return f"{n // factor} {unit}"

@@ -22,7 +22,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .capabilities import REDACTED, Capability, ConfigValue, FileAccess, Grants, KeyValue, _guest_path
+from .capabilities import (
+    REDACTED,
+    Capability,
+    ConfigValue,
+    FileAccess,
+    Grants,
+    KeyValue,
+    NetworkOutbound,
+    Secret,
+    check_guest_path,
+)
 from .errors import CapabilityError, InvalidComponent
 from .outbound import AllowedHost
 
@@ -62,7 +72,8 @@ class Needs:
             files: dict[str, bool] = {}
             for item in _strings(data, "files", source):
                 path, _, mode = item.rpartition(":") if item.endswith((":ro", ":rw")) else (item, "", "ro")
-                files[_guest_path(path)] = files.get(_guest_path(path), False) or mode == "rw"
+                guest = check_guest_path(path)
+                files[guest] = files.get(guest, False) or mode == "rw"
             config_raw = data.get("config", [])
             config: dict[str, str | None]
             if isinstance(config_raw, Mapping):
@@ -224,12 +235,14 @@ def check_needs(needs: Needs | None, grants: Grants) -> NeedsCheck:
     needed_files = {g for g, _ in needs.files}
     needed_keys = set(needs.config) | set(needs.secrets)
     for cap in grants:
-        unused = (
-            (cap.kind == "outbound" and getattr(cap, "host", None) not in used_hosts)
-            or (isinstance(cap, FileAccess) and cap.guest not in needed_files)
-            or (cap.kind in ("config", "secret") and getattr(cap, "key", None) not in needed_keys)
-            or (isinstance(cap, KeyValue) and not needs.kv)
-        )
+        if isinstance(cap, NetworkOutbound):
+            unused = cap.host not in used_hosts
+        elif isinstance(cap, FileAccess):
+            unused = cap.guest not in needed_files
+        elif isinstance(cap, ConfigValue | Secret):
+            unused = cap.key not in needed_keys
+        else:
+            unused = isinstance(cap, KeyValue) and not needs.kv
         if unused:
             rows.append(NeedRow(cap.kind, "", str(cap), "unused"))
     return NeedsCheck(True, tuple(rows))

@@ -29,7 +29,7 @@ from ..errors import (
     GuestTrap,
     InvalidComponent,
 )
-from ..limits import Limits, _size
+from ..limits import Limits, format_size
 from .engine import deadline_ticks, get_engine
 from .imports import HANDLER_INTERFACE, HostContext, make_wasi_config
 from .shims import install as _install_shims
@@ -111,7 +111,7 @@ def map_guest_error(exc: BaseException, ctx: HostContext, limits: Limits | float
         # so a guest response body above ~2.6 MiB cannot be lifted. Not the guest's bug, but its answer is unusable.
         return BadGuestResponse(f"{ctx.tag} answered with a body too large to copy out of the guest "
                                 f"(wasmtime limits a single copy to about 2.6 MiB of list<u8>)", **kw)
-    cap = _size(limits.memory)
+    cap = format_size(limits.memory)
     report = _OOM_REPORT.search("".join(stderr))
     if trap == _ALLOCATION or report is not None:
         why = f"the guest reported {report.group(0)!r}" if report is not None else trap
@@ -166,8 +166,8 @@ class Slot:
                 raise map_guest_error(e, ctx, limits, self._stderr) from None
             if mm := _MIN_MEMORY.search(text):
                 raise InvalidComponent(
-                    f"{ctx.tag} needs {_size(int(mm.group(1)) * 65536)} of linear memory at start, more than its "
-                    f"memory limit of {_size(limits.memory)}; deploy it with a larger --memory") from None
+                    f"{ctx.tag} needs {format_size(int(mm.group(1)) * 65536)} of linear memory at start, more than its "
+                    f"memory limit of {format_size(limits.memory)}; deploy it with a larger --memory") from None
             raise InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}") from None
         iface = instance.get_export_index(store, HANDLER_INTERFACE)
         func_idx = instance.get_export_index(store, "handle", iface) if iface is not None else None

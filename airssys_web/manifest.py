@@ -41,7 +41,7 @@ from .capabilities import Capability, Grants, KeyValue, Secret, parse_file_grant
 from .errors import CapabilityError
 from .kv import KVQuota
 from .limits import Limits
-from .needs import Needs
+from .needs import Needs, embed_needs
 
 MANIFEST_NAME = "airssys.toml"
 _TABLES = {"needs", "grants", "limits"}
@@ -129,3 +129,20 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
     elif kv is not False:
         raise CapabilityError("[grants] kv must be true, false or a table of quotas")
     return Grants.of(caps)
+
+
+def embed_manifest_needs(wasm: bytes, source: str | Path) -> bytes:
+    """``wasm`` carrying the ``[needs]`` of the ``airssys.toml`` next to ``source`` (a guest source directory or
+    file) in its ``airssys-web:needs`` section; unchanged when there is no manifest or no ``[needs]`` table.
+    What ``airssys-web build`` calls, so the component declares its needs wherever it is deployed from (grants
+    and limits stay out of the binary: they are the operator's)."""
+    path = find_manifest(source)
+    if path is None:
+        return wasm
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CapabilityError(f"manifest {path} is not valid TOML: {exc}") from None
+    if "needs" not in data:
+        return wasm
+    return embed_needs(wasm, Needs.from_dict(data["needs"], source=f"manifest {path} [needs]"))

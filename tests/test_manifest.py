@@ -11,8 +11,8 @@ from support import text_component
 from airssys_web.capabilities import Capability, FileAccess
 from airssys_web.deploy import deploy
 from airssys_web.errors import CapabilityError
-from airssys_web.manifest import MANIFEST_NAME, find_manifest, load_manifest
-from airssys_web.needs import Needs, embed_needs
+from airssys_web.manifest import MANIFEST_NAME, embed_manifest_needs, find_manifest, load_manifest
+from airssys_web.needs import Needs, embed_needs, read_needs
 from airssys_web.registry import EmbeddedRegistry
 
 FULL = """
@@ -147,3 +147,13 @@ def test_manifest_can_be_disabled_or_named(tmp_path: Path, registry: EmbeddedReg
     assert "config" not in deploy(registry, "c", wasm, version="1.0.0", route="/c", manifest=False).settings
     assert deploy(registry, "c", wasm, version="1.0.1", route="/c", manifest=other).settings["config"] == {
         "a": "from-other"}
+
+
+def test_build_embeds_the_declared_needs(tmp_path: Path) -> None:
+    wasm = text_component("b")
+    assert embed_manifest_needs(wasm, tmp_path) == wasm  # no manifest
+    _write(tmp_path, "[grants]\nkv = true\n")
+    assert embed_manifest_needs(wasm, tmp_path) == wasm  # no [needs]
+    _write(tmp_path, FULL)  # its secrets come from an unset variable: irrelevant to the build
+    tagged = embed_manifest_needs(wasm, tmp_path / "app.py")
+    assert read_needs(tagged) == load_manifest(tmp_path / MANIFEST_NAME, environ={"TEST_TOKEN": "x"}).needs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -48,6 +49,41 @@ def py_async_wasm() -> bytes:
     pytest.importorskip("componentize_py", reason="componentize-py is not installed")
     from airssys_web.build_wasi_http import build_wasi_http_guest
     return build_wasi_http_guest(GUESTS / "py_async", cache_dir=CACHE).read_bytes()
+
+
+COMPONENTIZE_JS = "@bytecodealliance/componentize-js@0.23.0"
+_BUILD_JS = """import { componentize } from "@bytecodealliance/componentize-js";
+import { writeFile } from "node:fs/promises";
+const [source, wit, out] = process.argv.slice(2);
+const { component } = await componentize({ sourcePath: source, witPath: wit, worldName: "proxy" });
+await writeFile(out, component);
+"""
+
+
+@pytest.fixture(scope="session")
+def js_hello_wasm() -> bytes:
+    """tests/guests/wasi_http/js_hello built with componentize-js (npm; cached under .cache like the others)."""
+    from airssys_web.build_wasi_http import wasi_http_wit_dir
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed")
+    root = CACHE.parent / "wasi-http-js"
+    source = GUESTS / "js_hello" / "app.js"
+    wit = wasi_http_wit_dir(CACHE)
+    key = hashlib.sha256(COMPONENTIZE_JS.encode() + source.read_bytes()).hexdigest()[:24]
+    out = root / f"js_hello-{key}.wasm"
+    if not out.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "node_modules" / "@bytecodealliance" / "componentize-js").is_dir():
+            done = subprocess.run(["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund",
+                                   COMPONENTIZE_JS], capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                pytest.skip(f"npm could not install {COMPONENTIZE_JS}: {done.stderr.strip()[-300:]}")
+        (root / "build.mjs").write_text(_BUILD_JS)
+        staged = out.with_suffix(".tmp")
+        subprocess.run(["node", str(root / "build.mjs"), str(source), str(wit), str(staged)], cwd=root,
+                       check=True, capture_output=True, timeout=600)
+        staged.replace(out)
+    return out.read_bytes()
 
 
 async def upstream(request: Request) -> PlainTextResponse:
@@ -212,6 +248,18 @@ def test_granted_outbound_request(site: str, upstream_url: str) -> None:
     assert r.text == "status 200: upstream /from-sync"
     r = httpx.get(f"{site}/async/fetch", params={"url": upstream_url + "/from-async"})
     assert r.text == "status 200: upstream /from-async"
+
+
+def test_componentize_js_guest(site_and_registry: tuple[str, Path], js_hello_wasm: bytes) -> None:
+    url, reg_dir = site_and_registry
+    with EmbeddedRegistry(reg_dir) as reg:
+        _deploy(reg, "js", js_hello_wasm, version="1.0.0", route="/js")
+    deadline = time.monotonic() + 60
+    while (r := httpx.get(url + "/js/x?y=1")).status_code == 200 and "x-airssys-version" not in r.headers:
+        assert time.monotonic() < deadline, "the JS component was not picked up"
+        time.sleep(0.05)
+    assert (r.status_code, r.text) == (200, "hello from componentize-js /js/x?y=1\n")
+    assert r.headers["x-airssys-version"] == "js@1.0.0"
 
 
 def test_hot_swap_between_worlds_under_load(site_and_registry: tuple[str, Path], py_sync_wasm: bytes) -> None:

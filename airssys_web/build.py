@@ -455,4 +455,13 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
         cache = (cache_dir or default_cache_dir(source)).resolve()
         cached = (cache / f"{source.resolve().name}-{js_guest_key(source.resolve())[:32]}.wasm").is_file()
         build_js_guest(source, out=target, cache_dir=cache, console=console)
+    from .manifest import embed_manifest_needs
+
+    data = target.read_bytes()
+    tagged = embed_manifest_needs(data, source)  # the [needs] of an airssys.toml next to the source, if any
+    if tagged is not data:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(tagged)
+        os.replace(tmp, target)
     return BuildResult(target, lang, target.stat().st_size, time.perf_counter() - started, cached)

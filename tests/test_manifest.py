@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from support import text_component
 
+from airssys_web.build import build_component, wat_response_component
 from airssys_web.capabilities import Capability, FileAccess
 from airssys_web.deploy import deploy
 from airssys_web.errors import CapabilityError
@@ -157,3 +158,11 @@ def test_build_embeds_the_declared_needs(tmp_path: Path) -> None:
     _write(tmp_path, FULL)  # its secrets come from an unset variable: irrelevant to the build
     tagged = embed_manifest_needs(wasm, tmp_path / "app.py")
     assert read_needs(tagged) == load_manifest(tmp_path / MANIFEST_NAME, environ={"TEST_TOKEN": "x"}).needs
+
+
+def test_airssys_web_build_embeds_the_manifest_needs(tmp_path: Path) -> None:
+    (tmp_path / "hello.wat").write_text(wat_response_component("built"))
+    _write(tmp_path, '[needs]\nkv = true\noutbound = ["https://api.example.com"]\n')
+    result = build_component(tmp_path / "hello.wat", out=tmp_path / "hello.wasm")
+    assert read_needs(result.path.read_bytes()) == Needs.from_dict({"kv": True,
+                                                                     "outbound": ["https://api.example.com"]})

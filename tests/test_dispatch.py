@@ -194,22 +194,41 @@ def test_policy_a_call_far_over_budget_is_final() -> None:
     assert not policy.allows(0)
 
 
-def test_policy_a_lone_spike_is_forgiven_a_pattern_is_not() -> None:
+def test_policy_a_slow_inline_call_sends_the_next_calls_to_threads() -> None:
+    policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
+    for _ in range(20):
+        policy.record(0.00002)
+    policy.record_inline(0.00003)
+    assert policy.allows(0) and policy.inline_calls == 1
+    policy.record_inline(0.005)  # held the loop 5 ms: computing, sleeping or preempted - threads will tell
+    assert [policy.allows(0) for _ in range(2)] == [False, True]  # first doubt: one call on a thread
+    policy.record_inline(0.005)
+    assert [policy.allows(0) for _ in range(3)] == [False, False, True]  # then two, four, ...
+    policy.record_inline(0.005)
+    assert [policy.allows(0) for _ in range(5)] == [False] * 4 + [True]
+    assert not policy.long_running  # only CPU measured on a thread can make that final
+    for _ in range(InlinePolicy.FORGIVE):
+        policy.record_inline(0.00003)
+    assert policy.doubts == 2  # clean calls forgive doubts
+    policy.record_inline(0.0005)  # over the threshold, within the budget: a (pessimistic) sample, no doubt
+    assert policy.doubts == 2 and policy.allows(0)
+
+
+def test_policy_a_lone_cpu_spike_is_forgiven() -> None:
     policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
     for _ in range(50):
         policy.record(0.00002)
-    policy.record(0.00002, 0.005)  # the loop waited 5 ms for the GIL once: held back a little, not for good
-    assert not policy.allows(0) and not policy.long_running
-    for _ in range(50):  # threaded calls count as not blocked: the mean decays
-        policy.record(0.00002)
-    assert policy.allows(0)
     policy.record(0.002)  # one garbage collection during a call
     for _ in range(50):
         policy.record(0.00002)
     assert policy.allows(0) and not policy.long_running
-    for _ in range(3):  # a guest that sleeps (no CPU) for 50 ms in each inline call: three in a row
-        policy.record(0.00001, 0.05)
-    assert policy.long_running
+
+
+def test_policy_blocked_time_reported_with_cpu_counts_as_a_doubt() -> None:
+    policy = InlinePolicy(budget=0.001, threshold=0.0002, warmup=1)
+    policy.record(0.00002)
+    policy.record(0.00002, blocked=0.05)  # a guest that slept 50 ms through an inline call
+    assert not policy.allows(0) and policy.allows(0)
 
 
 def test_policy_repeated_cpu_over_budget_is_final() -> None:
@@ -283,7 +302,11 @@ def test_a_guest_that_ran_long_never_goes_inline() -> None:
         for _ in range(20):  # quick calls (empty query): eligible
             await gen.handle("GET", "/", "", [], b"")
         assert gen.inline.allows(0)
-        await gen.handle("GET", "/", "x" * 20, [], b"")  # ~20 ms of CPU: over the 1 ms budget
+        before = gen.inline.inline_calls
+        await gen.handle("GET", "/", "x" * 20, [], b"")  # ~20 ms of CPU, inline: it held the loop - a doubt
+        assert gen.inline.inline_calls == before + 1 and gen.inline.doubts == 1
+        assert not gen.inline.long_running
+        await gen.handle("GET", "/", "x" * 20, [], b"")  # sent to a thread, which measures the CPU: final
         assert gen.inline.long_running
         before = gen.inline.inline_calls
         for _ in range(5):

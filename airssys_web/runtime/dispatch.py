@@ -5,12 +5,15 @@ event-loop wake-up), about three times what a trivial guest call costs with the 
 whose calls are *measured* to be short runs them inline, and everything else hops:
 
 * :class:`InlinePolicy` (one per generation) decides. A new generation starts on threads; after ``warmup`` calls
-  whose exponentially weighted mean CPU time stays under ``threshold`` it may run inline, for requests whose
-  body is at most ``max_body`` bytes (lowering costs ~0.1 µs per byte) on an instance that has served a call
-  before (a first call is cold). Calls over ``budget`` - one over ten budgets, or a few in a row over one -
-  make the generation "long-running" for good: it never runs inline again.
+  whose exponentially weighted mean CPU time stays under ``threshold`` (0.2 ms) it may run inline, for requests
+  whose body is at most ``max_body`` bytes (lowering costs ~0.1 µs per byte) on an instance that has served a
+  call before (a first call is cold). An inline call that holds the loop past ``threshold`` sends the next
+  calls (exponentially more after each such call) back to threads, which measure their CPU time precisely;
+  calls over ``budget`` (1 ms) of CPU - one over ten budgets, or a few in a row over one - make the
+  generation "long-running" for good: it never runs inline again.
 * Inline calls still run under the guest's epoch deadline, so even a guest that turns slow after its warm-up is
-  stopped at its timeout; the event loop can be held by such calls a few times per generation and process.
+  stopped at its timeout. The loop is held by a slow inline call at most once before the generation is back on
+  threads, and such calls get exponentially rarer.
 * :class:`Dispatcher` owns long-lived worker threads fed by one queue: one ``call_soon_threadsafe`` per call is the
   whole hand-off (no ``concurrent.futures`` wrapping as with ``run_in_executor``/``anyio.to_thread``). ctypes
   releases the GIL while wasm runs, so threaded guests run in parallel with the loop and with each other.
@@ -40,25 +43,30 @@ def default_threads() -> int:
 class InlinePolicy:
     """Decides, per call, whether a generation's guest call may run inline on the event loop.
 
-    Calls are accounted by their CPU time (thread CPU time: GIL waits and the OS preempting a loaded machine are
-    not the guest's doing) and, for inline calls during which the loop thread blocked, by the time it spent
-    blocked (a guest sleeping through a WASI poll uses no CPU but holds the loop all the same). A call may run
-    inline while the exponentially weighted means of both, ``mean`` and ``blocked``, stay under ``threshold``.
+    ``mean`` is an exponentially weighted mean of the calls' CPU time; a call may run inline while it stays under
+    ``threshold``. Threaded calls measure their thread CPU time, which neither GIL waits nor the OS preempting a
+    loaded machine inflate. Inline calls measure only wall time (two clock reads: they are the hot path): a call
+    within ``budget`` is a sample (wall time bounds CPU time, so the mean errs on the safe side); a longer one is
+    a *doubt* - the guest computed, blocked (a WASI sleep uses no CPU) or the loop thread was preempted, which
+    cannot be told apart from here - and sends the next ``2 ** doubts`` calls to threads, which measure
+    precisely. A doubt is forgiven after ``FORGIVE`` clean inline calls, so a busy machine's occasional
+    preemption costs little, while a guest that stalls the loop on every inline call gets exponentially rarer
+    chances to (its stalls grow like the logarithm of its calls).
 
-    ``long_running`` is final: set by one call over ten budgets of CPU, or once calls over ``budget`` - of CPU,
-    or blocked for longer than ``2 * budget + 10 ms`` (so a GIL hand-off, at most one 5 ms switch interval,
-    never counts) - become a pattern: ``strikes``, the weighted share of recent calls over, passes ``STRIKES``
-    (three in a row, roughly). A lone spike (a garbage collection) does not.
+    ``long_running`` is final: set by one call over ten budgets of CPU, or once calls over ``budget`` become a
+    pattern: ``strikes``, the weighted share of recent calls over, passes ``STRIKES`` (three in a row, roughly).
+    A lone spike (a garbage collection) does not.
 
     Not locked: it is only read on the event loop, and a racy update from a worker thread at worst delays the
     switch by one call (``long_running`` only ever goes from False to True).
     """
 
     STRIKES = 0.1
-    GIL_SLACK = 0.010
+    FORGIVE = 32
+    MAX_HOLD = 4096
 
-    __slots__ = ("alpha", "blocked", "budget", "inline_calls", "long_running", "max_body", "mean", "samples",
-                 "strikes", "threshold", "warmup")
+    __slots__ = ("alpha", "budget", "clean", "doubts", "hold", "inline_calls", "long_running", "max_body", "mean",
+                 "samples", "strikes", "threshold", "warmup")
 
     def __init__(self, *, budget: float = 0.001, threshold: float = 0.0002, warmup: int = 16,
                  max_body: int = 16 * 1024, alpha: float = 0.05) -> None:
@@ -72,31 +80,51 @@ class InlinePolicy:
         self.max_body = max_body
         self.alpha = alpha
         self.mean = 0.0
-        self.blocked = 0.0
         self.strikes = 0.0
         self.samples = 0
+        self.doubts = 0
+        self.hold = 0  # calls still to send to threads after a doubt
+        self.clean = 0  # inline calls under threshold since the last forgiven doubt
         self.long_running = budget == 0
         self.inline_calls = 0
 
     def allows(self, body_size: int) -> bool:
-        """True if a call with a body of ``body_size`` bytes may run inline now."""
+        """True if a call with a body of ``body_size`` bytes may run inline now (counts down a doubt's hold)."""
+        if self.hold:
+            self.hold -= 1
+            return False
         return (not self.long_running and self.samples >= self.warmup and self.mean <= self.threshold
-                and self.blocked <= self.threshold and body_size <= self.max_body)
+                and body_size <= self.max_body)
 
     def record(self, cpu: float, blocked: float = 0.0) -> None:
-        """Account one finished call: its CPU time and, for an inline call, how long the loop thread blocked.
-
-        Threaded calls count as not blocked, so ``blocked`` decays and a generation held back by a few GIL
-        waits goes inline again.
-        """
-        alpha = self.alpha
-        self.mean = cpu if self.samples == 0 else self.mean + alpha * (cpu - self.mean)
-        self.blocked += alpha * (blocked - self.blocked)
+        """Account one call by its thread CPU time (seconds); ``blocked``, for a call measured inline that way,
+        is how long it held the loop beyond its CPU time (more than ``threshold`` counts as a doubt)."""
+        self.mean = cpu if self.samples == 0 else self.mean + self.alpha * (cpu - self.mean)
         self.samples += 1
-        over = cpu > self.budget or blocked > 2 * self.budget + self.GIL_SLACK
-        self.strikes += alpha * (over - self.strikes)
+        over = cpu > self.budget
+        self.strikes += self.alpha * (over - self.strikes)
         if self.strikes > self.STRIKES or cpu > 10 * self.budget:
             self.long_running = True
+        if blocked > self.threshold:
+            self._doubt()
+
+    def record_inline(self, wall: float) -> None:
+        """Account one inline call by how long it held the loop (seconds)."""
+        self.inline_calls += 1
+        if wall <= self.budget:
+            self.mean += self.alpha * (wall - self.mean)
+            self.strikes -= self.alpha * self.strikes
+            self.clean += 1
+            if self.clean >= self.FORGIVE and self.doubts:
+                self.doubts -= 1
+                self.clean = 0
+            return
+        self._doubt()
+
+    def _doubt(self) -> None:
+        self.hold = min(2 ** self.doubts, self.MAX_HOLD)
+        self.doubts += 1
+        self.clean = 0
 
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from resource import RUSAGE_THREAD, getrusage
 from time import perf_counter, thread_time
 
 from wasmtime.component import Component, Linker
@@ -118,18 +117,12 @@ class Generation:
 
     def _run_inline(self, slot: Slot, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                     body: bytes) -> GuestResponse:
-        """A call on the event loop, accounted by CPU time and, if the loop thread blocked during it (a guest
-        sleeping in WASI, a GIL wait), by wall time too; the OS preempting a loaded machine counts as neither."""
-        self.inline.inline_calls += 1
-        switches = getrusage(RUSAGE_THREAD).ru_nvcsw  # the only counter that tells blocking from preemption
-        started, cpu = perf_counter(), thread_time()  # (getrusage's CPU times are tick-sampled: not these)
+        """A call on the event loop, accounted by how long it held the loop (two clock reads: the hot path)."""
+        started = perf_counter()
         try:
             return slot.call(method, path, query, headers, body)
         finally:
-            wall, cpu = perf_counter() - started, thread_time() - cpu
-            idle = wall - cpu  # blocked or preempted; only a voluntary context switch says "blocked"
-            blocked = idle > 0.0001 and getrusage(RUSAGE_THREAD).ru_nvcsw != switches
-            self.inline.record(cpu, idle if blocked else 0.0)
+            self.inline.record_inline(perf_counter() - started)
             self.pool.release(slot)
 
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],

@@ -94,7 +94,7 @@ class Generation:
     def leave(self) -> None:
         with self._cond:
             self._in_flight -= 1
-            if self._in_flight == 0:
+            if self._in_flight == 0 and self._closing:  # only drain() waits (threading.Condition is pure Python)
                 self._cond.notify_all()
 
     # -- calling --------------------------------------------------------------------------------------------

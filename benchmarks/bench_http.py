@@ -20,10 +20,10 @@ from .harness import Series, WrkResult, run_wrk, running_server, wrk_command
 
 @dataclass
 class Settings:
-    seconds: float = 5.0
-    repeats: int = 3
+    seconds: float = 4.0
+    repeats: int = 5
     connections: int = 16
-    warmup: float = 1.5
+    warmup: float = 2.0
 
 
 @dataclass
@@ -75,35 +75,39 @@ def compare_routes(wrk: str, registry: Path, paths: list[str], s: Settings, *, w
 
 @dataclass
 class StallResult:
-    alone: WrkResult
-    loaded: WrkResult
-    busy: WrkResult
+    alone: list[WrkResult]
+    loaded: list[WrkResult]
+    busy: list[WrkResult]
     native_command: str
     busy_command: str
 
 
 def stall(wrk: str, registry: Path, s: Settings) -> StallResult:
-    """Native-route latency alone, then while the CPU-bound guest's instances are saturated by a second wrk.
+    """Native-route latency alone, then while the CPU-bound guest's instances are saturated by a second wrk
+    (alternately, ``s.repeats`` times).
 
     ``/busy?xxxx`` burns ~4 ms of CPU per call, so if guest calls ran on the event loop every native request
     queued behind one would wait for milliseconds (p99 would jump to several ms).
     """
     busy_path = "/busy?" + "x" * 4
+    alone, loaded, busy = [], [], []
     with running_server(registry) as server:
         run_wrk(wrk, server.url + "/native", seconds=s.warmup, connections=4)
         run_wrk(wrk, server.url + busy_path, seconds=s.warmup, connections=8)
-        alone = run_wrk(wrk, server.url + "/native", seconds=s.seconds, connections=4, latency=True)
-        box: list[WrkResult] = []
-        loader = threading.Thread(target=lambda: box.append(run_wrk(
-            wrk, server.url + busy_path, seconds=s.seconds + 2, connections=8)))
-        loader.start()
-        time.sleep(1.0)  # the busy route is saturated before we measure
-        loaded = run_wrk(wrk, server.url + "/native", seconds=s.seconds, connections=4, latency=True)
-        loader.join()
+        for _ in range(max(1, s.repeats - 2)):
+            alone.append(run_wrk(wrk, server.url + "/native", seconds=s.seconds, connections=4, latency=True))
+            box: list[WrkResult] = []
+            loader = threading.Thread(target=lambda: box.append(run_wrk(  # noqa: B023
+                wrk, server.url + busy_path, seconds=s.seconds + 2, connections=8)))
+            loader.start()
+            time.sleep(1.0)  # the busy route is saturated before we measure
+            loaded.append(run_wrk(wrk, server.url + "/native", seconds=s.seconds, connections=4, latency=True))
+            loader.join()
+            busy += box
         native_cmd = " ".join(wrk_command("wrk", server.url + "/native", seconds=s.seconds, connections=4,
                                           latency=True))
         busy_cmd = " ".join(wrk_command("wrk", server.url + busy_path, seconds=s.seconds + 2, connections=8))
-    return StallResult(alone, loaded, box[0], native_cmd, busy_cmd)
+    return StallResult(alone, loaded, busy, native_cmd, busy_cmd)
 
 
 @dataclass

@@ -2,6 +2,10 @@
 
     python -m benchmarks.bench_process boot REGISTRY      # prints JSON
     python -m benchmarks.bench_process memory WASM N      # prints JSON
+    python -m benchmarks.bench_process asgi REGISTRY      # prints JSON
+
+``asgi`` is the server-independent view of P1 and P7: µs per request through the very ASGI app ``serve`` runs,
+called directly (no sockets, no HTTP parsing), plus one guest call vs one Extism plugin call.
 """
 
 from __future__ import annotations
@@ -121,12 +125,89 @@ def measure_memory(wasm: bytes, count: int, workdir: Path, name: str) -> dict[st
     return _child("memory", str(path), str(count))
 
 
+# -- the ASGI app without a server (P1, P7) -------------------------------------------------------------------------
+
+def _per_call(fn: Any, budget: float = 0.6) -> float:
+    """Best-of-batches seconds per call (warm), spending about ``budget`` seconds."""
+    fn()
+    best, spent, batch = float("inf"), 0.0, 64
+    while spent < budget:
+        started = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        took = time.perf_counter() - started
+        best, spent = min(best, took / batch), spent + took
+    return best
+
+
+def asgi_in_process(registry: str) -> dict[str, Any]:
+    import asyncio
+
+    from airssys_web.serve import build_app
+
+    from .apps import new_plugin
+
+    app = build_app(registry, "benchmarks.apps:app")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    def scope(path: str) -> dict[str, Any]:
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
+                "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000)}
+
+    paths = ["/native", "/wasm", "/py", "/extism"]
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        await asyncio.to_thread(app.host.start, watch=False)
+        loop_n = 2000
+        for _ in range(3):  # warm: instances, inline policy, Extism plugin
+            for p in paths:
+                for _ in range(200):
+                    await app(scope(p), receive, send)
+        best: dict[str, float] = {p: float("inf") for p in paths}
+        for _ in range(5):
+            for p in paths:
+                s = scope(p)
+                started = time.perf_counter()
+                for _ in range(loop_n):
+                    await app(dict(s), receive, send)
+                best[p] = min(best[p], (time.perf_counter() - started) / loop_n)
+        out["asgi_us"] = {p: v * 1e6 for p, v in best.items()}
+        gens = app.host.generations()
+        out["inline_share"] = {name: g.inline.inline_calls / max(1, g.requests) for name, g in gens.items()}
+        hello = gens["hello"]
+        slot = hello.pool.try_acquire()
+        assert slot is not None
+        headers = [("host", "127.0.0.1:8000")]
+        out["guest_call_us"] = _per_call(lambda: slot.call("GET", "/wasm", "", headers, b"")) * 1e6
+        hello.pool.release(slot)
+        plugin = new_plugin()
+        out["extism_call_us"] = _per_call(lambda: plugin.call("handle", b"/extism")) * 1e6
+        app.host.close()
+
+    asyncio.run(main())
+    return out
+
+
+def measure_asgi(registry: Path) -> dict[str, Any]:
+    return _child("asgi", str(registry))
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "boot":
         out = boot_in_process(sys.argv[2])
     elif command == "memory":
         out = memory_in_process(sys.argv[2], int(sys.argv[3]))
+    elif command == "asgi":
+        out = asgi_in_process(sys.argv[2])
     else:
-        raise SystemExit(f"unknown command {command!r}: use boot or memory")
+        raise SystemExit(f"unknown command {command!r}: use boot, memory or asgi")
     print(json.dumps(out))

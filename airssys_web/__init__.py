@@ -7,12 +7,17 @@ Mount :class:`AirssysMiddleware` in a Starlette/FastAPI app; deploy components w
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from .capabilities import Capability, Grants
+from .client import AdminClient
 from .deploy import ComponentReport, check_component, deploy
 from .errors import (
     AirssysError,
     ArtifactError,
+    AuthError,
     BadGuestResponse,
+    BuildError,
     CapabilityError,
+    Conflict,
     DeployError,
     GuestError,
     GuestMemoryLimit,
@@ -20,6 +25,7 @@ from .errors import (
     GuestTrap,
     InvalidComponent,
     InvalidName,
+    KVError,
     NotFound,
     OutboundDenied,
     OutboundError,
@@ -40,17 +46,23 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "AdminClient",
     "AirssysError",
     "AirssysHost",
     "AirssysMiddleware",
     "ArtifactError",
+    "AuthError",
     "BadGuestResponse",
+    "BuildError",
+    "Capability",
     "CapabilityError",
     "ComponentInfo",
     "ComponentReport",
+    "Conflict",
     "DeployError",
     "Deployment",
     "EmbeddedRegistry",
+    "Grants",
     "GuestError",
     "GuestMemoryLimit",
     "GuestTimeout",
@@ -58,6 +70,7 @@ __all__ = [
     "HistoryEntry",
     "InvalidComponent",
     "InvalidName",
+    "KVError",
     "Limits",
     "NotFound",
     "OutboundDenied",

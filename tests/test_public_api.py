@@ -3,6 +3,7 @@
 import airssys_web
 
 EXPECTED = {
+    "AdminClient", "AuthError", "BuildError", "Capability", "Conflict", "Grants", "KVError",
     "AirssysError", "AirssysHost", "AirssysMiddleware", "ArtifactError", "BadGuestResponse", "CapabilityError",
     "ComponentInfo", "ComponentReport", "DeployError", "Deployment", "EmbeddedRegistry", "GuestError",
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",

@@ -101,7 +101,31 @@ def _encode(value: object, what: str) -> bytes:
 
 
 def _encode_headers(headers: object, what: str) -> list[bytes]:
-    """Flatten ``[(name, value), ...]`` into ``[name0, value0, name1, ...]`` as UTF-8, validating each item."""
+    """Flatten ``[(name, value), ...]`` into ``[name0, value0, name1, ...]`` as UTF-8, validating each item.
+
+    The common case (a list of tuples of two exact ``str``) takes a loop without per-item error labels: building
+    them eagerly cost ~1 µs per header. Anything else goes through the checked loop, which names what is wrong.
+    """
+    if type(headers) is list:
+        flat: list[bytes] = []
+        append = flat.append
+        try:
+            for item in headers:
+                if type(item) is not tuple or len(item) != 2:
+                    break
+                name, value = item
+                if type(name) is not str or type(value) is not str:
+                    break
+                append(name.encode())
+                append(value.encode())
+            else:
+                return flat
+        except UnicodeEncodeError:
+            pass
+    return _encode_headers_checked(headers, what)
+
+
+def _encode_headers_checked(headers: object, what: str) -> list[bytes]:
     if isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Sequence):
         raise ValueError(f"{what} must be a sequence of (name, value) tuples, not {type(headers).__name__}")
     flat: list[bytes] = []

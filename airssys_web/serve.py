@@ -127,24 +127,85 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
 
 
 def _run_workers(config: uvicorn.Config) -> None:
-    """What ``uvicorn.run`` does for ``workers > 1``, with a listening socket whose accepted connections get
-    ``TCP_NODELAY``.
+    """What ``uvicorn.run`` does for ``workers > 1``, except that each worker gets a listening socket of its own.
 
-    uvicorn binds the shared listener with ``proto=0``; accepted sockets inherit it and asyncio only sets
-    ``TCP_NODELAY`` when ``proto == IPPROTO_TCP``, so every keep-alive response would wait for the client's
-    delayed ACK (~40 ms on Linux; Kludex/uvicorn#3149). Re-wrapping the descriptor with the right ``proto``
-    fixes it without touching uvicorn.
+    uvicorn shares one listener between its workers, and asyncio accepts every pending connection in one go, so
+    the first worker to wake takes a whole burst (all 32 connections of a load test, measured) and the others
+    idle. Sockets in one ``SO_REUSEPORT`` group are balanced by the kernel instead. They are also created with
+    ``IPPROTO_TCP``: uvicorn's shared listener has ``proto=0``, which keeps asyncio from setting ``TCP_NODELAY``
+    on accepted connections (every keep-alive response then waits ~40 ms for a delayed ACK; Kludex/uvicorn#3149).
     """
-    from uvicorn.supervisors import Multiprocess
-
-    sock = config.bind_socket()
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
-        family, kind = sock.family, sock.type
-        sock = socket.socket(family, kind, socket.IPPROTO_TCP, fileno=sock.detach())
-        sock.set_inheritable(True)
+    supervisor = _ReusePortSupervisor(config, _ReusePortBinder(config.host, config.port, config.backlog))
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        supervisor.run()
     except KeyboardInterrupt:  # pragma: no cover - interactive stop
         pass
     finally:
-        sock.close()
+        supervisor.close_pending()
+
+
+class _ReusePortBinder:
+    """Binds one more listening socket to the same address and port (the first bind fixes an ephemeral port)."""
+
+    def __init__(self, host: str, port: int, backlog: int) -> None:
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host, self.port, self.backlog = host, port, backlog
+
+    def __call__(self) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(self.backlog)
+        except OSError as e:
+            sock.close()
+            raise AirssysError(f"cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
+        self.port = sock.getsockname()[1]
+        sock.set_inheritable(True)
+        return sock
+
+
+def _supervisor_base() -> type[Any]:
+    from uvicorn.supervisors import Multiprocess
+
+    return Multiprocess
+
+
+class _ReusePortSupervisor(_supervisor_base()):  # type: ignore[misc]
+    """uvicorn's worker supervisor (restarts, signals, health checks), handing every process it starts a fresh
+    socket of the ``SO_REUSEPORT`` group. The parent's copy is closed once the process is started (spawned
+    children inherit their descriptors at exec), so a dead worker's socket leaves the group with it."""
+
+    def __init__(self, config: uvicorn.Config, bind: _ReusePortBinder) -> None:
+        self._bind = bind
+        self._pending: list[socket.socket] = []
+        bind().close()  # fail early, in the parent, if the address is taken (and fix an ephemeral port)
+        super().__init__(config, sockets=[])
+
+    @property
+    def sockets(self) -> list[socket.socket]:  # read by uvicorn once per process it creates
+        self.close_pending()
+        sock = self._bind()
+        self._pending.append(sock)
+        return [sock]
+
+    @sockets.setter
+    def sockets(self, value: list[socket.socket]) -> None:
+        pass  # uvicorn's __init__ stores the (empty) shared list; every process gets its own socket instead
+
+    def close_pending(self) -> None:
+        while self._pending:
+            self._pending.pop().close()
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self.close_pending()
+
+    def restart_all(self) -> None:
+        super().restart_all()
+        self.close_pending()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self.close_pending()

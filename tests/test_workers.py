@@ -7,6 +7,7 @@ generous: they only keep a broken build from hanging, they are not speed asserti
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,26 @@ def test_a_deploy_reaches_every_worker(two_workers: tuple[str, Path]) -> None:
             break
         assert time.monotonic() < deadline, f"workers still answer {seen}"
         time.sleep(0.2)
+
+
+def test_each_worker_socket_joins_one_reuseport_group() -> None:
+    from airssys_web.serve import _ReusePortBinder
+
+    bind = _ReusePortBinder("127.0.0.1", 0, 16)
+    first, second = bind(), bind()
+    try:
+        assert first.getsockname() == second.getsockname()  # the first bind fixed the ephemeral port
+        assert first.proto == second.proto == socket.IPPROTO_TCP  # so asyncio sets TCP_NODELAY on connections
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_port_taken_by_another_server_is_a_clear_error() -> None:
+    from airssys_web.serve import _ReusePortBinder
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        with pytest.raises(AirssysError, match=r"cannot listen on 127\.0\.0\.1"):
+            _ReusePortBinder("127.0.0.1", taken.getsockname()[1], 16)()

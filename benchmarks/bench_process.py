@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def asgi_in_process(registry: str) -> dict[str, Any]:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         pass
 
     def scope(path: str) -> dict[str, Any]:
@@ -191,6 +192,20 @@ def asgi_in_process(registry: str) -> dict[str, Any]:
         plugin = new_plugin()
         out["extism_call_us"] = _per_call(lambda: plugin.call("handle", b"/extism")) * 1e6
         app.host.close()
+        # The same small-guest route with every call on a worker thread (serve --no-inline): the hop's cost.
+        hop = build_app(registry, "benchmarks.apps:app", inline=False)
+        await asyncio.to_thread(hop.host.start, watch=False)
+        for _ in range(500):
+            await hop(scope("/wasm"), receive, send)
+        threaded = float("inf")
+        for _ in range(5):
+            s = scope("/wasm")
+            started = time.perf_counter()
+            for _ in range(loop_n):
+                await hop(dict(s), receive, send)
+            threaded = min(threaded, (time.perf_counter() - started) / loop_n)
+        out["threaded_wasm_us"] = threaded * 1e6
+        hop.host.close()
 
     asyncio.run(main())
     return out

@@ -5,7 +5,7 @@ event-loop wake-up), about three times what a trivial guest call costs with the 
 whose calls are *measured* to be short runs them inline, and everything else hops:
 
 * :class:`InlinePolicy` (one per generation) decides. A new generation starts on threads; after ``warmup`` calls
-  whose exponentially weighted mean CPU time stays under ``threshold`` (0.2 ms) it may run inline, for requests
+  whose exponentially weighted mean CPU time stays under ``threshold`` (0.4 ms) it may run inline, for requests
   whose body is at most ``max_body`` bytes (lowering costs ~0.1 µs per byte) on an instance that has served a
   call before (a first call is cold). An inline call that holds the loop past ``threshold`` sends the next
   calls (exponentially more after each such call) back to threads, which measure their CPU time precisely;
@@ -68,7 +68,7 @@ class InlinePolicy:
     __slots__ = ("alpha", "budget", "clean", "doubts", "hold", "inline_calls", "long_running", "max_body", "mean",
                  "samples", "strikes", "threshold", "warmup")
 
-    def __init__(self, *, budget: float = 0.001, threshold: float = 0.0002, warmup: int = 16,
+    def __init__(self, *, budget: float = 0.001, threshold: float = 0.0004, warmup: int = 16,
                  max_body: int = 16 * 1024, alpha: float = 0.05) -> None:
         if budget < 0 or threshold < 0 or threshold > budget:
             raise ValueError("InlinePolicy needs 0 <= threshold <= budget (seconds); budget=0 disables inlining")
@@ -149,7 +149,7 @@ class Dispatcher:
     """
 
     def __init__(self, max_threads: int | None = None, name: str = "airssys-worker", *,
-                 inline_budget: float = 0.001, inline_threshold: float = 0.0002, inline_warmup: int = 16,
+                 inline_budget: float = 0.001, inline_threshold: float = 0.0004, inline_warmup: int = 16,
                  inline_max_body: int = 16 * 1024) -> None:
         max_threads = default_threads() if max_threads is None else max_threads
         if max_threads < 1:

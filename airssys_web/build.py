@@ -50,6 +50,7 @@ from typing import Any
 
 import wasmtime
 
+from airssys_web._files import copy_atomic, write_atomic
 from airssys_web.errors import BuildError, InvalidComponent
 from airssys_web.sdk import PYTHON_PATH
 
@@ -305,7 +306,7 @@ def build_python_guest(
         return target
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_copy(target, out)
+    copy_atomic(target, out)
     return out
 
 
@@ -347,17 +348,6 @@ def _toolchain_error(text: str) -> str:
         text = text[wrapper.end() :]
     text = text.strip()
     return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
-
-
-def _atomic_copy(source: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, source.open("rb") as src:
-            shutil.copyfileobj(src, fh)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def iter_guest_sources(root: Path) -> Iterable[Path]:
@@ -441,10 +431,7 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
         wat = _wat_file(source)
         data = compile_wat(wat.read_text())
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
+        write_atomic(target, data, durable=False)
     elif lang == "python":
         cache = (cache_dir or default_cache_dir(source)).resolve()
         cached = (cache / f"{source.resolve().name}-{python_guest_key(source.resolve())[:32]}.wasm").is_file()
@@ -460,8 +447,5 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
     data = target.read_bytes()
     tagged = embed_manifest_needs(data, source)  # the [needs] of an airssys.toml next to the source, if any
     if tagged is not data:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(tagged)
-        os.replace(tmp, target)
+        write_atomic(target, tagged, durable=False)
     return BuildResult(target, lang, target.stat().st_size, time.perf_counter() - started, cached)

@@ -34,7 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airssys_web.build import _atomic_copy, _source_files, _toolchain_error, componentize_py_version, default_cache_dir
+from airssys_web._files import copy_atomic
+from airssys_web.build import _source_files, _toolchain_error, componentize_py_version, default_cache_dir
 from airssys_web.errors import BuildError
 
 __all__ = ["WASI_HTTP_PACKAGES", "build_wasi_http_guest", "wasi_http_wit_dir"]
@@ -116,7 +117,7 @@ def build_wasi_http_guest(src_dir: Path, *, out: Path | None = None, cache_dir: 
         return target
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_copy(target, out)
+    copy_atomic(target, out)
     return out
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .build import WIT_DIR, WORLD, _atomic_copy, _source_files, default_cache_dir
+from ._files import copy_atomic
+from .build import WIT_DIR, WORLD, _source_files, default_cache_dir
 from .errors import BuildError
 from .sdk import JS_PACKAGE, JS_SDK, JS_TOOLCHAIN
 
@@ -149,7 +150,7 @@ def build_js_guest(src_dir: Path, *, out: Path | None = None, cache_dir: Path | 
         return target
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_copy(target, out)
+    copy_atomic(target, out)
     return out
 
 

@@ -14,9 +14,9 @@ import hmac
 import os
 import re
 import secrets as _random
-import tempfile
 from pathlib import Path
 
+from ._files import write_atomic
 from .errors import CapabilityError
 
 _REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
@@ -52,16 +52,7 @@ class SecretStore:
         ref = "hmac-sha256:" + hmac.new(self._key(), data, hashlib.sha256).hexdigest()
         path = self._path(ref)
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # created 0600
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(path, data)  # created 0600
         return ref
 
     def get(self, ref: str) -> str:

@@ -24,17 +24,16 @@ safe from any thread; :meth:`~EmbeddedRegistry.close` closes every connection an
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from airssys_web._files import write_atomic
 from airssys_web.errors import Conflict, InvalidName, NotFound, RegistryError, RouteConflict, VersionExists
 
 from .base import (
@@ -175,18 +174,7 @@ class EmbeddedRegistry(Registry):
             if path.is_file() and _file_sha(path) == sha:
                 return sha
             path.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    os.fchmod(f.fileno(), 0o644)
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(path, data, mode=0o644)
             _fsync_dir(path.parent)
             _fsync_dir(path.parent.parent)
         except OSError as exc:

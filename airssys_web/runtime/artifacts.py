@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ import wasmtime
 from cachetools import LRUCache
 from wasmtime.component import Component
 
+from .._files import write_atomic
 from ..errors import InvalidComponent
 from .engine import engine_fingerprint, get_engine
 
@@ -31,23 +30,6 @@ log = logging.getLogger("airssys_web.artifacts")
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class ArtifactCache:
@@ -104,8 +86,9 @@ class ArtifactCache:
         if self.directory is not None:
             data = bytes(comp.serialize())
             art, chk = self._paths(sha, fuel)
-            _atomic_write(art, data)
-            _atomic_write(chk, sha256_hex(data).encode())
+            art.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(art, data)
+            write_atomic(chk, sha256_hex(data).encode())
         with self._lock:
             self._memory[(sha, fuel)] = comp
         return comp

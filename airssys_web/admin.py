@@ -29,34 +29,20 @@ from starlette.routing import Route
 from . import strategies
 from .auth import Token, TokenAuthority
 from .errors import (
+    API_ERRORS,
     AirssysError,
     AuthError,
     CapabilityError,
     Conflict,
-    DeployError,
     InvalidComponent,
     InvalidName,
     NotFound,
-    RegistryError,
-    RouteConflict,
-    VersionExists,
 )
 from .host import AirssysHost
 from .registry import Deployment, HistoryEntry
 
 log = logging.getLogger("airssys_web.admin")
 
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    (NotFound, 404, "not found"),
-    (RouteConflict, 409, "route conflict"),
-    (VersionExists, 409, "version exists"),
-    (Conflict, 409, "conflict"),
-    (InvalidName, 400, "invalid input"),
-    (InvalidComponent, 422, "invalid component"),
-    (CapabilityError, 400, "invalid settings"),
-    (DeployError, 422, "deploy refused"),
-    (RegistryError, 503, "registry unavailable"),
-]
 _DEPLOY_FIELDS = {"version", "sha256", "route", "settings", "strategy", "percent", "probe", "auto_rollback"}
 
 
@@ -71,7 +57,7 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
 
 
 def _classify(e: Exception) -> tuple[int, str]:
-    for kind, status, reason in _STATUS:
+    for kind, status, reason in API_ERRORS:
         if isinstance(e, kind):
             return status, reason
     return 500, "internal error"

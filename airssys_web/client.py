@@ -16,28 +16,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import (
-    AirssysError,
-    AuthError,
-    CapabilityError,
-    Conflict,
-    DeployError,
-    InvalidComponent,
-    InvalidName,
-    NotFound,
-    RegistryError,
-    RouteConflict,
-    VersionExists,
-)
+from .errors import API_ERRORS, AirssysError, AuthError, DeployError, NotFound
 
 ADMIN_PREFIX = "/_airssys/api"
 CHUNK = 256 * 1024
 PROGRESS_THRESHOLD = 1024 * 1024
-_BY_REASON: dict[str, type[AirssysError]] = {
-    "not found": NotFound, "route conflict": RouteConflict, "version exists": VersionExists,
-    "conflict": Conflict, "invalid input": InvalidName, "invalid component": InvalidComponent,
-    "invalid settings": CapabilityError, "registry unavailable": RegistryError,
-}
+_BY_REASON: dict[str, type[AirssysError]] = {reason: kind for kind, _, reason in API_ERRORS}
 
 
 def admin_base(server: str) -> str:

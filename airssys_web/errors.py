@@ -141,3 +141,18 @@ class PoolExhausted(GuestError):
     """Every instance stayed busy for the whole wait bound."""
 
     status = 503
+
+
+#: How the admin API carries a refusal: (class, HTTP status, the response's ``error`` reason), most specific class
+#: first. The server answers the first class an error is an instance of; the client raises the class of a reason.
+API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = (
+    (NotFound, 404, "not found"),
+    (RouteConflict, 409, "route conflict"),
+    (VersionExists, 409, "version exists"),
+    (Conflict, 409, "conflict"),
+    (InvalidName, 400, "invalid input"),
+    (InvalidComponent, 422, "invalid component"),
+    (CapabilityError, 400, "invalid settings"),
+    (DeployError, 422, "deploy refused"),
+    (RegistryError, 503, "registry unavailable"),
+)

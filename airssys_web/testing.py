@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from wasmtime.component import Component
 
 from .build import default_cache_dir
 from .capabilities import Capability, ConfigValue, Grants, KeyValue
@@ -35,7 +34,7 @@ from .errors import AirssysError, BadGuestResponse, GuestError, GuestTimeout, In
 from .kv import KVNamespace, KVStore
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
-from .runtime.artifacts import ArtifactCache, sha256_hex
+from .runtime.artifacts import ArtifactCache
 from .runtime.generation import Generation
 from .runtime.services import HostServices
 
@@ -70,26 +69,9 @@ def load_component_settings(wasm: bytes, *, source: Path | None = None, manifest
     return plan.settings
 
 
-class ReusingArtifactCache(ArtifactCache):
-    """An artifact cache whose ``compile`` loads a stored artifact first.
-
-    ``check_component`` always compiles (deploy wants a fresh proof), which costs seconds for an 18 MB Python guest
-    on every test run; a test or ``build`` may trust the checksummed artifact of the same bytes instead.
-    """
-
-    def compile(self, wasm: bytes, *, sha: str | None = None, fuel: bool = False) -> Component:
-        sha = sha or sha256_hex(wasm)
-        if self.has_artifact(sha, fuel=fuel):
-            try:
-                return self.get(sha, fuel=fuel)
-            except InvalidComponent:  # unreadable or stale: compile below
-                pass
-        return super().compile(wasm, sha=sha, fuel=fuel)
-
-
-def default_artifacts() -> ReusingArtifactCache:
+def default_artifacts() -> ArtifactCache:
     """The shared artifact cache beside the build cache (``.cache/artifacts``)."""
-    return ReusingArtifactCache(default_cache_dir().parent / "artifacts")
+    return ArtifactCache(default_cache_dir().parent / "artifacts")
 
 
 class ComponentTransport(httpx.BaseTransport):
@@ -175,13 +157,11 @@ class ComponentClient(httpx.Client):
             transport = upstream if isinstance(upstream, httpx.BaseTransport) else _by_name(upstream)
             fetcher_options = {"transport": transport, "resolver": lambda host, port: [PLACEHOLDER_ADDRESS]}
         self.services = HostServices(self._tmp.name, kv_store=kv_store, fetcher_options=fetcher_options)
-        cache = ReusingArtifactCache(artifacts) if artifacts is not None else default_artifacts()
+        cache = ArtifactCache(artifacts) if artifacts is not None else default_artifacts()
         try:
             ctx, parsed = self.services.context(name, version, full)
             compiled, self.report = check_component(wasm, cache, label=source.name if source else name,
                                                     settings=full)
-            if parsed.fuel is not None:
-                compiled = cache.compile(wasm, sha=self.report.sha256, fuel=True)
             generation = Generation(compiled, ctx, parsed, sha256=self.report.sha256)
             generation.warm()
         except BaseException:

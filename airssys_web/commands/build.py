@@ -43,14 +43,14 @@ def build_cmd(source: Path, output: Path | None, language: str | None, as_json: 
     from ..build import build_component, default_cache_dir
     from ..deploy import check_component
     from ..errors import AirssysError
-    from ..testing import ReusingArtifactCache
+    from ..runtime.artifacts import ArtifactCache
     from . import fail
 
     console = Console(stderr=True)
     try:
         with console.status(f"building {source} ...") if console.is_terminal and not as_json else nullcontext():
             result = build_component(source, out=output, language=language, console=console)
-            cache = ReusingArtifactCache(default_cache_dir(source).parent / "artifacts")
+            cache = ArtifactCache(default_cache_dir(source).parent / "artifacts")
             _, report = check_component(result.path.read_bytes(), cache, label=result.path.name)
     except AirssysError as e:
         fail(str(e))

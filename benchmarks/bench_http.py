@@ -61,6 +61,10 @@ def compare_routes(wrk: str, registry: Path, paths: list[str], s: Settings, *, w
     routes = {p: RouteStats() for p in paths}
     runs: dict[str, list[float]] = {p: [] for p in paths}
     with running_server(registry, workers=workers, extra=extra) as server:
+        for p in paths:  # a route that does not answer 200 would be measured as fast errors: refuse
+            answer = httpx.get(server.url + p, timeout=30)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{p} answered {answer.status_code} before the benchmark: {answer.text[:200]}")
         for p in paths:  # warm-up: instances, inline-policy samples, Extism plugin creation, caches
             run_wrk(wrk, server.url + p, seconds=s.warmup, connections=s.connections)
         for _ in range(s.repeats):

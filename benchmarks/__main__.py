@@ -130,8 +130,13 @@ def p1_p7(report: Report, wrk: str, registry: Path, s: bench_http.Settings) -> N
     lines.append(f"| `/wasm` with every call on a worker thread (`serve --no-inline`) | "
                  f"{asgi['threaded_wasm_us']:.1f} | 0% |")
     lines += ["", f"One guest call (`Slot.call` on the small guest: value conversion, the call, response checks) "
-              f"costs {asgi['guest_call_us']:.1f} µs; one Extism `Plugin.call` of the equivalent plugin costs "
-              f"{asgi['extism_call_us']:.1f} µs. The hop to a worker thread and back costs "
+              f"costs {asgi['guest_call_us']:.1f} µs in a tight loop and "
+              f"{asgi['guest_call_between_requests_us']:.1f} µs with a native request served between two calls, "
+              "as in a server (colder CPU caches): that call is most of P1's added time, and wasmtime's own "
+              "`func_call` is ~3 µs of it (P2's floor). One Extism `Plugin.call` of the equivalent plugin costs "
+              f"{asgi['extism_call_us']:.1f} µs. P7's ratio over HTTP is capped by what both routes share "
+              "(uvicorn and h11, ~150 µs of each request): even a guest call that cost nothing would stay well "
+              "under 1.5 there. The hop to a worker thread and back costs "
               f"{asgi['threaded_wasm_us'] - us['/wasm']:.1f} µs per request here (one request at a time, so this "
               "is its latency: queue, thread wake-up, `call_soon_threadsafe`, loop wake-up), which is why calls "
               "measured short run inline."]

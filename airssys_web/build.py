@@ -255,11 +255,16 @@ def python_guest_key(src_dir: Path, wit_dir: Path = WIT_DIR) -> str:
     """
     digest = hashlib.sha256()
     digest.update(f"componentize-py {componentize_py_version()} world {WORLD}\0".encode())
-    for label, root in (("src", src_dir), ("wit", wit_dir), ("sdk", PYTHON_PATH)):
+    _hash_trees(digest, ("src", src_dir), ("wit", wit_dir), ("sdk", PYTHON_PATH))
+    return digest.hexdigest()
+
+
+def _hash_trees(digest: hashlib._Hash, *trees: tuple[str, Path]) -> None:
+    """Add each tree's :func:`_source_files` (relative name and content hash) to a guest's cache key."""
+    for label, root in trees:
         for path in _source_files(root):
             digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _source_files(root: Path) -> Iterator[Path]:
@@ -298,10 +303,20 @@ def build_python_guest(
     if not (src_dir / f"{app_module}.py").is_file() and not (src_dir / app_module / "__init__.py").is_file():
         raise BuildError(f"{src_dir} has no {app_module}.py; a Python guest needs one defining class Handler")
     cache = (cache_dir if cache_dir is not None else default_cache_dir(src_dir)).resolve()
-    target = cache / f"{src_dir.name}-{python_guest_key(src_dir)[:32]}.wasm"
+    target = _cached_path(cache, src_dir, python_guest_key(src_dir))
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         _componentize(src_dir, app_module, target, timeout)
+    return _deliver(target, out)
+
+
+def _cached_path(cache: Path, src_dir: Path, key: str) -> Path:
+    """Where the build cache keeps the component of ``src_dir`` built under ``key``."""
+    return cache / f"{src_dir.name}-{key[:32]}.wasm"
+
+
+def _deliver(target: Path, out: Path | None) -> Path:
+    """The cached component ``target``, or ``out`` after copying it there (atomically)."""
     if out is None:
         return target
     out = Path(out)
@@ -310,18 +325,26 @@ def build_python_guest(
     return out
 
 
-def _componentize(src_dir: Path, app_module: str, target: Path, timeout: float) -> None:
+def _stage_sources(src_dir: Path, work: Path) -> None:
+    """Copy exactly the files the cache key covers, so the toolchain's byproducts never land in ``src_dir``."""
+    for path in _source_files(src_dir):
+        copy = work / path.relative_to(src_dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy)
+
+
+def _componentize(src_dir: Path, app_module: str, target: Path, timeout: float, *, wit: Path = WIT_DIR,
+                  world: str = WORLD, sdk: bool = True) -> None:
+    """Run componentize-py on a staged copy of ``src_dir``; ``sdk`` puts the guest SDK on the guest's path."""
     with tempfile.TemporaryDirectory(prefix="airssys-build-", dir=target.parent) as tmp:
         work = Path(tmp) / "src"
-        for path in _source_files(src_dir):  # exactly the files the cache key covers
-            copy = work / path.relative_to(src_dir)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, copy)
+        _stage_sources(src_dir, work)
         staged = Path(tmp) / "out.wasm"
+        sdk_path = ["--python-path", str(PYTHON_PATH)] if sdk else []
         command = [
             sys.executable, "-c", "import sys; from componentize_py import script; sys.exit(script())",
-            "--wit-path", str(WIT_DIR), "--world", WORLD, "--quiet",
-            "componentize", "--python-path", str(work), "--python-path", str(PYTHON_PATH),
+            "--wit-path", str(wit), "--world", world, "--quiet",
+            "componentize", "--python-path", str(work), *sdk_path,
             "--output", str(staged), app_module,
         ]  # fmt: skip
         # componentize-py appends $VIRTUAL_ENV's site-packages to the guest's path: keep the host's out. A Rust
@@ -346,7 +369,12 @@ def _toolchain_error(text: str) -> str:
     wrapper = re.match(r"Traceback \(most recent call last\):\n(?:  .*\n)*?AssertionError: ", text)
     if wrapper:
         text = text[wrapper.end() :]
-    text = text.strip()
+    return _tail(text)
+
+
+def _tail(text: str) -> str:
+    """A toolchain's output without a Rust backtrace, cut to its last ``_STDERR_TAIL`` characters."""
+    text = text.split("\nStack backtrace:", 1)[0].strip()
     return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
 
 
@@ -434,13 +462,13 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
         write_atomic(target, data, durable=False)
     elif lang == "python":
         cache = (cache_dir or default_cache_dir(source)).resolve()
-        cached = (cache / f"{source.resolve().name}-{python_guest_key(source.resolve())[:32]}.wasm").is_file()
+        cached = _cached_path(cache, source.resolve(), python_guest_key(source.resolve())).is_file()
         build_python_guest(source, out=target, cache_dir=cache)
     else:
         from .jsbuild import build_js_guest, js_guest_key
 
         cache = (cache_dir or default_cache_dir(source)).resolve()
-        cached = (cache / f"{source.resolve().name}-{js_guest_key(source.resolve())[:32]}.wasm").is_file()
+        cached = _cached_path(cache, source.resolve(), js_guest_key(source.resolve())).is_file()
         build_js_guest(source, out=target, cache_dir=cache, console=console)
     from .manifest import embed_manifest_needs
 

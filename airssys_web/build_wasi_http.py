@@ -29,13 +29,16 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from airssys_web._files import copy_atomic
-from airssys_web.build import _source_files, _toolchain_error, componentize_py_version, default_cache_dir
+from airssys_web.build import (
+    _componentize,
+    _deliver,
+    _hash_trees,
+    componentize_py_version,
+    default_cache_dir,
+)
 from airssys_web.errors import BuildError
 
 __all__ = ["WASI_HTTP_PACKAGES", "build_wasi_http_guest", "wasi_http_wit_dir"]
@@ -89,10 +92,7 @@ def wasi_http_wit_dir(cache_dir: Path | None = None) -> Path:
 
 def _key(src_dir: Path, wit_dir: Path) -> str:
     digest = hashlib.sha256(f"componentize-py {componentize_py_version()} wasi:http {WASI_VERSION}\0".encode())
-    for label, root in (("src", src_dir), ("wit", wit_dir)):
-        for path in _source_files(root):
-            digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    _hash_trees(digest, ("src", src_dir), ("wit", wit_dir))
     return digest.hexdigest()
 
 
@@ -112,33 +112,5 @@ def build_wasi_http_guest(src_dir: Path, *, out: Path | None = None, cache_dir: 
     target = cache / f"{src_dir.name}-wasi-http-{_key(src_dir, wit)[:32]}.wasm"
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        _componentize(src_dir, wit, app_module, target, timeout)
-    if out is None:
-        return target
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    copy_atomic(target, out)
-    return out
-
-
-def _componentize(src_dir: Path, wit: Path, app_module: str, target: Path, timeout: float) -> None:
-    with tempfile.TemporaryDirectory(prefix="airssys-build-", dir=target.parent) as tmp:
-        work = Path(tmp) / "src"
-        for path in _source_files(src_dir):
-            copy = work / path.relative_to(src_dir)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, copy)
-        staged = Path(tmp) / "out.wasm"
-        command = [sys.executable, "-c", "import sys; from componentize_py import script; sys.exit(script())",
-                   "--wit-path", str(wit), "--world", WORLD, "--quiet", "componentize", "--python-path", str(work),
-                   "--output", str(staged), app_module]
-        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"RUST_BACKTRACE": "0"}
-        try:
-            done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"componentize-py did not finish within {timeout:g}s building {src_dir}") from None
-        if done.returncode != 0 or not staged.is_file():
-            detail = _toolchain_error(done.stderr or done.stdout).replace('"/0/', f'"{src_dir}/')
-            raise BuildError(f"componentize-py failed to build {src_dir} (exit {done.returncode}):\n{detail}")
-        os.replace(staged, target)
+        _componentize(src_dir, app_module, target, timeout, wit=wit, world=WORLD, sdk=False)
+    return _deliver(target, out)

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ._files import copy_atomic
-from .build import WIT_DIR, WORLD, _source_files, default_cache_dir
+from .build import WIT_DIR, WORLD, _cached_path, _deliver, _hash_trees, _stage_sources, _tail, default_cache_dir
 from .errors import BuildError
 from .sdk import JS_PACKAGE, JS_SDK, JS_TOOLCHAIN
 
@@ -34,7 +33,6 @@ __all__ = ["QJS_PACKAGE", "build_js_guest", "ensure_js_toolchain", "js_guest_key
 
 QJS_PACKAGE = "componentize-qjs"
 _MIN_NODE = 18
-_TAIL = 2000
 
 
 def toolchain_cache_dir() -> Path:
@@ -123,10 +121,7 @@ def js_guest_key(src_dir: Path, entry: str = "app.js") -> str:
     digest.update(f"{QJS_PACKAGE} world {WORLD} entry {entry} sync\0".encode())
     digest.update(hashlib.sha256(_lock_text().encode()).digest())
     digest.update(hashlib.sha256(JS_SDK.read_bytes()).digest())
-    for label, root in (("src", src_dir), ("wit", WIT_DIR)):
-        for path in _source_files(root):
-            digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    _hash_trees(digest, ("src", src_dir), ("wit", WIT_DIR))
     return digest.hexdigest()
 
 
@@ -141,17 +136,12 @@ def build_js_guest(src_dir: Path, *, out: Path | None = None, cache_dir: Path | 
     if not (src_dir / entry).is_file():
         raise BuildError(f"{src_dir} has no {entry}; a JavaScript guest needs one exporting `handler`")
     cache = (cache_dir if cache_dir is not None else default_cache_dir(src_dir)).resolve()
-    target = cache / f"{src_dir.name}-{js_guest_key(src_dir, entry)[:32]}.wasm"
+    target = _cached_path(cache, src_dir, js_guest_key(src_dir, entry))
     if not target.is_file():
         cli = ensure_js_toolchain(console=console)
         cache.mkdir(parents=True, exist_ok=True)
         _componentize_js(cli, src_dir, entry, target, timeout)
-    if out is None:
-        return target
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    copy_atomic(target, out)
-    return out
+    return _deliver(target, out)
 
 
 def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout: float) -> None:
@@ -159,10 +149,7 @@ def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout
     with tempfile.TemporaryDirectory(prefix="airssys-build-", dir=target.parent) as tmp:
         root = Path(tmp) / "root"
         work = root / "src"
-        for path in _source_files(src_dir):
-            copy = work / path.relative_to(src_dir)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, copy)
+        _stage_sources(src_dir, work)
         if (src_dir / "node_modules").is_dir():  # the guest's own npm dependencies (ES modules)
             shutil.copytree(src_dir / "node_modules", work / "node_modules", symlinks=False)
         package = root / "node_modules" / JS_PACKAGE
@@ -185,8 +172,3 @@ def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout
             detail = re.sub(r"(?<![\w/])/src/", f"{src_dir}/", detail).replace("Error: : ", "Error: ")
             raise BuildError(f"componentize-qjs failed to build {src_dir} (exit {done.returncode}):\n{detail}")
         os.replace(staged, target)
-
-
-def _tail(text: str) -> str:
-    text = text.split("\nStack backtrace:", 1)[0].strip()
-    return text if len(text) <= _TAIL else "..." + text[-_TAIL:]

@@ -152,23 +152,11 @@ class Slot:
         self.calls = 0
         self._ticks = deadline_ticks(limits.timeout)
         self._stderr: list[str] = []
-        store = wasmtime.Store(get_engine(ctx.fuel))
-        store.set_limits(memory_size=limits.memory)
-        store.set_wasi(make_wasi_config(ctx, self._stderr))
-        store.set_epoch_deadline(self._ticks)
-        if ctx.fuel:
-            store.set_fuel(_INSTANTIATE_FUEL)  # start-up is bounded by the deadline; the budget is per request
+        store = new_store(ctx, limits, self._ticks, self._stderr)
         try:
             instance = linker.instantiate(store, component)
         except wasmtime.WasmtimeError as e:
-            text = str(e)
-            if "wasm trap" in text or "wasm backtrace" in text:
-                raise map_guest_error(e, ctx, limits, self._stderr) from None
-            if mm := _MIN_MEMORY.search(text):
-                raise InvalidComponent(
-                    f"{ctx.tag} needs {format_size(int(mm.group(1)) * 65536)} of linear memory at start, more than its "
-                    f"memory limit of {format_size(limits.memory)}; deploy it with a larger --memory") from None
-            raise InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}") from None
+            raise instantiation_error(e, ctx, limits, self._stderr) from None
         iface = instance.get_export_index(store, HANDLER_INTERFACE)
         func_idx = instance.get_export_index(store, "handle", iface) if iface is not None else None
         func = instance.get_func(store, func_idx) if func_idx is not None else None
@@ -203,6 +191,32 @@ class Slot:
         """Release the Store (idempotent)."""
         self._store = None
         self.poisoned = True
+
+
+def new_store(ctx: HostContext, limits: Limits, ticks: int, stderr: list[str]) -> wasmtime.Store:
+    """A Store for one guest instance, ready to instantiate: memory cap, WASI (stderr collected in ``stderr``),
+    epoch deadline, and for a fuel-metered version a fuel budget for start-up only (the deadline bounds it; the
+    per-request budget is set before each call)."""
+    store = wasmtime.Store(get_engine(ctx.fuel))
+    store.set_limits(memory_size=limits.memory)
+    store.set_wasi(make_wasi_config(ctx, stderr))
+    store.set_epoch_deadline(ticks)
+    if ctx.fuel:
+        store.set_fuel(_INSTANTIATE_FUEL)
+    return store
+
+
+def instantiation_error(e: wasmtime.WasmtimeError, ctx: HostContext, limits: Limits, stderr: list[str]
+                        ) -> AirssysError:
+    """Ours for a failed instantiation: a trap in start-up code, a start-up memory over the cap, a missing import."""
+    text = str(e)
+    if "wasm trap" in text or "wasm backtrace" in text:
+        return map_guest_error(e, ctx, limits, stderr)
+    if mm := _MIN_MEMORY.search(text):
+        return InvalidComponent(
+            f"{ctx.tag} needs {format_size(int(mm.group(1)) * 65536)} of linear memory at start, more than its "
+            f"memory limit of {format_size(limits.memory)}; deploy it with a larger --memory")
+    return InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}")
 
 
 def _describe_link_error(text: str) -> str:

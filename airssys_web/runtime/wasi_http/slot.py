@@ -17,15 +17,8 @@ from wasmtime.component import Component, Linker
 from ...errors import AirssysError, BadGuestResponse, GuestTrap, InvalidComponent
 from ...limits import Limits
 from ..engine import deadline_ticks, get_engine
-from ..imports import HostContext, make_wasi_config
-from ..instance import (
-    _INSTANTIATE_FUEL,
-    GuestResponse,
-    Slot,
-    _describe_link_error,
-    map_guest_error,
-    validate_response,
-)
+from ..imports import HostContext
+from ..instance import GuestResponse, Slot, instantiation_error, map_guest_error, new_store, validate_response
 from .codec import context_address
 from .error_codes import describe, status_for
 from .http import Exchange, HttpSession, IncomingRequest, ResponseOutparam
@@ -52,23 +45,15 @@ class WasiHttpSlot(Slot):
         export = handler_export(list(component.type.exports(engine)))
         if export is None:
             raise InvalidComponent(f"{ctx.tag} does not export wasi:http/incoming-handler@0.2.x")
-        store = wasmtime.Store(engine)
-        store.set_limits(memory_size=limits.memory)
         self.session = HttpSession(ctx)
-        store.set_wasi(make_wasi_config(ctx, self.session.stderr))
-        store.set_epoch_deadline(self._ticks)
-        if ctx.fuel:
-            store.set_fuel(_INSTANTIATE_FUEL)
+        store = new_store(ctx, limits, self._ticks, self.session.stderr)
         self._ctx_addr = context_address(store)
         register(self._ctx_addr, self.session)
         try:
             instance = linker.instantiate(store, component)
         except wasmtime.WasmtimeError as e:
             unregister(self._ctx_addr)
-            text = str(e)
-            if "wasm trap" in text or "wasm backtrace" in text:
-                raise map_guest_error(e, ctx, limits, self.session.stderr) from None
-            raise InvalidComponent(f"{ctx.tag} cannot be instantiated: {_describe_link_error(text)}") from None
+            raise instantiation_error(e, ctx, limits, self.session.stderr) from None
         iface = instance.get_export_index(store, export)
         idx = instance.get_export_index(store, "handle", iface) if iface is not None else None
         func = instance.get_func(store, idx) if idx is not None else None

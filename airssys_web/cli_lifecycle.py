@@ -21,7 +21,8 @@ from .admin import history_json
 from .auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
 from .capabilities import settings_summary, summary_lines
 from .client import AdminClient
-from .errors import AirssysError, InvalidComponent
+from .deploy import read_wasm as read_wasm  # re-exported: the CLI reads files through this module
+from .errors import AirssysError
 from .registry import Deployment, EmbeddedRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,17 +81,6 @@ def target(registry: Path, server: str | None, token: str | None) -> Iterator[Em
                 yield reg
     except AirssysError as e:
         fail(str(e))
-
-
-def read_wasm(file: Path) -> bytes:
-    try:
-        return file.read_bytes()
-    except FileNotFoundError:
-        raise InvalidComponent(f"file not found: {file}") from None
-    except IsADirectoryError:
-        raise InvalidComponent(f"{file} is a directory; give the built .wasm file") from None
-    except OSError as e:
-        raise InvalidComponent(f"cannot read {file}: {e.strerror or e}") from None
 
 
 def deployment_json(dep: Deployment) -> dict[str, Any]:

@@ -207,16 +207,17 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
     return out
 
 
-def _read(wasm: bytes | str | Path) -> bytes:
-    if not isinstance(wasm, (str, Path)):
-        return bytes(wasm)
-    path = Path(wasm)
+def read_wasm(file: str | Path) -> bytes:
+    """The bytes of a ``.wasm`` file; InvalidComponent naming the file if it cannot be read."""
+    path = Path(file)
     try:
         return path.read_bytes()
     except FileNotFoundError:
         raise InvalidComponent(f"file not found: {path}") from None
     except IsADirectoryError:
         raise InvalidComponent(f"{path} is a directory; give the built .wasm file") from None
+    except OSError as e:
+        raise InvalidComponent(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str,
@@ -237,7 +238,7 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     if manifest is None and isinstance(wasm, (str, Path)):
         manifest = find_manifest(wasm) or False
     loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
-    data = _read(wasm)
+    data = read_wasm(wasm) if isinstance(wasm, str | Path) else bytes(wasm)
     plan = plan_capabilities(data, settings=settings, grants=grants, limits=limits, manifest=loaded,
                              grant_declared_needs=grant_declared_needs)
     final = finalize_settings(registry, data, plan.settings)

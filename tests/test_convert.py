@@ -170,6 +170,16 @@ def _rss() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _assert_no_leak(run: Callable[[int], None]) -> None:
+    """``run(10_000)`` after a warm-up grows the resident set by allocator noise at most."""
+    run(1000)
+    gc.collect()
+    before = _rss()
+    run(10_000)
+    gc.collect()
+    assert _rss() - before < 24 * MiB
+
+
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc to read the resident set size")
 def test_no_leak_over_10k_calls(engine: wasmtime.Engine, echo: Component) -> None:
     call = HandleCaller(*instantiate(engine, echo))
@@ -180,13 +190,8 @@ def test_no_leak_over_10k_calls(engine: wasmtime.Engine, echo: Component) -> Non
         for _ in range(n):
             assert call("POST", "/leak", "a=1", headers, body)[2] == body
 
-    run(1000)
-    gc.collect()
-    before = _rss()
-    run(10_000)
-    gc.collect()
     # A leaked response (≥ 32 KiB of C values each) would add > 300 MiB; allow allocator noise only.
-    assert _rss() - before < 24 * MiB
+    _assert_no_leak(run)
 
 
 # --- fast host imports ------------------------------------------------------------------------------------------
@@ -409,9 +414,4 @@ def test_fast_imports_do_not_leak(engine: wasmtime.Engine, imports: Component) -
             assert call("POST", "/leak", "", [("a", "b")], body)[2] == body
             host.seen.clear()
 
-    run(1000)
-    gc.collect()
-    before = _rss()
-    run(10_000)
-    gc.collect()
-    assert _rss() - before < 24 * MiB
+    _assert_no_leak(run)

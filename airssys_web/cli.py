@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .cli_lifecycle import list_from_server, run_deploy, server_options, strategy_options
-from .cli_options import capability_options
+from .commands.lifecycle import list_from_server, run_deploy, server_options, strategy_options
+from .commands.options import capability_options
 from .errors import AirssysError, DeployError
 
 if TYPE_CHECKING:
@@ -87,9 +87,8 @@ def deploy(name: str, file: Path, route: str | None, version: str, registry: Pat
     The component gets only what is granted (flags, or the airssys.toml next to FILE); deploy shows what it
     declares it needs next to what it is granted, and refuses to deploy if a declared need is not granted.
     """
-    from .cli_lifecycle import read_wasm
-    from .cli_options import CapabilityOptions
-    from .deploy import plan_capabilities
+    from .commands.options import CapabilityOptions
+    from .deploy import plan_capabilities, read_wasm
     from .manifest import find_manifest, load_manifest
     from .registry import validate_name, validate_route, validate_version
 
@@ -180,7 +179,7 @@ def wit(show_path: bool) -> None:
     click.echo(str(WIT_PATH) if show_path else WIT_PATH.read_text(), nl=show_path)
 
 
-from .cli_lifecycle import register as _register_lifecycle  # noqa: E402 - needs ``cli`` and ``deploy`` above
+from .commands.lifecycle import register as _register_lifecycle  # noqa: E402 - needs ``cli`` and ``deploy`` above
 
 _register_lifecycle(cli, deploy, registry_option)
 

@@ -13,7 +13,7 @@ from support import text_component, write_wasm
 
 from airssys_web.capabilities import FileAccess, Grants
 from airssys_web.cli import cli
-from airssys_web.cli_options import CapabilityOptions, capability_options
+from airssys_web.commands.options import CapabilityOptions, capability_options
 from airssys_web.errors import CapabilityError
 from airssys_web.kv import KVQuota
 from airssys_web.needs import Needs, embed_needs

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..cli_options import capability_options
+from .options import capability_options
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -32,11 +32,11 @@ def call_cmd(file: Path, request: tuple[str, ...], body: str | None, json_body: 
     Grants and limits work as for deploy (the airssys.toml next to FILE is read too), e.g.
     `airssys-web call api.wasm POST /items --json '{"name": "x"}' --kv`.
     """
-    from ..cli_options import CapabilityOptions
     from ..errors import AirssysError, GuestError, PoolExhausted
     from ..kv import SqliteKVStore
     from ..testing import ComponentClient
     from . import fail
+    from .options import CapabilityOptions
 
     method, path = _split_request(request)
     try:

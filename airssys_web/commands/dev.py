@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..build import LANGUAGES
-from ..cli_options import grant_options, limit_options
+from .options import grant_options, limit_options
 
 
 @click.command("dev")
@@ -33,11 +33,11 @@ def dev_cmd(source: Path, registry: Path | None, server: str | None, token: str 
     """
     from rich.console import Console
 
-    from ..cli_options import CapabilityOptions
     from ..dev import AdminTarget, DevSession, RegistryTarget, guest_files
     from ..errors import AirssysError
     from ..registry import validate_name, validate_route
     from . import fail
+    from .options import CapabilityOptions
 
     if (registry is None) == (server is None):
         fail("give exactly one of --registry DIR (a server watching it) or --server URL (its admin API)")

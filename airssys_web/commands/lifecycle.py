@@ -17,13 +17,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from .admin import history_json
-from .auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
-from .capabilities import settings_summary, summary_lines
-from .client import AdminClient
-from .deploy import read_wasm as read_wasm  # re-exported: the CLI reads files through this module
-from .errors import AirssysError
-from .registry import Deployment, EmbeddedRegistry
+from ..admin import history_json
+from ..auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
+from ..capabilities import settings_summary, summary_lines
+from ..client import AdminClient
+from ..deploy import read_wasm
+from ..errors import AirssysError
+from ..registry import Deployment, EmbeddedRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,8 +115,8 @@ def run_deploy(name: str, file: Path, *, version: str, route: str | None, settin
                registry: Path, server: str | None, token: str | None, strategy: str, percent: int | None,
                probe: str | None, auto_rollback: str | None, as_json: bool) -> None:
     """The body of ``deploy`` and ``update`` once the settings are parsed."""
-    from .deploy import deploy as plain_deploy
-    from .strategies import Plan, rollout_local
+    from ..deploy import deploy as plain_deploy
+    from ..strategies import Plan, rollout_local
 
     try:
         plan = Plan.parse(strategy, percent=percent, probe=probe, auto_rollback=auto_rollback)

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
-from .capabilities import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
-from .errors import CapabilityError
-from .kv import KVQuota
-from .limits import Limits, parse_size
+from ..capabilities import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
+from ..errors import CapabilityError
+from ..kv import KVQuota
+from ..limits import Limits, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 

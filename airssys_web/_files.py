@@ -39,7 +39,11 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int | N
         f.write(data)
 
 
-def copy_atomic(source: Path, dest: Path, *, durable: bool = False) -> None:
+#: Mode for files handed to the user (built components): readable by others, like a compiler's output.
+PUBLIC_MODE = 0o644
+
+
+def copy_atomic(source: Path, dest: Path, *, durable: bool = False, mode: int | None = PUBLIC_MODE) -> None:
     """Replace ``dest`` with a copy of ``source`` in one rename (streamed: components can be large)."""
-    with _replacing(dest, durable=durable, mode=None) as f, source.open("rb") as src:
+    with _replacing(dest, durable=durable, mode=mode) as f, source.open("rb") as src:
         shutil.copyfileobj(src, f)

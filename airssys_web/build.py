@@ -50,7 +50,7 @@ from typing import Any
 
 import wasmtime
 
-from airssys_web._files import copy_atomic, write_atomic
+from airssys_web._files import PUBLIC_MODE, copy_atomic, write_atomic
 from airssys_web.errors import BuildError, InvalidComponent
 from airssys_web.sdk import PYTHON_PATH
 
@@ -459,7 +459,7 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
         wat = _wat_file(source)
         data = compile_wat(wat.read_text())
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data, durable=False)
+        write_atomic(target, data, durable=False, mode=PUBLIC_MODE)
     elif lang == "python":
         cache = (cache_dir or default_cache_dir(source)).resolve()
         cached = _cached_path(cache, source.resolve(), python_guest_key(source.resolve())).is_file()
@@ -475,5 +475,5 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
     data = target.read_bytes()
     tagged = embed_manifest_needs(data, source)  # the [needs] of an airssys.toml next to the source, if any
     if tagged is not data:
-        write_atomic(target, tagged, durable=False)
+        write_atomic(target, tagged, durable=False, mode=PUBLIC_MODE)
     return BuildResult(target, lang, target.stat().st_size, time.perf_counter() - started, cached)

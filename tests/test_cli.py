@@ -89,3 +89,15 @@ def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:
 def test_list_empty(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["list", "--registry", str(tmp_path / "reg")])
     assert r.exit_code == 0 and "no components deployed" in r.output
+
+
+def test_built_component_is_readable_by_others(runner: CliRunner, tmp_path: Path) -> None:
+    from airssys_web.build import wat_response_component
+
+    source = tmp_path / "hi.wat"
+    source.write_text(wat_response_component("hi"))
+    out = tmp_path / "out" / "hi.wasm"
+    out.parent.mkdir()
+    r = runner.invoke(cli, ["build", str(source), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -1,6 +1,6 @@
 """What capabilities and limits cost a guest call (no assertions; prints numbers).
 
-    .venv/bin/python benchmarks/bench_capabilities.py [--calls 2000] [--no-write]
+    .venv/bin/python -m benchmarks.bench_capabilities [--calls 2000] [--no-write]
 
 In-process, through ``Generation.call`` (the same path a server's worker thread takes, without HTTP):
 
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -36,6 +33,8 @@ from airssys_web.build import ALLOCATOR_WAT, compile_wat, handler_component_wat,
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex  # noqa: E402
 from airssys_web.runtime.generation import Generation  # noqa: E402
 from airssys_web.runtime.services import HostServices  # noqa: E402
+
+from .harness import write_section  # noqa: E402
 
 IMPORTS = ROOT / "tests" / "guests" / "convert" / "imports.wat"
 LOOP = handler_component_wat('''  (core module $m
@@ -120,21 +119,9 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
-        write_section(table)
-
-
-def write_section(table: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    section = (f"## Capabilities\n\n`benchmarks/bench_capabilities.py` ({time.strftime('%Y-%m-%d')}, {machine}): "
-               "in-process `Generation.call`, one thread (see the script's docstring). A call includes the "
-               "host function it names.\n\n"
-               f"{table}\n")
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Capabilities\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
-    print(f"wrote the Capabilities section of {path}")
+        intro = ("`benchmarks/bench_capabilities.py` ({date}, {machine}): in-process `Generation.call`, one "
+                 "thread (see the script's docstring). A call includes the host function it names.")
+        write_section('Capabilities', intro, table)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast a swap is, and what it costs the traffic around it (no assertions; prints numbers).
 
-    .venv/bin/python benchmarks/bench_swap.py [--swaps 20] [--seconds 5] [--no-write]
+    .venv/bin/python -m benchmarks.bench_swap [--swaps 20] [--seconds 5] [--no-write]
 
 Starts a real server process (``airssys-web serve`` with a secret) on 127.0.0.1 and measures, through the admin
 API:
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,8 @@ import httpx
 from airssys_web.auth import TokenAuthority
 from airssys_web.build import compile_wat, wat_response_component
 from airssys_web.client import AdminClient
+
+from .harness import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "b" * 24
@@ -173,20 +173,9 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
-        write_section(table)
-
-
-def write_section(table: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    section = (f"## Swap\n\n`benchmarks/bench_swap.py` ({time.strftime('%Y-%m-%d')}, {machine}): a real server "
-               "process, tiny WAT components, precompiled (see the script's docstring).\n\n"
-               f"{table}\n")
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Swap\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
-    print(f"wrote the Swap section of {path}")
+        intro = ('`benchmarks/bench_swap.py` ({date}, {machine}): a real server process, tiny WAT '
+                 "components, precompiled (see the script's docstring).")
+        write_section('Swap', intro, table)
 
 
 if __name__ == "__main__":

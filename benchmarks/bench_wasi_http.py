@@ -1,6 +1,7 @@
 """A wasi:http/proxy route vs the native Starlette route and the airssys:web route, side by side (not a test).
 
     .venv/bin/python -m benchmarks.bench_wasi_http [--seconds 5] [--repeats 3] [--python]
+    .venv/bin/python -m benchmarks.bench_wasi_http --in-process [--requests 20000] [--repeats 5] [--write]
 
 One ``airssys-web serve`` (the default stack, ``benchmarks.apps:app`` for ``/native``) serves three equivalent
 answers of ``Hello, world!\\n``: ``/native`` (Starlette), ``/wasm`` (the small airssys:web WAT guest) and ``/wasi``
@@ -8,21 +9,28 @@ answers of ``Hello, world!\\n``: ``/native`` (Starlette), ``/wasm`` (the small a
 (``-c16``, after a warm-up), repeated; the medians and the ratios are printed. ``--python`` adds ``/wasi-py``, the
 componentize-py wasi:http guest (tests/guests/wasi_http/py_sync), against ``/py``, the airssys:web Python guest.
 The issue's target: ``/wasi`` >= 0.5 x ``/native``.
+
+``--in-process`` needs no server nor wrk: it times one request of the same WAT guest through the host alone,
+(a) ``WasiHttpSlot.serve`` of a prepared exchange and (b) the ASGI bridge (``serve_asgi``, the inline path the
+server takes for a short call), in microseconds per request; ``--write`` puts both into BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from airssys_web.build import compile_wat, wat_response_component
 from airssys_web.deploy import deploy
 from airssys_web.registry import EmbeddedRegistry
 
 from .fixtures import HELLO, HELLO_HEADERS
-from .harness import REPO, ensure_wrk, run_wrk, running_server
+from .harness import REPO, Series, ensure_wrk, run_wrk, running_server, write_section
 
 WASI_HELLO = REPO / "tests" / "guests" / "wasi_http" / "hello.wat"
 _WAT_TEXT = "hello from a WAT wasi:http guest\\n"
@@ -55,13 +63,92 @@ def make_registry(directory: Path, python: bool) -> list[str]:
     return paths
 
 
+def _asgi_scope() -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": "/wasi", "raw_path": b"/wasi", "query_string": b"",
+            "scheme": "http", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"),
+                                          (b"accept", b"*/*")], "extensions": {}}
+
+
+def in_process(requests: int, repeats: int) -> tuple[Series, Series]:
+    """Microseconds per request of the WAT guest: (``WasiHttpSlot.serve``, ``serve_asgi`` inline)."""
+    from airssys_web.limits import Limits
+    from airssys_web.runtime.artifacts import ArtifactCache
+    from airssys_web.runtime.generation import Generation
+    from airssys_web.runtime.imports import HostContext
+    from airssys_web.runtime.wasi_http.asgi import serve_asgi
+    from airssys_web.runtime.wasi_http.http import Exchange
+    from airssys_web.runtime.wasi_http.slot import WasiHttpSlot
+
+    component = ArtifactCache(None).compile(wasi_hello())
+    gen = Generation(component, HostContext(component="wasi", version="1.0.0", config={}), Limits())
+    gen.warm()
+    headers = [("host", b"127.0.0.1:8000"), ("user-agent", b"wrk"), ("accept", b"*/*")]
+    scope = _asgi_scope()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def asgi_loop(n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            sent.clear()
+            await serve_asgi(gen, scope, receive, send, [])
+        return time.perf_counter() - t
+
+    direct, asgi = Series(), Series()
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(asgi_loop(200))  # warm-up, and samples for the inline policy
+        assert sent[-1]["body"] == HELLO.encode(), sent
+        for _ in range(repeats):
+            slot = gen.pool.materialize(gen.pool.try_acquire())  # type: ignore[arg-type]
+            assert isinstance(slot, WasiHttpSlot)
+            t = time.perf_counter()
+            for _ in range(requests):
+                exchange = Exchange("GET", "/wasi", list(headers), authority="127.0.0.1:8000", streaming=False)
+                exchange.body.finish()
+                slot.serve(exchange)
+            direct.add((time.perf_counter() - t) / requests * 1e6)
+            gen.pool.release(slot)
+            asgi.add(loop.run_until_complete(asgi_loop(requests)) / requests * 1e6)
+    finally:
+        loop.close()
+        gen.close()
+    return direct, asgi
+
+
+def main_in_process(args: argparse.Namespace) -> None:
+    direct, asgi = in_process(args.requests, args.repeats)
+    print(f"in-process, {args.requests} requests x {args.repeats} runs, median (min to max):")
+    print(f"  WasiHttpSlot.serve    {direct.fmt(1, ' us')}")
+    print(f"  serve_asgi (inline)   {asgi.fmt(1, ' us')}")
+    if args.write:
+        table = ("| path | us per request, median (min to max) |\n|---|---|\n"
+                 f"| `WasiHttpSlot.serve` | {direct.fmt(1)} |\n| `serve_asgi`, inline | {asgi.fmt(1)} |")
+        write_section("wasi:http", (
+            "`python -m benchmarks.bench_wasi_http --in-process --write` ({date}, {machine}): one request of the "
+            "WAT wasi:http guest (tests/guests/wasi_http/hello.wat, 7 host calls) through the host, no server. "
+            f"{args.requests} requests per run, {args.repeats} runs. The wrk comparison with the native route is "
+            "`python -m benchmarks.bench_wasi_http` (target: >= 0.5 x native rps)."), table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--python", action="store_true", help="also the componentize-py guests of both worlds")
+    parser.add_argument("--in-process", action="store_true", help="time the host alone (no server, no wrk)")
+    parser.add_argument("--requests", type=int, default=20000, help="requests per run (--in-process)")
+    parser.add_argument("--write", action="store_true", help="write the --in-process numbers to BENCHMARKS.md")
     args = parser.parse_args()
+    if args.in_process:
+        main_in_process(args)
+        return
     notes: list[str] = []
     wrk = ensure_wrk(notes)
     if wrk is None:

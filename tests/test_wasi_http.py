@@ -6,6 +6,7 @@ The guest here is hand-written WAT (tests/guests/wasi_http/hello.wat), so these 
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -24,10 +25,20 @@ from airssys_web.deploy import check_component
 from airssys_web.errors import InvalidComponent, OutboundDenied, OutboundError
 from airssys_web.limits import Limits
 from airssys_web.runtime.artifacts import ArtifactCache
+from airssys_web.runtime.engine import get_engine
 from airssys_web.runtime.wasi_http import AIRSSYS_WORLD, WASI_HTTP_WORLD, detect_world, world_of_exports
+from airssys_web.runtime.wasi_http.codec import (
+    HandleTable,
+    Scope,
+    address,
+    compile_direct,
+    compile_lift,
+    compile_lower,
+)
 from airssys_web.runtime.wasi_http.error_codes import from_outbound, status_for
 from airssys_web.runtime.wasi_http.fields import Fields
 from airssys_web.runtime.wasi_http.http import method_text, method_value
+from airssys_web.runtime.wasi_http.io import Pollable
 
 Server = Callable[..., AbstractContextManager[str]]
 HELLO = Path(__file__).parent / "guests" / "wasi_http" / "hello.wat"
@@ -155,5 +166,52 @@ def test_limits_apply_to_wasi_http_slots(wasi_hello: bytes) -> None:
     try:
         gen.warm()
         assert gen.call("GET", "/").status == 200
+    finally:
+        gen.close()
+
+
+def test_handle_reps_are_reused_per_resource_type() -> None:
+    table = HandleTable()
+    try:
+        a = table.add(Fields())
+        assert table.pop(a).entries == []
+        assert table.add(Fields()) == a  # the freed rep (and its kept resource_host) serves the next fields
+        other = table.add(Pollable(lambda: True))
+        assert other != a  # another type never takes a rep kept for fields
+        assert table.host(a, Fields.RESOURCE_ID) == table.host(a, Fields.RESOURCE_ID)
+        with pytest.raises(KeyError):
+            table.pop(12345)
+    finally:
+        table.close()
+
+
+def test_direct_results_match_the_general_lowering(wasi_hello: bytes) -> None:
+    engine = get_engine(False)
+    types = ArtifactCache(None).compile(wasi_hello).type.imports(engine)["wasi:http/types@0.2.0"].ty
+    finish = types.exports(engine)["[static]outgoing-body.finish"].ty.result  # result<_, error-code>
+    direct, lower, lift = compile_direct(finish), compile_lower(finish), compile_lift(finish)
+    assert direct is not None
+    scope = Scope(0, HandleTable())
+    slot = ctypes.create_string_buffer(32)
+    assert direct(("ok", None), ctypes.addressof(slot), scope)
+    assert lift(ctypes.addressof(slot), scope) == ("ok", None)
+    assert not direct(("err", ("internal-error", "x")), ctypes.addressof(slot), scope)  # left to compile_lower
+    assert not direct(("maybe", None), ctypes.addressof(slot), scope)
+    buf = bytearray(32)
+    lower(("err", ("internal-error", "x")), buf, 0, scope)
+    assert lift(address(buf), scope) == ("err", ("internal-error", "x"))
+
+
+def test_many_requests_on_one_instance_reuse_handles(wasi_hello: bytes) -> None:
+    gen = make_generation(wasi_hello, name="reuse")
+    try:
+        gen.warm()
+        for _ in range(20):
+            assert gen.call("GET", "/").body.decode() == HELLO_TEXT
+        slot = gen.pool.materialize(gen.pool.try_acquire())  # type: ignore[arg-type]
+        table = slot.session.table  # type: ignore[attr-defined]
+        assert table.objects == {}  # every handle of every request was dropped or taken back
+        assert table.add(Fields()) <= 10  # and reps come back: 20 requests did not use 20 x 8 of them
+        gen.pool.release(slot)
     finally:
         gen.close()

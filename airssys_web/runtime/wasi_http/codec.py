@@ -49,6 +49,7 @@ _PRIMS: dict[type, tuple[int, struct.Struct]] = {
 }
 
 _string_at = ctypes.string_at
+_at = (ctypes.c_char * _VAL).from_address  # a 32-byte view of C memory: reads and writes without a C call
 _memory = ctypes.pythonapi.PyMemoryView_FromMemory
 _memory.restype = ctypes.py_object
 _memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
@@ -60,6 +61,7 @@ def _cfunc(name: str, restype: Any, *argtypes: Any) -> Any:
     return ctypes.CFUNCTYPE(restype, *argtypes)((name, ffi.dll))
 
 
+_val_new = _cfunc("wasmtime_component_val_new", _VP, _VP)  # moves a value into a new Rust box
 _func_call = _cfunc("wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t)
 _val_clone = _cfunc("wasmtime_component_val_clone", None, _VP, _VP)
 _any_to_host = _cfunc("wasmtime_component_resource_any_to_host", _VP, _VP, _VP, _VP)
@@ -89,33 +91,82 @@ class Trap(Exception):
 
 
 class HandleTable:
-    """The host objects a guest holds handles to, by ``rep`` (one table per Store)."""
+    """The host objects a guest holds handles to, by ``rep`` (one table per Store).
 
-    __slots__ = ("_next", "objects")
+    A freed rep is used again for the same resource type (last freed, first), so the ``resource_host`` object that
+    names (rep, type) is made once and kept: handing out a handle then takes one C call instead of three.
+    """
+
+    __slots__ = ("_free", "_hosts", "_next", "objects")
 
     def __init__(self) -> None:
         self.objects: dict[int, Any] = {}
         self._next = 0
+        self._free: dict[int, list[int]] = {}  # resource id -> reps free for it
+        self._hosts: dict[int, tuple[int, int]] = {}  # rep -> (resource id, resource_host pointer)
 
     def add(self, obj: Any) -> int:
+        """Store ``obj`` (whose class names its ``RESOURCE_ID``) under a rep free for its resource type."""
+        objects = self.objects
+        free = self._free.get(type(obj).RESOURCE_ID)
+        while free:
+            rep = free.pop()
+            if rep not in objects:
+                objects[rep] = obj
+                return rep
         rep = self._next = (self._next + 1) & 0xFFFFFFFF or 1
-        while rep in self.objects:  # after 2**32 handles: skip reps still in use
+        while rep in objects:  # after 2**32 handles: skip reps still in use
             rep = self._next = (self._next + 1) & 0xFFFFFFFF or 1
-        self.objects[rep] = obj
+        objects[rep] = obj
         return rep
+
+    def pop(self, rep: int) -> Any:
+        """Remove and return the object of ``rep`` (KeyError if there is none); the rep may be used again."""
+        obj = self.objects.pop(rep)
+        rid = type(obj).RESOURCE_ID
+        free = self._free.get(rid)
+        if free is None:
+            free = self._free[rid] = []
+        free.append(rep)
+        return obj
+
+    def host(self, rep: int, rid: int) -> int:
+        """The ``resource_host`` pointer for an own handle of (``rep``, ``rid``), made once per pair."""
+        cached = self._hosts.get(rep)
+        if cached is not None:
+            if cached[0] == rid:
+                return cached[1]
+            _host_delete(cached[1])
+        host: int = _host_new(True, rep, rid)
+        self._hosts[rep] = (rid, host)
+        return host
+
+    def close(self) -> None:
+        """Free the kept ``resource_host`` objects (the Store is gone or going)."""
+        hosts, self._hosts = self._hosts, {}
+        for _rid, host in hosts.values():
+            _host_delete(host)
+
+    def __del__(self) -> None:
+        if _host_delete is not None:  # None during interpreter shutdown
+            self.close()
 
 
 class Scope:
-    """Memory and handles made while converting one call's values; freed when the call is done."""
+    """Memory and handles made while converting one call's values; freed when the call is done.
 
-    __slots__ = ("anys", "ctx", "keep", "out", "table")
+    ``state`` is the C memory its conversions use (see :func:`new_state`): the calling thread's by default. A
+    scope kept by a Store's session for all its host calls has its own, as the Store moves between threads.
+    """
 
-    def __init__(self, ctx: int, table: HandleTable) -> None:
+    __slots__ = ("anys", "ctx", "keep", "out", "out_addr", "scratch", "table")
+
+    def __init__(self, ctx: int, table: HandleTable, state: State | None = None) -> None:
         self.ctx = ctx
         self.table = table
         self.keep: list[bytearray] = []
         self.anys: list[int] = []
-        self.out = _out()
+        self.out, self.out_addr, self.scratch = state or _out()
 
     def alloc(self, size: int) -> tuple[bytearray, int]:
         buf = bytearray(size)
@@ -129,28 +180,39 @@ class Scope:
             self.anys.clear()
 
     def own(self, obj: Any) -> int:
-        """A new ``own`` handle (a ``resource_any`` pointer) for ``obj``, whose class names its resource id."""
-        host = _host_new(True, self.table.add(obj), type(obj).RESOURCE_ID)
-        out, out_addr = self.out
-        err = _host_to_any(self.ctx, host, out_addr)
-        _host_delete(host)
-        if err:
-            raise WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
-        ptr: int = out.value or 0
+        """A new ``own`` handle (a ``resource_any`` pointer) for ``obj``, deleted with the scope."""
+        ptr = self.give(obj)
         self.anys.append(ptr)
         return ptr
 
+    def give(self, obj: Any) -> int:
+        """A new ``own`` handle for ``obj`` (whose class names its resource id) that the caller must hand on."""
+        table = self.table
+        err = _host_to_any(self.ctx, table.host(table.add(obj), type(obj).RESOURCE_ID), self.out_addr)
+        if err:
+            raise WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
+        return self.out.value or 0
 
+
+State = tuple[ctypes.c_void_p, int, int]
 _outs = threading.local()
 
 
-def _out() -> tuple[ctypes.c_void_p, int]:
-    """A per-thread pointer-sized out parameter (its object and address): C calls here never nest."""
+def new_state() -> State:
+    """C memory for conversions: a pointer-sized out parameter (its object and address) and a 32-byte scratch
+    value (its address). Conversions never nest, but ctypes releases the GIL in every C call: two threads never
+    share one."""
+    buf = ctypes.create_string_buffer(16 + _VAL)
+    base = ctypes.addressof(buf)
+    return ctypes.c_void_p.from_buffer(buf), base, base + 16  # the c_void_p keeps ``buf`` alive
+
+
+def _out() -> State:
+    """The calling thread's :func:`new_state`."""
     try:
         return _outs.value  # type: ignore[no-any-return]
     except AttributeError:
-        out = ctypes.c_void_p()
-        _outs.value = (out, ctypes.addressof(out))
+        _outs.value = new_state()
         return _outs.value  # type: ignore[no-any-return]
 
 
@@ -177,23 +239,23 @@ def compile_lift(ty: Any) -> Lift:
     """A reader for values of component type ``ty`` (a wasmtime-py ``ValType``)."""
     prim = _PRIMS.get(type(ty))
     if prim is not None:
-        unpack = prim[1].unpack
+        unpack = prim[1].unpack_from
 
         def lift_prim(addr: int, _s: Scope) -> Any:
-            return unpack(_string_at(addr, _VAL))[1]
+            return unpack(_at(addr))[1]
         return lift_prim
     if isinstance(ty, ct.Char):
-        return lambda addr, _s: chr(_PRIMS[ct.U32][1].unpack(_string_at(addr, _VAL))[1])
+        return lambda addr, _s: chr(_PRIMS[ct.U32][1].unpack_from(_at(addr))[1])
     if isinstance(ty, ct.String):
         def lift_str(addr: int, _s: Scope) -> str:
-            _k, n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, n, p = _SEQ.unpack_from(_at(addr))
             return _string_at(p, n).decode() if n else ""
         return lift_str
     if isinstance(ty, ct.ListType):
         element = ty.element
         if isinstance(element, ct.U8):
             def lift_bytes(addr: int, _s: Scope) -> bytes:
-                _k, n, p = _SEQ.unpack(_string_at(addr, _VAL))
+                _k, n, p = _SEQ.unpack_from(_at(addr))
                 if not n:
                     return b""
                 view: memoryview = _memory(p, n * _VAL, _PYBUF_READ)
@@ -202,42 +264,42 @@ def compile_lift(ty: Any) -> Lift:
         elem = compile_lift(element)
 
         def lift_list(addr: int, s: Scope) -> list[Any]:
-            _k, n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, n, p = _SEQ.unpack_from(_at(addr))
             return [elem(p + i * _VAL, s) for i in range(n)]
         return lift_list
     if isinstance(ty, ct.TupleType):
         elems = [compile_lift(t) for t in ty.elements]
 
         def lift_tuple(addr: int, s: Scope) -> tuple[Any, ...]:
-            _k, _n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, _n, p = _SEQ.unpack_from(_at(addr))
             return tuple(f(p + i * _VAL, s) for i, f in enumerate(elems))
         return lift_tuple
     if isinstance(ty, ct.RecordType):
         fields = [(name, compile_lift(t)) for name, t in ty.fields]
 
         def lift_record(addr: int, s: Scope) -> dict[str, Any]:
-            _k, _n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, _n, p = _SEQ.unpack_from(_at(addr))
             return {name: f(p + i * _ENTRY + 16, s) for i, (name, f) in enumerate(fields)}
         return lift_record
     if isinstance(ty, ct.VariantType):
         cases = {name: (compile_lift(t) if t is not None else None) for name, t in ty.cases}
 
         def lift_variant(addr: int, s: Scope) -> tuple[str, Any]:
-            _k, n, p, payload = _VARIANT.unpack(_string_at(addr, _VAL))
+            _k, n, p, payload = _VARIANT.unpack_from(_at(addr))
             name = _string_at(p, n).decode()
             f = cases[name]
             return name, (f(payload, s) if f is not None and payload else None)
         return lift_variant
     if isinstance(ty, ct.EnumType):
         def lift_enum(addr: int, _s: Scope) -> str:
-            _k, n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, n, p = _SEQ.unpack_from(_at(addr))
             return _string_at(p, n).decode()
         return lift_enum
     if isinstance(ty, ct.OptionType):
         inner = compile_lift(ty.payload)
 
         def lift_option(addr: int, s: Scope) -> Any:
-            p = _PTR.unpack(_string_at(addr, _VAL))[1]
+            p = _PTR.unpack_from(_at(addr))[1]
             return inner(p, s) if p else None
         return lift_option
     if isinstance(ty, ct.ResultType):
@@ -246,13 +308,13 @@ def compile_lift(ty: Any) -> Lift:
         err = compile_lift(err_t) if err_t is not None else None
 
         def lift_result(addr: int, s: Scope) -> tuple[str, Any]:
-            _k, is_ok, p = _RESULT.unpack(_string_at(addr, _VAL))
+            _k, is_ok, p = _RESULT.unpack_from(_at(addr))
             f = ok if is_ok else err
             return ("ok" if is_ok else "err"), (f(p, s) if f is not None and p else None)
         return lift_result
     if isinstance(ty, ct.FlagsType):
         def lift_flags(addr: int, _s: Scope) -> frozenset[str]:
-            _k, n, p = _SEQ.unpack(_string_at(addr, _VAL))
+            _k, n, p = _SEQ.unpack_from(_at(addr))
             out = []
             for i in range(n):
                 size, data = _NAME.unpack(_string_at(p + 16 * i, 16))
@@ -266,11 +328,10 @@ def compile_lift(ty: Any) -> Lift:
 
 def _rep_of(addr: int, s: Scope) -> int:
     """Release the handle at ``addr`` to the host (required for borrows before the call returns) -> its rep."""
-    out, out_addr = s.out
-    err = _any_to_host(s.ctx, _PTR.unpack(_string_at(addr, _VAL))[1], out_addr)
+    err = _any_to_host(s.ctx, _PTR.unpack_from(_at(addr))[1], s.out_addr)
     if err:
         raise WasmtimeError._from_ptr(ctypes.cast(err, _ERR_PTR))
-    host = out.value
+    host = s.out.value
     rep: int = _host_rep(host)
     _host_delete(host)
     return rep
@@ -279,7 +340,7 @@ def _rep_of(addr: int, s: Scope) -> int:
 def _lift_own(addr: int, s: Scope) -> Any:
     rep = _rep_of(addr, s)
     try:
-        return s.table.objects.pop(rep)
+        return s.table.pop(rep)
     except KeyError:
         raise Trap(f"unknown resource handle {rep}") from None
 
@@ -420,6 +481,75 @@ def compile_lower(ty: Any) -> Lower:
             _PTR.pack_into(buf, off, K_RESOURCE, s.own(v))
         return lower_own
     raise TypeError(f"unsupported component type {type(ty).__name__} in a host import's result")
+
+
+# -- direct lowering: a result written straight into wasmtime's slot, which then owns it ---------------------------
+
+Direct = Callable[[Any, int, Scope], bool]
+_Put = Callable[[Any, int, Scope], None]
+
+
+def _payload_writer(ty: Any) -> _Put | None:
+    """A writer into C memory for values that hold no pointer into Python memory (primitives, own handles)."""
+    prim = _PRIMS.get(type(ty))
+    if prim is not None:
+        kind, st = prim
+        pack = st.pack_into
+
+        def put_prim(v: Any, addr: int, _s: Scope) -> None:
+            pack(_at(addr), 0, kind, v)
+        return put_prim
+    if isinstance(ty, ct.OwnType):
+        def put_own(v: Any, addr: int, s: Scope) -> None:
+            _PTR.pack_into(_at(addr), 0, K_RESOURCE, s.give(v))
+        return put_own
+    return None
+
+
+def compile_direct(ty: Any) -> Direct | None:
+    """A writer of values of ``ty`` straight into wasmtime's result slot, for those that hold only primitives and
+    own handles (a constructor's ``own<fields>``, ``result<own<outgoing-body>>``, the ok of ``result<_,
+    stream-error>``): wasmtime takes them over as they are, with no deep copy and nothing to free afterwards.
+
+    It returns False, having done nothing, for a value it cannot write (an ``err`` whose payload is a variant, a
+    malformed result); :func:`compile_lower` handles those, errors included. None if no value of ``ty`` qualifies.
+    """
+    put = _payload_writer(ty)
+    if put is not None:
+        flat = put
+
+        def direct_flat(v: Any, addr: int, s: Scope) -> bool:
+            flat(v, addr, s)
+            return True
+        return direct_flat
+    if not isinstance(ty, ct.ResultType):
+        return None
+    ok_t, err_t = ty.ok, ty.err
+    ok_put = _payload_writer(ok_t) if ok_t is not None else None
+    err_put = _payload_writer(err_t) if err_t is not None else None
+    ok_direct = ok_t is None or ok_put is not None
+    err_direct = err_t is None or err_put is not None
+    if not (ok_direct or err_direct):
+        return None
+
+    def direct_result(v: Any, addr: int, s: Scope) -> bool:
+        if type(v) is not tuple or len(v) != 2:
+            return False
+        tag, payload = v
+        if tag == "ok" and ok_direct:
+            is_ok, f = True, ok_put
+        elif tag == "err" and err_direct:
+            is_ok, f = False, err_put
+        else:
+            return False
+        box = 0
+        if f is not None:
+            scratch = s.scratch
+            f(payload, scratch, s)  # raises (a bad value) before anything is allocated
+            box = _val_new(scratch)  # moves it into a Rust box, leaving a bool behind
+        _RESULT.pack_into(_at(addr), 0, K_RESULT, is_ok, box)
+        return True
+    return direct_result
 
 
 _kinds_cache = b""

@@ -278,6 +278,12 @@ class OutputStream:
     def blocking_write_and_flush(self, data: bytes) -> Result:
         """Write everything (waiting for room as needed), then flush. Unlike wasmtime, more than 4096 bytes at
         once is accepted: it is written in pieces."""
+        pipe = self.pipe
+        if data:
+            with pipe.cond:
+                if len(data) <= pipe.space():  # the common case: room for all of it, no wait, one write
+                    got = self.write(data)
+                    return got if got[0] != "ok" else self._failure() or OK_NONE
         view = memoryview(data)
         session = self.session
         while view:

@@ -20,7 +20,19 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import FuncType, LinkerInstance, ResourceType
 
-from .codec import _ERR_PTR, _VAL, HandleTable, Scope, _func_call, _val_clone, address, compile_lift, compile_lower
+from .codec import (
+    _ERR_PTR,
+    _VAL,
+    HandleTable,
+    Scope,
+    _func_call,
+    _val_clone,
+    address,
+    compile_direct,
+    compile_lift,
+    compile_lower,
+    new_state,
+)
 
 log = logging.getLogger("airssys_web.wasi_http")
 
@@ -31,6 +43,7 @@ class Session:
     """Per-Store host state: the handle table and what host functions need to reach (set by the slot)."""
 
     table: HandleTable
+    scope: Scope | None = None  # what the Store's host calls convert with, one at a time (set by ``register``)
 
     def __init__(self) -> None:
         self.table = HandleTable()
@@ -47,11 +60,14 @@ _local = threading.local()  # .exc: the exception a host function raised on this
 
 
 def register(ctx: int, session: Session) -> None:
+    session.scope = Scope(ctx, session.table, new_state())
     _sessions[ctx] = session
 
 
 def unregister(ctx: int) -> None:
-    _sessions.pop(ctx, None)
+    session = _sessions.pop(ctx, None)
+    if session is not None:
+        session.table.close()
 
 
 def _error(message: str) -> int:
@@ -79,6 +95,7 @@ def define_func(instance: LinkerInstance, name: str, fty: FuncType, impl: Impl, 
     lifts = [compile_lift(t) for _, t in fty.params]
     result_t = fty.result
     lower = compile_lower(result_t) if result_t is not None else None
+    direct = compile_direct(result_t) if result_t is not None else None
     nparams = len(lifts)
     nres = 0 if lower is None else 1
     sessions = _sessions
@@ -90,7 +107,9 @@ def define_func(instance: LinkerInstance, name: str, fty: FuncType, impl: Impl, 
         session = sessions.get(ctx)
         if session is None or nargs != nparams or nresults != nres:
             return _error(f"{label}: called outside an airssys-web request or with a mismatched signature")
-        scope = Scope(ctx, session.table)
+        scope = session.scope
+        if scope is None:  # pragma: no cover - register() sets it
+            return _error(f"{label}: the session was never registered")
         try:
             if nparams == 0:
                 value = impl(session)
@@ -100,7 +119,7 @@ def define_func(instance: LinkerInstance, name: str, fty: FuncType, impl: Impl, 
                 value = impl(session, lift0(args, scope), lift1(args + _VAL, scope))  # type: ignore[misc]
             else:
                 value = impl(session, *[lift(args + i * _VAL, scope) for i, lift in enumerate(lifts)])
-            if lower is not None:
+            if lower is not None and (direct is None or not direct(value, results, scope)):
                 buf = bytearray(_VAL)
                 lower(value, buf, 0, scope)
                 _val_clone(_addressof(_from_buffer(buf)), results)
@@ -111,7 +130,10 @@ def define_func(instance: LinkerInstance, name: str, fty: FuncType, impl: Impl, 
             detail = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
             return _error(f"host function {label} failed: {detail}")
         finally:
-            scope.free()
+            if scope.anys:
+                scope.free()
+            if scope.keep:
+                scope.keep.clear()
 
     _register(_add_func, instance, name, call, _trampoline)
 
@@ -125,7 +147,8 @@ def define_resource(instance: LinkerInstance, name: str, rid: int) -> None:
         session = sessions.get(ctx)
         if session is None:
             return 0
-        obj = session.table.objects.pop(rep, None)
+        table = session.table
+        obj = table.pop(rep) if rep in table.objects else None
         if obj is not None:
             try:
                 session.dropped(obj)

@@ -159,23 +159,22 @@ class AirssysMiddleware:
     # -- serving --------------------------------------------------------------------------------------------
     async def _serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
-        extra: list[tuple[bytes, bytes]] = []
-        if self.version_header:
-            extra.append((VERSION_HEADER, gen.tag.encode()))
+        extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
+        wasi_http = gen.world == WASI_HTTP_WORLD
         try:
-            body = b"" if gen.world == WASI_HTTP_WORLD else await _read_body(scope, receive, gen.limits.max_body)
+            body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body)
         except _TooLarge:
             gen.outcome(413)
             await _send_error(send, 413, "request body too large",
                               f"the limit for this route is {gen.limits.max_body} bytes", extra)
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         try:
-            if gen.world == WASI_HTTP_WORLD:  # streams both bodies itself (runtime.wasi_http.asgi)
+            if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
                 gen.outcome(await serve_asgi(gen, scope, receive, send, extra))
                 return
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
             resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                                     headers, body)
         except GuestError as e:
@@ -188,8 +187,11 @@ class AirssysMiddleware:
             await _send_error(send, e.status, _PUBLIC_REASON.get(type(e).__name__, "guest error"), None, extra,
                               request_id=request_id)
             return
-        out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers
-               if k.lower() not in _HOP_BY_HOP]
+        out: list[tuple[bytes, bytes]] = []
+        for k, v in resp.headers:
+            k = k.lower()
+            if k not in _HOP_BY_HOP:
+                out.append((k.encode("latin-1"), v.encode("latin-1")))
         out.append((b"content-length", str(len(resp.body)).encode()))
         out.extend(extra)
         gen.outcome(resp.status)

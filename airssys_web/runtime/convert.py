@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import sys
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -64,11 +65,16 @@ _func_call = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                               ctypes.c_void_p, ctypes.c_size_t)(("wasmtime_component_func_call", ffi.dll))
 _val_delete = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("wasmtime_component_val_delete", ffi.dll))
 _val_clone = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(("wasmtime_component_val_clone", ffi.dll))
-_string_at = ctypes.string_at
-_memory = ctypes.pythonapi.PyMemoryView_FromMemory
-_memory.restype = ctypes.py_object
-_memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
+_from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+_from_memory.restype = ctypes.py_object
+_from_memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
 _PYBUF_READ = 0x100
+# A read-only view of the whole address space: ``_MEM[p:p + n]`` reads what ``ctypes.string_at(p, n)`` reads, and
+# ``S.unpack_from(_MEM, p)`` unpacks in place, without a foreign call each (~3x cheaper; results are read with
+# ~5 such reads per call). Like ``string_at`` it trusts the pointer: we only follow pointers wasmtime gave us.
+_MEM: memoryview = _from_memory(0, sys.maxsize, _PYBUF_READ)
+# A request up to this size is written into its HandleCaller's own buffer (see _Spare), reused call after call.
+_REUSE = 8 * 1024
 
 _host = threading.local()  # .exc: the Python exception a fast host function raised on this thread, if any
 
@@ -179,21 +185,56 @@ def _write_u8_list(buf: bytearray, off: int, data: bytes) -> None:
         buf[off + 8:end:_VAL] = data
 
 
-def _lower_request(method: object, path: object, query: object, headers: object, body: object
-                   ) -> tuple[bytearray, int]:
-    """The request record as one buffer: [result slot][request value][5 entries][headers][body][strings]."""
+class _Spare:
+    """A caller's reusable request buffer, and the sizes of the request whose value tree it holds.
+
+    The value tree depends only on the sizes (string lengths, header count, body length) and the buffer's address,
+    so a request shaped like the last one only needs its bytes copied in.
+    """
+
+    __slots__ = ("base", "buf", "shape")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.base = 0
+        self.shape: tuple[int, ...] | None = None
+
+
+def _lower_request(method: object, path: object, query: object, headers: object, body: object,
+                   spare: _Spare | None = None) -> tuple[bytearray, int]:
+    """The request record as one buffer: [result slot][request value][5 entries][headers][body][strings].
+
+    With ``spare``, a request of up to ``_REUSE`` bytes is written into its buffer (allocated once), and the value
+    tree is not rewritten when the request has the same sizes as the last one written there.
+    """
     m, p, q = _encode(method, "method"), _encode(path, "path"), _encode(query, "query")
     flat = _encode_headers(headers, "headers")
     data = _as_bytes(body, "body")
     n = len(data)
+    lm, lp, lq = len(m), len(p), len(q)
     off_h = _VAL * 2 + _ENTRY * 5
     off_b = off_h + _headers_size(flat)
     off_s = off_b + n * _VAL
     strings = b"".join([m, p, q, *flat])
-    buf = bytearray(off_s + len(strings))
-    base = _address(buf)
+    end = off_s + len(strings)
+    shape = None
+    if spare is not None and end <= _REUSE:
+        shape = (lm, lp, lq, n, *map(len, flat))
+        if shape == spare.shape:
+            buf, base = spare.buf, spare.base
+            if n:
+                buf[off_b + 8:off_s:_VAL] = data
+            buf[off_s:end] = strings
+            return buf, base
+        if len(spare.buf) < end:
+            spare.buf = bytearray(max(end, 512))
+            spare.base = _address(spare.buf)
+        spare.shape = None  # until the new tree is complete
+        buf, base = spare.buf, spare.base
+    else:
+        buf = bytearray(end)
+        base = _address(buf)
     s = base + off_s
-    lm, lp, lq = len(m), len(p), len(q)
     _REQUEST.pack_into(
         buf, _VAL, _RECORD, 5, base + 2 * _VAL,
         6, _N_METHOD, _STRING, lm, s,
@@ -204,7 +245,9 @@ def _lower_request(method: object, path: object, query: object, headers: object,
     if flat:
         _write_headers(buf, base, off_h, flat, s + lm + lp + lq)
     _write_u8_list(buf, off_b, data)
-    buf[off_s:] = strings
+    buf[off_s:end] = strings  # the same length: never resizes a spare buffer
+    if shape is not None:
+        spare.shape = shape  # type: ignore[union-attr]
     return buf, base
 
 
@@ -214,20 +257,22 @@ def _lift_headers(n: int, ptr: int) -> Headers:
     if not n:
         return []
     out: Headers = []
-    for kind, size, pair in _SEQ.iter_unpack(_string_at(ptr, n * _VAL)):
+    mem, pair_unpack = _MEM, _PAIR.unpack_from
+    for kind, size, pair in _SEQ.iter_unpack(mem[ptr:ptr + n * _VAL]):
         if kind != _TUPLE or size != 2:
             raise TypeError("expected list<tuple<string, string>>")
-        k1, l1, p1, k2, l2, p2 = _PAIR.unpack(_string_at(pair, 2 * _VAL))
+        k1, l1, p1, k2, l2, p2 = pair_unpack(mem, pair)
         if k1 != _STRING or k2 != _STRING:
             raise TypeError("expected list<tuple<string, string>>")
-        out.append((_string_at(p1, l1).decode() if l1 else "", _string_at(p2, l2).decode() if l2 else ""))
+        out.append((mem[p1:p1 + l1].tobytes().decode() if l1 else "",
+                    mem[p2:p2 + l2].tobytes().decode() if l2 else ""))
     return out
 
 
 def _lift_bytes(n: int, ptr: int) -> bytes:
     if not n:
         return b""
-    vals: memoryview = _memory(ptr, n * _VAL, _PYBUF_READ)
+    vals = _MEM[ptr:ptr + n * _VAL]
     if vals[::_VAL] != _u8_kinds(n):
         raise TypeError("expected list<u8>")
     return vals[8::_VAL].tobytes()
@@ -236,7 +281,7 @@ def _lift_bytes(n: int, ptr: int) -> bytes:
 def _lift_string(kind: int, n: int, ptr: int) -> str:
     if kind != _STRING:
         raise TypeError("expected string")
-    return _string_at(ptr, n).decode() if n else ""
+    return _MEM[ptr:ptr + n].tobytes().decode() if n else ""
 
 
 def _raise_call_error(err: int) -> None:
@@ -286,7 +331,7 @@ class HandleCaller:
     threads at once; the caller sets the epoch deadline.
     """
 
-    __slots__ = ("_func", "_func_addr", "_store")
+    __slots__ = ("_func", "_func_addr", "_spare", "_store")
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.component.Func) -> None:
         got = describe_func(store, func)
@@ -296,17 +341,18 @@ class HandleCaller:
         self._store = store
         self._func = func  # keeps the wasmtime_component_func_t alive at _func_addr
         self._func_addr = ctypes.addressof(func._func)
+        self._spare = _Spare()
 
     def __call__(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
                  ) -> tuple[int, Headers, bytes]:
-        buf, base = _lower_request(method, path, query, headers, body)
+        buf, base = _lower_request(method, path, query, headers, body, self._spare)
         _host.exc = None
         err = _func_call(self._func_addr, self._store._context(), base + _VAL, 1, base, 1)
         if err:
             _raise_call_error(err)
         try:
             _kind, _n, rec = _SEQ.unpack_from(buf, 0)
-            _k0, status, _k1, hn, hp, _k2, bn, bp = _RESPONSE.unpack(_string_at(rec, 3 * _ENTRY))
+            _k0, status, _k1, hn, hp, _k2, bn, bp = _RESPONSE.unpack_from(_MEM, rec)
             return status, _lift_headers(hn, hp), _lift_bytes(bn, bp)
         finally:
             _val_delete(base)
@@ -333,16 +379,16 @@ _next_id = iter(range(1, 1 << 62))
 def _lift_args(args: int, nargs: int, expected: str) -> tuple[Any, ...]:
     """The host function's arguments as Python values, checking the C value kinds before following pointers."""
     if expected == "outbound.fetch":
-        k1, l1, p1, k2, l2, p2, k3, hn, hp, k4, bn, bp = _ARGS[4].unpack(_string_at(args, 4 * _VAL))
+        k1, l1, p1, k2, l2, p2, k3, hn, hp, k4, bn, bp = _ARGS[4].unpack_from(_MEM, args)
         if k3 != _LIST or k4 != _LIST:
             raise TypeError("expected (string, string, headers, list<u8>)")
         return _lift_string(k1, l1, p1), _lift_string(k2, l2, p2), _lift_headers(hn, hp), _lift_bytes(bn, bp)
     if expected == "kv.set":
-        k1, l1, p1, k2, n, p = _ARGS[2].unpack(_string_at(args, 2 * _VAL))
+        k1, l1, p1, k2, n, p = _ARGS[2].unpack_from(_MEM, args)
         if k2 != _LIST:
             raise TypeError("expected (string, list<u8>)")
         return _lift_string(k1, l1, p1), _lift_bytes(n, p)
-    return (_lift_string(*_ARGS[1].unpack(_string_at(args, _VAL))),)
+    return (_lift_string(*_ARGS[1].unpack_from(_MEM, args)),)
 
 
 def _result(value: object, what: str) -> tuple[bool, Any]:

@@ -37,9 +37,13 @@ class Generation:
         self._linker = build_linker(ctx) if self.world != WASI_HTTP_WORLD else _wasi_http_linker(ctx, component)
         self.pool = InstancePool(self._new_slot, min_size=limits.min_instances,
                                  max_size=limits.max_instances, name=ctx.tag)
+        #: ``tag`` as bytes, for the response header that names the version (encoded once, not per request).
+        self.tag_bytes = ctx.tag.encode()
         self._in_flight = 0
         self._closing = False
-        self._cond = threading.Condition()
+        # enter/leave (every request) take the plain lock, a C-level ``with``; only drain() waits on the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self.requests = 0
         # Outcomes of answered requests, counted by the middleware (on the event loop) for auto-rollback.
         self.completed = 0
@@ -74,7 +78,7 @@ class Generation:
     # -- entering and leaving (the drain protocol) --------------------------------------------------------
     def enter(self) -> bool:
         """Register a request; False once draining began (the caller re-reads the route table)."""
-        with self._cond:
+        with self._lock:
             if self._closing:
                 return False
             self._in_flight += 1
@@ -92,7 +96,7 @@ class Generation:
         return self.completed, self.failed
 
     def leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self._in_flight -= 1
             if self._in_flight == 0 and self._closing:  # only drain() waits (threading.Condition is pure Python)
                 self._cond.notify_all()

@@ -12,12 +12,14 @@ every call (on the fuel-metering engine).
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
+from wasmtime import _ffi as ffi
 from wasmtime.component import Component, Linker, Record
 
 from ..errors import (
@@ -42,6 +44,16 @@ HandleFn = Callable[[str, str, str, Sequence[tuple[str, str]], bytes], tuple[int
 _INSTANTIATE_FUEL = 1 << 62
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Response headers already found valid (guests answer with the same few again and again): a set lookup instead of
+# two regular expressions and an encode per header. Bounded; emptied when full; only ever holds valid pairs, so
+# the memo changes no verdict.
+_VALID_HEADERS: set[tuple[str, str]] = set()
+_VALID_HEADERS_MAX = 4096
+_VALID_HEADER_SIZE = 256
+# Store.set_epoch_deadline without wasmtime-py's wrapper and pointer conversion (the store's context address is
+# fixed for its life): our own prototype, taking plain ints.
+_set_epoch_deadline = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
+    ("wasmtime_context_set_epoch_deadline", ffi.dll))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,19 +139,31 @@ def _first_line(text: str) -> str:
 
 
 def validate_response(status: int, headers: Headers, ctx: HostContext) -> None:
-    kw = {"component": ctx.component, "version": ctx.version}
     if not 100 <= status <= 599:
-        raise BadGuestResponse(f"{ctx.tag} answered with invalid status {status} (must be 100-599)", **kw)
-    for name, value in headers:
-        if not _TOKEN.match(name):
-            raise BadGuestResponse(f"{ctx.tag} answered with an invalid header name {name!r}", **kw)
-        if _BAD_VALUE.search(value):
-            raise BadGuestResponse(f"{ctx.tag} answered with a control character in header {name!r}", **kw)
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise BadGuestResponse(
-                f"{ctx.tag} answered with a non-latin-1 value in header {name!r}", **kw) from None
+        raise BadGuestResponse(f"{ctx.tag} answered with invalid status {status} (must be 100-599)",
+                               component=ctx.component, version=ctx.version)
+    valid = _VALID_HEADERS
+    for header in headers:
+        if header not in valid:
+            _validate_header(header, ctx)
+
+
+def _validate_header(header: tuple[str, str], ctx: HostContext) -> None:
+    name, value = header
+    kw = {"component": ctx.component, "version": ctx.version}
+    if not _TOKEN.match(name):
+        raise BadGuestResponse(f"{ctx.tag} answered with an invalid header name {name!r}", **kw)
+    if _BAD_VALUE.search(value):
+        raise BadGuestResponse(f"{ctx.tag} answered with a control character in header {name!r}", **kw)
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise BadGuestResponse(
+            f"{ctx.tag} answered with a non-latin-1 value in header {name!r}", **kw) from None
+    if len(name) + len(value) <= _VALID_HEADER_SIZE:  # short ones only: the memo stays small (~1 MiB at most)
+        if len(_VALID_HEADERS) >= _VALID_HEADERS_MAX:
+            _VALID_HEADERS.clear()
+        _VALID_HEADERS.add(header)
 
 
 class Slot:
@@ -163,6 +187,7 @@ class Slot:
         if func is None:
             raise InvalidComponent(f"{ctx.tag} does not export {HANDLER_INTERFACE}#handle")
         self._store: wasmtime.Store | None = store
+        self._context = ctypes.cast(store._context(), ctypes.c_void_p).value  # valid while self._store lives
         self._fuel = limits.fuel if ctx.fuel else None
         self._call = _make_caller(store, func)
 
@@ -172,7 +197,7 @@ class Slot:
         if store is None or self.poisoned:
             raise GuestTrap(f"{self.ctx.tag}: instance is closed", component=self.ctx.component,
                             version=self.ctx.version)
-        store.set_epoch_deadline(self._ticks)
+        _set_epoch_deadline(self._context, self._ticks)  # store.set_epoch_deadline(self._ticks), ~0.3 µs faster
         if self._fuel is not None:
             store.set_fuel(self._fuel)
         self._stderr.clear()

@@ -84,15 +84,15 @@ def _address(buf: bytearray) -> int:
     return ctypes.addressof(ctypes.c_char.from_buffer(buf))
 
 
-_kinds_cache = b""
+_kinds_view = memoryview(bytes([_U8]) * 4096)
 
 
 def _u8_kinds(n: int) -> memoryview:
     """``n`` kind bytes for ``list<u8>`` elements (one shared, grow-only constant)."""
-    global _kinds_cache
-    if len(_kinds_cache) < n:
-        _kinds_cache = bytes([_U8]) * max(n, 2 * len(_kinds_cache), 4096)
-    return memoryview(_kinds_cache)[:n]
+    global _kinds_view
+    if len(_kinds_view) < n:
+        _kinds_view = memoryview(bytes([_U8]) * max(n, 2 * len(_kinds_view)))
+    return _kinds_view[:n]
 
 
 # --- Python -> C ----------------------------------------------------------------------------------------------
@@ -272,10 +272,10 @@ def _lift_headers(n: int, ptr: int) -> Headers:
 def _lift_bytes(n: int, ptr: int) -> bytes:
     if not n:
         return b""
-    vals = _MEM[ptr:ptr + n * _VAL]
-    if vals[::_VAL] != _u8_kinds(n):
+    end = ptr + n * _VAL
+    if _MEM[ptr:end:_VAL] != (_kinds_view[:n] if n <= len(_kinds_view) else _u8_kinds(n)):
         raise TypeError("expected list<u8>")
-    return vals[8::_VAL].tobytes()
+    return _MEM[ptr + 8:end:_VAL].tobytes()
 
 
 def _lift_string(kind: int, n: int, ptr: int) -> str:

@@ -88,12 +88,13 @@ def _request_exchange(scope: Scope) -> Exchange:
 def _run(gen: Generation, lease: Lease, exchange: Exchange, *, inline: bool = False) -> None:
     """Serve the exchange (on a worker thread, or inline); every outcome ends up in ``exchange``.
 
-    Like ``Generation._run``, each call after a slot's first is a sample for the inline policy: its CPU time,
-    and inline, how long the loop was held beyond that (a guest sleeping or waiting on a timer).
+    Accounted like ``Generation._run``/``_run_inline``: a threaded call after a slot's first is a sample of its
+    thread CPU time; an inline call counts by how long it held the loop, so a lone spike there (a garbage
+    collection) sends a few calls back to threads rather than marking the generation long-running for good.
     """
     slot = gen.pool.materialize(lease)
     sample = slot.calls > 0
-    started, cpu = time.perf_counter(), time.thread_time()
+    started = time.perf_counter() if inline else time.thread_time()
     try:
         if not isinstance(slot, WasiHttpSlot):  # pragma: no cover - generations build the right slots
             raise GuestTrap(f"{gen.tag} is not a wasi:http generation")
@@ -102,9 +103,10 @@ def _run(gen: Generation, lease: Lease, exchange: Exchange, *, inline: bool = Fa
         if not exchange.done:
             exchange.finish(e)
     finally:
-        if sample:
-            cpu = time.thread_time() - cpu
-            gen.inline.record(cpu, max(0.0, time.perf_counter() - started - cpu) if inline else 0.0)
+        if inline:
+            gen.inline.record_inline(time.perf_counter() - started)
+        elif sample:
+            gen.inline.record(time.thread_time() - started)
         gen.pool.release(slot)
 
 
@@ -131,7 +133,6 @@ async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send
             and gen.ctx.fetch is None and gen.ctx.fetcher is None):  # outbound requests may block: never inline
         exchange.capacity = exchange.body.capacity = None  # nobody drains while the guest runs: collect
         _feed(exchange, chunk, more=False)
-        gen.inline.inline_calls += 1
         _run(gen, slot, exchange, inline=True)
         return await _respond(gen, exchange, waker, scope, receive, send, extra, None)
     exchange.on_change = waker.wake

@@ -61,15 +61,22 @@ def _cfunc(name: str, restype: Any, *argtypes: Any) -> Any:
     return ctypes.CFUNCTYPE(restype, *argtypes)((name, ffi.dll))
 
 
-_val_new = _cfunc("wasmtime_component_val_new", _VP, _VP)  # moves a value into a new Rust box
+def _quick(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A C function that returns at once and never calls back: called *holding* the GIL. ctypes otherwise drops
+    and retakes it around every call, and a dozen of these per request, each a chance for another thread to
+    take over, cost more than the calls themselves when the loop and workers contend for the GIL."""
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+_val_new = _quick("wasmtime_component_val_new", _VP, _VP)  # moves a value into a new Rust box
 _func_call = _cfunc("wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t)
-_val_clone = _cfunc("wasmtime_component_val_clone", None, _VP, _VP)
-_any_to_host = _cfunc("wasmtime_component_resource_any_to_host", _VP, _VP, _VP, _VP)
-_any_delete = _cfunc("wasmtime_component_resource_any_delete", None, _VP)
-_host_new = _cfunc("wasmtime_component_resource_host_new", _VP, ctypes.c_bool, ctypes.c_uint32, ctypes.c_uint32)
-_host_to_any = _cfunc("wasmtime_component_resource_host_to_any", _VP, _VP, _VP, _VP)
-_host_rep = _cfunc("wasmtime_component_resource_host_rep", ctypes.c_uint32, _VP)
-_host_delete = _cfunc("wasmtime_component_resource_host_delete", None, _VP)
+_val_clone = _quick("wasmtime_component_val_clone", None, _VP, _VP)
+_any_to_host = _quick("wasmtime_component_resource_any_to_host", _VP, _VP, _VP, _VP)
+_any_delete = _quick("wasmtime_component_resource_any_delete", None, _VP)
+_host_new = _quick("wasmtime_component_resource_host_new", _VP, ctypes.c_bool, ctypes.c_uint32, ctypes.c_uint32)
+_host_to_any = _quick("wasmtime_component_resource_host_to_any", _VP, _VP, _VP, _VP)
+_host_rep = _quick("wasmtime_component_resource_host_rep", ctypes.c_uint32, _VP)
+_host_delete = _quick("wasmtime_component_resource_host_delete", None, _VP)
 _ERR_PTR = ctypes.POINTER(ffi.wasmtime_error_t)
 
 _EMPTY = ctypes.create_string_buffer(8)  # a valid, non-null address for empty strings and lists

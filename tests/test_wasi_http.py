@@ -7,6 +7,7 @@ The guest here is hand-written WAT (tests/guests/wasi_http/hello.wat), so these 
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,7 +23,7 @@ from support import make_generation, text_component
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.build import compile_wat
 from airssys_web.deploy import check_component
-from airssys_web.errors import InvalidComponent, OutboundDenied, OutboundError
+from airssys_web.errors import GuestTimeout, InvalidComponent, OutboundDenied, OutboundError
 from airssys_web.limits import Limits
 from airssys_web.runtime.artifacts import ArtifactCache
 from airssys_web.runtime.engine import get_engine
@@ -213,5 +214,23 @@ def test_many_requests_on_one_instance_reuse_handles(wasi_hello: bytes) -> None:
         assert table.objects == {}  # every handle of every request was dropped or taken back
         assert table.add(Fields()) <= 10  # and reps come back: 20 requests did not use 20 x 8 of them
         gen.pool.release(slot)
+    finally:
+        gen.close()
+
+
+def test_the_deadline_is_set_for_every_call(wasi_hello: bytes) -> None:
+    gen = make_generation(wasi_hello, name="late", limits=Limits(timeout=0.2))
+    try:
+        gen.warm()
+        time.sleep(0.3)  # past the deadline set at instantiation: the call must get its own
+        assert gen.call("GET", "/").status == 200
+    finally:
+        gen.close()
+    spinning = HELLO.read_text().replace("(call $drop-request (local.get $request))", "(loop $spin (br $spin))")
+    gen = make_generation(compile_wat(spinning), name="spin", limits=Limits(timeout=0.2))
+    try:
+        gen.warm()
+        with pytest.raises(GuestTimeout, match="deadline"):
+            gen.call("GET", "/")
     finally:
         gen.close()

@@ -238,6 +238,8 @@ class OutgoingBody:
 
 
 def _content_length(headers: Fields) -> int | None:
+    if not headers.entries:
+        return None
     values = headers.get("content-length")
     if len(values) != 1:
         return None

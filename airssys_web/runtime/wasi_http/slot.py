@@ -19,12 +19,14 @@ from ...limits import Limits
 from ..engine import deadline_ticks, get_engine
 from ..imports import HostContext
 from ..instance import GuestResponse, Slot, instantiation_error, map_guest_error, new_store, validate_response
-from .codec import context_address
+from .codec import _quick, context_address
 from .error_codes import describe, status_for
 from .http import Exchange, HttpSession, IncomingRequest, ResponseOutparam
 from .linking import call_export, register, unregister
 
 HANDLER_PREFIX = "wasi:http/incoming-handler@0.2."
+# Store.set_epoch_deadline, without wasmtime-py's wrapper (it looks the context up and drops the GIL each time)
+_set_epoch_deadline = _quick("wasmtime_context_set_epoch_deadline", None, ctypes.c_void_p, ctypes.c_uint64)
 
 
 def handler_export(names: Sequence[str]) -> str | None:
@@ -72,7 +74,7 @@ class WasiHttpSlot(Slot):
             exchange.finish(None)
             raise GuestTrap(f"{self.ctx.tag}: instance is closed", component=self.ctx.component,
                             version=self.ctx.version)
-        store.set_epoch_deadline(self._ticks)
+        _set_epoch_deadline(self._ctx_addr, self._ticks)
         if self._fuel is not None:
             store.set_fuel(self._fuel)
         self.calls += 1

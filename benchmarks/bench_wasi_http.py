@@ -1,6 +1,6 @@
 """A wasi:http/proxy route vs the native Starlette route and the airssys:web route, side by side (not a test).
 
-    .venv/bin/python -m benchmarks.bench_wasi_http [--seconds 5] [--repeats 3] [--python]
+    .venv/bin/python -m benchmarks.bench_wasi_http [--seconds 5] [--repeats 3] [--python] [--write]
     .venv/bin/python -m benchmarks.bench_wasi_http --in-process [--requests 20000] [--repeats 5] [--write]
 
 One ``airssys-web serve`` (the default stack, ``benchmarks.apps:app`` for ``/native``) serves three equivalent
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--python", action="store_true", help="also the componentize-py guests of both worlds")
     parser.add_argument("--in-process", action="store_true", help="time the host alone (no server, no wrk)")
     parser.add_argument("--requests", type=int, default=20000, help="requests per run (--in-process)")
-    parser.add_argument("--write", action="store_true", help="write the --in-process numbers to BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="write the numbers to BENCHMARKS.md")
     args = parser.parse_args()
     if args.in_process:
         main_in_process(args)
@@ -179,6 +179,14 @@ def main() -> None:
         print(f"wasi:http Python / airssys:web Python = {med['/wasi-py'] / med['/py']:.2f}")
     for note in notes:
         print("note:", note)
+    if args.write:
+        rows = "\n".join(f"| `{p}` | {med[p]:,.0f} ({min(runs[p]):,.0f} to {max(runs[p]):,.0f}) | "
+                         f"{med[p] / med['/native']:.2f} |" for p in paths)
+        write_section("wasi:http vs native (wrk)", (
+            f"`python -m benchmarks.bench_wasi_http --seconds {args.seconds} --repeats {args.repeats} --write` "
+            "({date}, {machine}): one `airssys-web serve`, "
+            f"wrk -c{args.connections} on each route in turn, medians (min to max). Target: `/wasi` >= 0.5 x "
+            "`/native`."), "| route | rps | x native |\n|---|---|---|\n" + rows)
 
 
 if __name__ == "__main__":

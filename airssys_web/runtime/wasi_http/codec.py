@@ -3,10 +3,13 @@
 wasmtime-py's ``add_func`` re-reads a host function's type tree on every call and converts ``list<u8>`` one
 Python object per byte; a ``wasi:http`` request makes a dozen or more host calls, so that cost dominates. Here the
 types of every import a component declares are read once, when its linker is built, and compiled into small
-closures that read arguments straight out of the C value tree and build results in Python-owned memory, handed to
-wasmtime with one deep copy (``wasmtime_component_val_clone``). Byte lists are copied with strided slices. The C
-layout is the one ``runtime.convert`` documents (and checks at import): a 32-byte ``wasmtime_component_val_t``
-with its payload at offset 8.
+closures that read arguments straight out of the C value tree. Results made only of primitives and own handles
+(most of them: constructors, ``result<own<...>>``, an ok without payload) are written straight into wasmtime's
+result slot, which takes them over (:func:`compile_direct`); others are built in Python-owned memory and handed
+over with one deep copy (``wasmtime_component_val_clone``). Byte lists are copied with strided slices. Handles
+reuse freed reps, so their ``resource_host`` objects are made once (:class:`HandleTable`), and the short C calls
+keep the GIL. The C layout is the one ``runtime.convert`` documents (and checks at import): a 32-byte
+``wasmtime_component_val_t`` with its payload at offset 8.
 
 Python values: ``bool``/``int``/``float``/``str`` as is; ``list<u8>`` is ``bytes``; other lists ``list``;
 tuples ``tuple``; records ``dict``; variants ``(case, payload)`` (``payload`` None when the case has none);

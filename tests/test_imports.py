@@ -1,12 +1,14 @@
-"""What a guest gets from the host in this release: config values; fetch and kv denied with the WIT err case."""
+"""What a guest gets from the host without grants: config values; fetch and kv answered with the WIT err case."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support import make_generation
 
 from airssys_web.build import compile_wat
+from airssys_web.errors import GuestTrap
 from airssys_web.runtime.imports import KV_NOT_GRANTED
 
 IMPORTS_GUEST = Path(__file__).parent / "guests" / "convert" / "imports.wat"
@@ -38,4 +40,31 @@ def test_kv_answers_not_granted() -> None:
         r = gen.call(method, "key", body=b"v")
         assert (r.status, r.headers) == (500, [("error", KV_NOT_GRANTED)]), method
     assert gen.pool.discarded == 0  # an err result is an answer, not a trap
+    gen.close()
+
+
+def test_a_failing_host_function_is_named_in_the_trap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host function that raises is our bug: the guest traps and the log names the Python error."""
+    from wasmtime.component import Linker
+
+    from airssys_web.runtime import generation, imports
+    from airssys_web.runtime.convert import add_fast_func
+
+    def broken_linker(ctx: imports.HostContext) -> Linker:
+        linker = Linker(imports.get_engine())
+        linker.add_wasip2()
+        with linker.root() as root:
+            with root.add_instance(imports.CONFIG_INTERFACE) as config:
+                add_fast_func(config, "get", lambda key: {}[key], "config.get")  # raises KeyError
+            with root.add_instance(imports.OUTBOUND_INTERFACE) as outbound:
+                add_fast_func(outbound, "fetch", lambda *a: ("err", "x"), "outbound.fetch")
+            with root.add_instance(imports.KV_INTERFACE) as kv:
+                for name in ("get", "set", "delete"):
+                    add_fast_func(kv, name, lambda *a: ("err", "x"), f"kv.{name}")
+        return linker
+
+    monkeypatch.setattr(generation, "build_linker", broken_linker)
+    gen = _gen()
+    with pytest.raises(GuestTrap, match="trapped in a host function: KeyError"):
+        gen.call("@c", "missing-key")
     gen.close()

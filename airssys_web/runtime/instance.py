@@ -130,6 +130,10 @@ def map_guest_error(exc: BaseException, ctx: HostContext, limits: Limits | float
         return GuestMemoryLimit(f"{ctx.tag} hit its memory limit of {cap} ({why})", **kw)
     if trap == _STACK:
         return GuestTrap(f"{ctx.tag} trapped: stack overflow (call stack exhausted; unbounded recursion?)", **kw)
+    cause = exc.__cause__
+    if cause is not None and not isinstance(cause, wasmtime.WasmtimeError):
+        # A host function raised (a bug on our side, not the guest's): say which error, for the log reader.
+        return GuestTrap(f"{ctx.tag} trapped in a host function: {type(cause).__name__}: {cause}", **kw)
     return GuestTrap(f"{ctx.tag} trapped: {trap or _first_line(text)} (memory cap {cap})", **kw)
 
 

@@ -10,7 +10,6 @@ import gc
 import resource
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from wasmtime.component import Component, Func, Linker, Record
 
 from airssys_web.runtime import convert
 from airssys_web.runtime.convert import HandleCaller, add_fast_func
+from airssys_web.runtime.instance import stock_caller
 
 GUESTS = Path(__file__).parent / "guests" / "convert"
 HANDLER = "airssys:web/handler@0.1.0"
@@ -60,24 +60,9 @@ def instantiate(engine: wasmtime.Engine, component: Component, linker: Linker | 
     return store, func
 
 
-@dataclass
-class _Request:
-    method: str
-    path: str
-    query: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
 def stock(store: wasmtime.Store, func: Func) -> Call:
-    """wasmtime-py's generic path, the reference the fast path must match."""
-
-    def call(method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes
-             ) -> tuple[int, list[tuple[str, str]], bytes]:
-        out = func(store, _Request(method, path, query, headers, body))
-        return out.status, list(out.headers), bytes(out.body)
-
-    return call
+    """wasmtime-py's generic path, the reference the fast path must match (the runtime's own fallback)."""
+    return stock_caller(store, func)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.airssys-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# cargo's build directory lives outside the clone, so every clone and CI run on this machine reuses the compiled
+# wasmtime (the first build takes several minutes, later ones about a minute).
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/airssys-web/target
+NATIVE := Cargo.toml Cargo.lock $(wildcard src/*.rs) $(wildcard airssys_web/wit/*.wit)
 
 .PHONY: run test lint typecheck pytest bench loadtest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NATIVE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

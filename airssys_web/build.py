@@ -48,8 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
+from airssys_web import _native
 from airssys_web._files import PUBLIC_MODE, copy_atomic, write_atomic
 from airssys_web.errors import BuildError, InvalidComponent
 from airssys_web.sdk import PYTHON_PATH
@@ -88,9 +87,9 @@ def compile_wat(text: str) -> bytes:
     the position, e.g. ``invalid WAT at line 3, column 6: unknown operator or unexpected token: (i32.ad)))``.
     """
     try:
-        return bytes(wasmtime.wat2wasm(text))
-    except wasmtime.WasmtimeError as exc:
-        raise InvalidComponent(_describe_wat_error(str(exc), text)) from None
+        return _native.wat2wasm(text)
+    except _native.GuestFault as exc:
+        raise InvalidComponent(_describe_wat_error(exc.detail, text)) from None
 
 
 def _describe_wat_error(message: str, text: str) -> str:

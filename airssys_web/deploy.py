@@ -21,23 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import wasmtime
-from wasmtime.component import Component, ComponentInstanceType, FuncType, RecordType
-
 from .capabilities import Capability, Grants
 from .errors import CapabilityError, InvalidComponent
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
 from .needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
-from .runtime.artifacts import ArtifactCache, sha256_hex
-from .runtime.engine import get_engine
-from .runtime.imports import HANDLER_INTERFACE, HostContext, build_linker
-from .runtime.instance import Slot
+from . import _native
+from .runtime.artifacts import ArtifactCache, Component, sha256_hex
+from .runtime.engine import get_runtime
+from .runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
+from .runtime.instance import GuestFault, Slot, native_error
 from .runtime.services import SECRETS_DIR, state_dir
-from .runtime.wasi_http import AIRSSYS_WORLD, WASI_HTTP_WORLD, world_of_exports
-from .runtime.wasi_http.linker import build_linker as build_wasi_http_linker
-from .runtime.wasi_http.slot import WasiHttpSlot
+from .runtime.wasi_http import world_of_exports
 from .secrets import SecretStore
 
 log = logging.getLogger("airssys_web.deploy")
@@ -59,8 +55,8 @@ class ComponentReport:
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",
                     settings: dict[str, Any] | None = None) -> tuple[Component, ComponentReport]:
-    """Compile ``wasm`` (storing its artifact) and prove it fits the ``airssys:web/route`` world or
-    ``wasi:http/proxy`` (``report.world`` says which)."""
+    """Compile ``wasm`` (storing its artifact) and prove it fits the ``airssys:web/route`` world or wasi:http
+    (``wasi:http/proxy`` 0.2 or ``wasi:http/service`` 0.3; ``report.world`` says which)."""
     if len(wasm) < 8 or wasm[:4] != b"\x00asm":
         raise InvalidComponent(f"{label} is not a WebAssembly file (it does not start with \\0asm)")
     if wasm[:8] == _MODULE_HEADER:
@@ -73,49 +69,29 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     limits = Limits.from_dict((settings or {}).get("limits"))
     fuel = limits.fuel is not None
     component = artifacts.get(sha, wasm, fuel=fuel)  # a verified stored artifact of the same bytes is reused
-    engine = get_engine(fuel)
-    ctype = component.type
-    exports = ctype.exports(engine)
-    imports = tuple(sorted(ctype.imports(engine)))
+    exports = tuple(component.exports())
+    imports = tuple(component.imports())
     world = world_of_exports(exports)
-    if world != WASI_HTTP_WORLD:
-        _check_handler_export(exports, label, engine)
-    # A trial instantiation (with the granted directories and the limits) proves every import is satisfiable,
-    # every preopen opens and the guest starts within its memory cap.
-    ctx = HostContext(component=label, version="check", files=Grants.from_settings(settings or {}).files, fuel=fuel)
-    slot_type, linker = ((WasiHttpSlot, build_wasi_http_linker(ctx, component)) if world == WASI_HTTP_WORLD
-                         else (Slot, build_linker(ctx)))
-    slot = slot_type(component, linker, ctx, Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory,
-                                                          fuel=limits.fuel, min_instances=0, max_instances=1))
-    slot.close()
-    return component, ComponentReport(sha, len(wasm), imports, tuple(sorted(exports)), world or AIRSSYS_WORLD)
-
-
-def _check_handler_export(exports: dict[str, Any], label: str, engine: wasmtime.Engine) -> None:
-    item = exports.get(HANDLER_INTERFACE)
-    if item is None:
-        found = ", ".join(sorted(exports)) or "nothing"
+    if world is None:
+        found = ", ".join(exports) or "nothing"
         raise InvalidComponent(
             f"{label} does not export {HANDLER_INTERFACE} (it exports: {found}); "
             "build it against the airssys:web/route world (`airssys-web wit` prints it) "
-            "or the standard wasi:http/proxy world (exporting wasi:http/incoming-handler@0.2.x)")
-    iface = item.ty
-    if not isinstance(iface, ComponentInstanceType):
-        raise InvalidComponent(f"{label} exports {HANDLER_INTERFACE} but not as an interface instance")
-    funcs = iface.exports(engine)
-    handle = funcs.get("handle")
-    fty = handle.ty if handle is not None else None
-    if not isinstance(fty, FuncType):
-        raise InvalidComponent(f"{label} lacks {HANDLER_INTERFACE}#handle")
-    params = fty.params
-    result = fty.result
-    ok = (len(params) == 1 and isinstance(params[0][1], RecordType) and isinstance(result, RecordType)
-          and [n for n, _ in result.fields] == ["status", "headers", "body"]
-          and [n for n, _ in params[0][1].fields] == ["method", "path", "query", "headers", "body"])
-    if not ok:
-        raise InvalidComponent(
-            f"{label}: {HANDLER_INTERFACE}#handle has the wrong signature; expected "
-            "handle: func(req: request) -> response from airssys:web@0.1.0")
+            "or the standard wasi:http/proxy world (exporting wasi:http/incoming-handler@0.2.x, or "
+            "wasi:http/handler@0.3.x)")
+    # A trial instantiation (with the granted directories and the limits) proves every import is satisfiable,
+    # the handler has the contract's signature, every preopen opens and the guest starts within its memory cap.
+    ctx = HostContext(component=label, version="check", files=Grants.from_settings(settings or {}).files, fuel=fuel)
+    trial = Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory, fuel=limits.fuel, min_instances=0,
+                   max_instances=1)
+    try:
+        pre = _native.Pre(get_runtime(), component, tag=label, preopens=[(f.host, f.guest, f.writable)
+                                                                        for f in ctx.files],
+                          memory=trial.memory, timeout=trial.timeout, fuel=trial.fuel, host=HostBridge(ctx))
+    except GuestFault as e:
+        raise native_error(e, ctx, trial) from None
+    Slot(pre, ctx, trial).close()
+    return component, ComponentReport(sha, len(wasm), imports, exports, world)
 
 
 # -- capabilities ---------------------------------------------------------------------------------------------------
@@ -243,10 +219,7 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
                              grant_declared_needs=grant_declared_needs)
     final = finalize_settings(registry, data, plan.settings)
     cache = artifacts or ArtifactCache(registry.artifacts_dir)
-    try:
-        _, report = check_component(data, cache, label=name, settings=final)
-    except wasmtime.WasmtimeError as e:  # pragma: no cover - check_component maps known failures
-        raise InvalidComponent(f"{name}: {e}") from None
+    _, report = check_component(data, cache, label=name, settings=final)
     sha = registry.put_blob(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,

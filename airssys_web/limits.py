@@ -34,6 +34,10 @@ def parse_size(value: str | int | float, *, default_unit: int = MiB, what: str =
     return int(size)
 
 
+#: ``pooled``: instances are reused (one request at a time each); ``request``: a fresh instance per request.
+ISOLATIONS = ("pooled", "request")
+
+
 @dataclass(frozen=True)
 class Limits:
     """How much a component version may use.
@@ -43,7 +47,9 @@ class Limits:
     ``fuel``, when set, is a per-request budget of wasm instructions (deterministic, unlike the deadline; versions
     with fuel run on a second, fuel-metering engine); ``min_instances`` are pre-warmed; ``max_instances`` bounds
     concurrency, a request waiting at most ``acquire_timeout`` seconds for a free instance before a 503;
-    ``max_body`` bounds the request body (413 beyond it).
+    ``max_body`` bounds the request body (413 beyond it). ``isolation`` is ``"pooled"`` (instances are reused,
+    one request at a time each) or ``"request"`` (every request gets a fresh instance, so nothing a request leaves
+    in memory can reach the next one).
     """
 
     timeout: float = 30.0
@@ -53,6 +59,7 @@ class Limits:
     acquire_timeout: float = 5.0
     max_body: int = 10 * MiB
     fuel: int | None = None
+    isolation: str = "pooled"
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> CapabilityError:
@@ -68,8 +75,8 @@ class Limits:
                 raise bad(name, "must be a number of seconds")
         if not 0 < self.timeout <= 3600:
             raise bad("timeout", "must be between 0 and 3600 seconds")
-        if not 64 * KiB <= self.memory <= 16 * GiB:
-            raise bad("memory", "must be between 64 KiB and 16 GiB")
+        if not 64 * KiB <= self.memory <= 4 * GiB:
+            raise bad("memory", "must be between 64 KiB and 4 GiB (the most a 32-bit wasm memory can hold)")
         if not 1 <= self.max_instances <= 1024:
             raise bad("max_instances", "must be between 1 and 1024")
         if not 0 <= self.min_instances <= self.max_instances:
@@ -81,6 +88,8 @@ class Limits:
         if self.fuel is not None and (not isinstance(self.fuel, int) or isinstance(self.fuel, bool)
                                       or not 1 <= self.fuel <= 1 << 62):
             raise bad("fuel", "must be a whole number of instructions from 1 to 2**62 (or unset)")
+        if self.isolation not in ISOLATIONS:
+            raise bad("isolation", f"must be one of {', '.join(ISOLATIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +122,7 @@ class Limits:
             ("fuel", "off" if self.fuel is None else f"{self.fuel:,}"),
             ("instances", f"{self.min_instances}..{self.max_instances} (wait <= {self.acquire_timeout:g} s)"),
             ("max_body", format_size(self.max_body)),
+            ("isolation", self.isolation),
         ]
 
 

@@ -172,7 +172,7 @@ class AirssysMiddleware:
             return
         try:
             if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
-                gen.outcome(await serve_asgi(gen, scope, receive, send, extra))
+                gen.outcome(await serve_asgi(gen, scope, receive, send, extra, _too_large))
                 return
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
             resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
@@ -230,6 +230,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _too_large(send: Send, limit: int, extra: list[tuple[bytes, bytes]]) -> None:
+    await _send_error(send, 413, "request body too large", f"the limit for this route is {limit} bytes", extra)
 
 
 async def _send_error(send: Send, status: int, error: str, detail: str | None,

@@ -15,9 +15,11 @@ from airssys_web.errors import CapabilityError, GuestMemoryLimit, GuestTimeout, 
 from airssys_web.limits import GiB, KiB, Limits, MiB, parse_size
 from airssys_web.registry import EmbeddedRegistry
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
-from airssys_web.runtime.engine import engine_fingerprint, get_engine
+from airssys_web import _native
+from airssys_web.errors import BadGuestResponse, PoolExhausted
+from airssys_web.runtime.engine import engine_fingerprint
 from airssys_web.runtime.imports import HostContext
-from airssys_web.runtime.instance import map_guest_error
+from airssys_web.runtime.instance import native_error
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -89,14 +91,15 @@ def test_fuel_versions_use_a_separate_engine_and_artifacts(tmp_path: Path) -> No
     cache = ArtifactCache(tmp_path)
     plain, metered = cache.get(sha, wasm), cache.get(sha, wasm, fuel=True)
     assert plain is not metered and cache.compilations == 2
+    assert not plain.fuel and metered.fuel
     assert cache.has_artifact(sha) and cache.has_artifact(sha, fuel=True)
     assert engine_fingerprint() != engine_fingerprint(fuel=True)
-    assert get_engine() is not get_engine(fuel=True) and get_engine(fuel=True) is get_engine(fuel=True)
 
 
-def test_memory_growth_past_the_cap_fails_and_loses_the_instance(wat_guest: Callable[[str], bytes]) -> None:
+def test_memory_growth_past_the_cap_is_a_memory_limit(wat_guest: Callable[[str], bytes]) -> None:
+    """The guest prints nothing: the store's limiter, not its output, tells that the cap was hit."""
     gen = generation(wat_guest("grow"), {"limits": {"memory": 2 * MiB}})
-    with pytest.raises(GuestTrap, match=r"unreachable.*memory cap 2 MiB") as info:
+    with pytest.raises(GuestMemoryLimit, match=r"hit its memory limit of 2 MiB .*unreachable") as info:
         gen.call("GET", "/")
     assert info.value.status == 500 and gen.pool.discarded == 1
     gen.close()
@@ -122,22 +125,34 @@ def test_memory_cap_below_the_initial_memory_refuses_the_deploy(tmp_path: Path) 
 CTX = HostContext("c", "1.0.0")
 
 
-@pytest.mark.parametrize(("text", "stderr", "kind", "message"), [
-    ("error while executing\n\nCaused by:\n    wasm trap: interrupt", "", GuestTimeout, "deadline"),
-    ("Caused by:\n    wasm trap: all fuel consumed by WebAssembly", "", GuestTimeout, "ran out of fuel"),
-    ("Caused by:\n    wasm trap: call stack exhausted", "", GuestTrap, "stack overflow"),
-    ("Caused by:\n    wasm trap: allocation size too large", "", GuestMemoryLimit, "memory limit of 8 MiB"),
-    ("Caused by:\n    wasm trap: wasm `unreachable` instruction executed", "object type name: MemoryError\n",
-     GuestMemoryLimit, r"memory limit of 8 MiB \(the guest reported 'MemoryError'\)"),
-    ("wasm trap: wasm `unreachable` instruction executed", "memory allocation of 4096 bytes failed\n",
-     GuestMemoryLimit, "memory allocation of 4096 bytes failed"),
-    ("Caused by:\n    wasm trap: wasm `unreachable` instruction executed", "panicked: boom\n", GuestTrap,
-     r"trapped: wasm `unreachable` instruction executed \(memory cap 8 MiB\)"),
-    ("Caused by:\n    wasm trap: out of bounds memory access", "", GuestTrap, "out of bounds memory access"),
-    ("something else entirely", "", GuestTrap, "something else entirely"),
+def _fault(kind: str, detail: str, status: int | None = None) -> _native.GuestFault:
+    fault = _native.GuestFault(detail)
+    fault.kind, fault.detail, fault.status = kind, detail, status
+    return fault
+
+
+@pytest.mark.parametrize(("kind", "status", "error", "message"), [
+    ("timeout", None, GuestTimeout, "c@1.0.0 exceeded its 1s deadline"),
+    ("fuel", None, GuestTimeout, r"c@1.0.0 ran out of fuel \(its budget is 10 per request\)"),
+    ("memory", None, GuestMemoryLimit, "memory limit"),
+    ("stack", None, GuestTrap, "stack overflow"),
+    ("trap", None, GuestTrap, "unreachable"),
+    ("host", None, GuestTrap, "host"),
+    ("bad-response", None, BadGuestResponse, "invalid"),
+    ("error-code", 504, BadGuestResponse, "error-code"),
+    ("exhausted", None, PoolExhausted, "slot"),
+    ("link", None, InvalidComponent, "does not provide"),
+    ("start-memory", None, InvalidComponent, "at start"),
 ])
-def test_error_mapping(text: str, stderr: str, kind: type[Exception], message: str) -> None:
-    error = map_guest_error(RuntimeError(text), CTX, Limits(timeout=1, memory=8 * MiB, fuel=10), [stderr])
-    assert type(error) is kind
-    assert error.args[0].startswith("c@1.0.0 ")
-    assert re.search(message, str(error)), str(error)
+def test_native_faults_map_onto_the_tree(kind: str, status: int | None, error: type[Exception], message: str) -> None:
+    texts = {"timeout": "c@1.0.0 exceeded its 1s deadline", "memory": "c@1.0.0 hit its memory limit of 8 MiB",
+             "stack": "c@1.0.0 trapped: stack overflow", "trap": "c@1.0.0 trapped: unreachable",
+             "host": "c@1.0.0 trapped in a host function", "bad-response": "c@1.0.0 answered with invalid status",
+             "error-code": "c@1.0.0 answered with error-code ConnectionTimeout", "exhausted": "no slot is free",
+             "link": "c cannot be instantiated: it imports x, which this host does not provide",
+             "start-memory": "c needs 128 KiB of linear memory at start"}
+    mapped = native_error(_fault(kind, texts.get(kind, kind), status), CTX, Limits(timeout=1, memory=8 * MiB, fuel=10))
+    assert type(mapped) is error
+    assert re.search(message, str(mapped)), str(mapped)
+    if status is not None:
+        assert getattr(mapped, "status", None) == status

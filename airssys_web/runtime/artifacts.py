@@ -5,8 +5,10 @@ stores the artifact before it returns, so a running server only ever *loads* (no
 
 wasmtime's ``deserialize`` trusts its input completely, so an artifact is only loaded after the sha256 recorded
 beside it matches, artifacts live only in the operator's registry directory, and they are keyed by the component's
-sha256 *and* the engine fingerprint (wasmtime version + Config; versions with a fuel limit use the fuel-metering
-engine, whose artifacts are separate). Anything stale or corrupt is recompiled from the source blob, never trusted.
+sha256 *and* the engine fingerprint (wasmtime version + engine settings; versions with a fuel limit use the
+fuel-metering engine, whose artifacts are separate). Anything stale or corrupt is recompiled from the source blob,
+never trusted. A verified artifact is memory-mapped, so its memory images are shared copy-on-write by every
+instance.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import wasmtime
 from cachetools import LRUCache
-from wasmtime.component import Component
 
+from .. import _native
 from .._files import write_atomic
 from ..errors import InvalidComponent
-from .engine import engine_fingerprint, get_engine
+from .engine import engine_fingerprint, get_runtime
 
 log = logging.getLogger("airssys_web.artifacts")
+
+Component = _native.Component
 
 
 def sha256_hex(data: bytes) -> str:
@@ -79,12 +82,12 @@ class ArtifactCache:
         """Compile ``wasm`` and store its artifact on disk; raises InvalidComponent if wasmtime refuses it."""
         sha = sha or sha256_hex(wasm)
         try:
-            comp = Component(get_engine(fuel), wasm)
-        except wasmtime.WasmtimeError as e:
-            raise InvalidComponent(f"the component does not validate: {_first_line(e)}") from None
+            comp = Component.compile(get_runtime(), wasm, fuel=fuel)
+        except _native.GuestFault as e:
+            raise InvalidComponent(e.detail) from None
         self.compilations += 1
         if self.directory is not None:
-            data = bytes(comp.serialize())
+            data = comp.serialize()
             art, chk = self._paths(sha, fuel)
             art.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(art, data)
@@ -106,12 +109,7 @@ class ArtifactCache:
             log.warning("artifact %s failed its checksum; recompiling from the blob", art.name)
             return None
         try:
-            return Component.deserialize(get_engine(fuel), data)
-        except wasmtime.WasmtimeError as e:
-            log.warning("artifact %s could not be loaded (%s); recompiling", art.name, _first_line(e))
+            return Component.load(get_runtime(), art, fuel=fuel)
+        except _native.GuestFault as e:
+            log.warning("artifact %s could not be loaded (%s); recompiling", art.name, e.detail)
             return None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

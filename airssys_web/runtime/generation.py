@@ -1,4 +1,10 @@
-"""A generation: one deployed (component, version) with its own pool of ready instances.
+"""A generation: one deployed (component, version), linked once, with its own pool of ready instances.
+
+The component is linked against what the host provides once, when the generation is made (a native ``Pre``
+holding wasmtime's ``InstancePre``), so every instance after that is a Store plus an instantiation from the
+pooling allocator. With ``isolation="pooled"`` instances are reused, one request at a time each; with
+``isolation="request"`` every request gets a fresh instance that is dropped after it (nothing a request leaves
+in memory can reach the next one).
 
 Swaps never touch a generation in use: the host warms a new generation, publishes it in the route table, then
 drains the old one - requests that already entered it finish there, new ones cannot enter - and closes it.
@@ -11,18 +17,18 @@ import time
 from collections.abc import Sequence
 from time import perf_counter, thread_time
 
-from wasmtime.component import Component, Linker
-
+from .. import _native
 from ..limits import Limits
 from .dispatch import Dispatcher, InlinePolicy
-from .imports import HostContext, build_linker
-from .instance import GuestResponse, Slot
-from .pool import InstancePool, Lease
-from .wasi_http import WASI_HTTP_WORLD, detect_world
+from .engine import get_runtime
+from .imports import HostBridge, HostContext
+from .instance import GuestFault, GuestResponse, Slot, native_error
+from .pool import CREATE, InstancePool, Lease
+from .wasi_http import detect_world
 
 
 class Generation:
-    def __init__(self, component: Component, ctx: HostContext, limits: Limits, *, sha256: str = "",
+    def __init__(self, component: _native.Component, ctx: HostContext, limits: Limits, *, sha256: str = "",
                  dispatcher: Dispatcher | None = None) -> None:
         self.ctx = ctx
         self.limits = limits
@@ -31,12 +37,18 @@ class Generation:
         self.inline = dispatcher.new_policy() if dispatcher is not None else InlinePolicy()
         if ctx.blocking_io:  # outbound fetch / KV may block for seconds: never on the event loop
             self.inline.long_running = True
-        self._component = component
-        #: The world the component serves: "airssys:web" or "wasi:http" (served by runtime.wasi_http).
+        #: The world the component serves: "airssys:web" or "wasi:http" (0.2 or 0.3; served by runtime.wasi_http).
         self.world = detect_world(component)
-        self._linker = build_linker(ctx) if self.world != WASI_HTTP_WORLD else _wasi_http_linker(ctx, component)
-        self.pool = InstancePool(self._new_slot, min_size=limits.min_instances,
-                                 max_size=limits.max_instances, name=ctx.tag)
+        self.fresh = limits.isolation == "request"
+        try:
+            self._pre = _native.Pre(
+                get_runtime(), component, tag=ctx.tag, config=dict(ctx.config),
+                preopens=[(f.host, f.guest, f.writable) for f in ctx.files], memory=limits.memory,
+                timeout=limits.timeout, fuel=limits.fuel if ctx.fuel else None, host=HostBridge(ctx))
+        except GuestFault as e:
+            raise native_error(e, ctx, limits) from None
+        self.pool = InstancePool(self._new_slot, min_size=0 if self.fresh else limits.min_instances,
+                                 max_size=limits.max_instances, name=ctx.tag, single_use=self.fresh)
         #: ``tag`` as bytes, for the response header that names the version (encoded once, not per request).
         self.tag_bytes = ctx.tag.encode()
         self._in_flight = 0
@@ -66,13 +78,11 @@ class Generation:
         return self._in_flight
 
     def _new_slot(self) -> Slot:
-        if self.world == WASI_HTTP_WORLD:
-            from .wasi_http.slot import WasiHttpSlot
-            return WasiHttpSlot(self._component, self._linker, self.ctx, self.limits)
-        return Slot(self._component, self._linker, self.ctx, self.limits)
+        return Slot(self._pre, self.ctx, self.limits)
 
     def warm(self) -> None:
-        """Pre-instantiate ``min_instances`` (at least one, which proves the component links and starts)."""
+        """Pre-instantiate ``min_instances`` (at least one, which proves the component links and starts; with
+        request isolation that one is only a trial and is dropped)."""
         self.pool.warm(max(1, self.limits.min_instances))
 
     # -- entering and leaving (the drain protocol) --------------------------------------------------------
@@ -109,9 +119,11 @@ class Generation:
         Thread CPU time, not wall time: a worker waits for the GIL while the loop runs Python, which says nothing
         about the guest. A slot's first call (cold caches, lazy page faults) is not a sample.
         """
-        slot = self.pool.materialize(lease)
-        sample = slot.calls > 0
         started = thread_time()
+        slot = self.pool.materialize(lease)
+        sample = slot.calls > 0 or self.fresh  # a fresh instance per request: every call is a whole sample
+        if not self.fresh:
+            started = thread_time()
         try:
             return slot.call(method, path, query, headers, body)
         finally:
@@ -120,14 +132,26 @@ class Generation:
             self.pool.release(slot)
 
     def _run_inline(self, slot: Slot, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
-                    body: bytes) -> GuestResponse:
+                    body: bytes, started: float | None = None) -> GuestResponse:
         """A call on the event loop, accounted by how long it held the loop (two clock reads: the hot path)."""
-        started = perf_counter()
+        if started is None:
+            started = perf_counter()
         try:
             return slot.call(method, path, query, headers, body)
         finally:
             self.inline.record_inline(perf_counter() - started)
             self.pool.release(slot)
+
+    def _run_fresh_inline(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
+                          body: bytes) -> GuestResponse:
+        """Instantiate, call and drop on the event loop (capacity already reserved), accounted as one call."""
+        started = perf_counter()
+        try:
+            slot = self.pool.materialize(CREATE)
+        except BaseException:
+            self.inline.record_inline(perf_counter() - started)
+            raise
+        return self._run_inline(slot, method, path, query, headers, body, started=started)
 
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                      body: bytes) -> GuestResponse:
@@ -136,9 +160,14 @@ class Generation:
         The caller must hold an ``enter()``.
         """
         dispatcher = self.dispatcher
-        slot = self.pool.try_acquire()
-        if slot is not None and slot.calls and self.inline.allows(len(body)):
-            return self._run_inline(slot, method, path, query, headers, body)
+        if self.fresh:
+            if self.inline.allows(len(body)) and self.pool.try_reserve():
+                return self._run_fresh_inline(method, path, query, headers, body)
+            slot = None
+        else:
+            slot = self.pool.try_acquire()
+            if slot is not None and slot.calls and self.inline.allows(len(body)):
+                return self._run_inline(slot, method, path, query, headers, body)
         lease = slot if slot is not None else await self.pool.acquire(self.limits.acquire_timeout)
         if dispatcher is None:  # no worker threads (tests, embedding): call right here
             return self._run(lease, method, path, query, headers, body)
@@ -178,8 +207,3 @@ class Generation:
             self._closing = True
         self.pool.close()
         self.ctx.close()
-
-
-def _wasi_http_linker(ctx: HostContext, component: Component) -> Linker:
-    from .wasi_http.linker import build_linker as build_wasi_http_linker
-    return build_wasi_http_linker(ctx, component)

@@ -1,11 +1,11 @@
-"""What the host gives a guest: the ``airssys:web`` imports and a WASI P2 context holding only its grants.
+"""What the host gives a guest: a :class:`HostContext` per version, and the :class:`HostBridge` the native core
+calls for the host functions that need policy.
 
-Every host function here runs on the worker thread that is executing the guest. They never raise into wasmtime:
-failures become the ``err`` case the WIT contract defines, so a guest always gets an answer it can handle and no
-Python exception crosses the FFI boundary. What a guest may reach is exactly what its :class:`HostContext`
-holds: ``fetch`` goes through the version's :class:`~airssys_web.outbound.Fetcher` (none: every request is
-denied), ``kv`` through its own namespace (none: ``err("kv not granted ...")``), ``config.get`` reads its config
-and secrets, and WASI sees only its granted directories (no environment, arguments or sockets).
+The native core provides WASI (only the granted directories; no environment, arguments or sockets), config
+values, stdio and, for wasi:http components, the HTTP types. What a guest may reach beyond that is exactly what
+its HostContext holds: ``fetch`` - from ``airssys:web/outbound`` and from wasi:http's outgoing handlers alike -
+goes through the version's :class:`~airssys_web.outbound.Fetcher` (none: every request is denied), ``kv``
+through its own namespace (none: ``err("kv not granted ...")``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import wasmtime
-from wasmtime.component import Linker
-
 from ..capabilities import REDACTED, FileAccess
-from ..errors import CapabilityError, KVError, OutboundDenied, OutboundError
+from ..errors import KVError, OutboundDenied, OutboundError
 from ..kv import KVNamespace
 from ..outbound import Fetcher, OutboundPolicy
-from .convert import add_fast_func
-from .engine import get_engine
 
 PACKAGE = "airssys:web"
 WIT_VERSION = "0.1.0"
@@ -35,7 +30,7 @@ CONFIG_INTERFACE = f"{PACKAGE}/config@{WIT_VERSION}"
 KV_INTERFACE = f"{PACKAGE}/kv@{WIT_VERSION}"
 TYPES_INTERFACE = f"{PACKAGE}/types@{WIT_VERSION}"
 
-#: Fetch implementation: (method, url, headers, body) -> (status, headers, body); raises OutboundDenied/Error.
+#: Fetch implementation (tests): (method, url, headers, body) -> (status, headers, body); raises OutboundDenied/Error.
 FetchFn = Callable[[str, str, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes]]
 
 KV_NOT_GRANTED = "kv not granted to this component (deploy it with --kv)"
@@ -98,114 +93,104 @@ class HostContext:
             self.fetcher.close()
 
 
-def build_linker(ctx: HostContext) -> Linker:
-    """A Linker with WASI P2 and the ``airssys:web`` imports bound to ``ctx``."""
-    linker = Linker(get_engine(ctx.fuel))
-    linker.add_wasip2()
-    kv = _KVFunctions(ctx)
-    with linker.root() as root:
-        with root.add_instance(TYPES_INTERFACE):
-            pass
-        with root.add_instance(OUTBOUND_INTERFACE) as outbound:
-            add_fast_func(outbound, "fetch", _make_fetch(ctx), "outbound.fetch")
-        with root.add_instance(CONFIG_INTERFACE) as config:
-            add_fast_func(config, "get", dict(ctx.config).get, "config.get")
-        with root.add_instance(KV_INTERFACE) as kv_instance:
-            add_fast_func(kv_instance, "get", kv.get, "kv.get")
-            add_fast_func(kv_instance, "set", kv.set, "kv.set")
-            add_fast_func(kv_instance, "delete", kv.delete, "kv.delete")
-    return linker
-
-
 Result = tuple[str, Any]
 _DENY_ALL = OutboundPolicy()
 
 
-def _make_fetch(ctx: HostContext) -> Callable[..., Result]:
-    send = ctx.fetch or (ctx.fetcher.fetch if ctx.fetcher is not None else None)
+def _fetch_failure(exc: OutboundError) -> tuple[str, str]:
+    """``(code, message)`` for a failed fetch: the code picks the wasi:http error-code, the message is what an
+    ``airssys:web`` guest's ``err`` says."""
+    text = str(exc)
+    if "deadline" in text:
+        return "deadline", f"error: {text}"
+    if "could not resolve" in text:
+        return "dns", f"error: {text}"
+    if "timed out while sending the body" in text or "took longer" in text:
+        return "response-timeout", f"error: {text}"
+    if "timed out" in text:
+        return "connect-timeout", f"error: {text}"
+    if "could not connect" in text:
+        return "refused", f"error: {text}"
+    if "request body of" in text:
+        return "request-too-large", f"error: {text}"
+    if "header" in text and ("more than" in text or "bytes of headers" in text):
+        return "headers-too-large", f"error: {text}"
+    if "cap" in text and "answered" in text:
+        return "response-too-large", f"error: {text}"
+    return "error", f"error: {text}"
 
-    def fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Result:
+
+class HostBridge:
+    """The Python side of a generation's host functions, called by the native core (with the GIL held).
+
+    Only what needs policy crosses over: ``fetch`` (the outbound grants, for every world), the ``kv`` calls and
+    the guest's output (logged, with secrets redacted). Nothing here raises into the guest: failures become the
+    ``err`` cases the contract defines; a bug on our side is logged and answered as an internal error.
+    """
+
+    __slots__ = ("_ctx", "_kv", "_send", "_stderr", "_stdout")
+
+    def __init__(self, ctx: HostContext) -> None:
+        self._ctx = ctx
+        self._send = ctx.fetch or (ctx.fetcher.fetch if ctx.fetcher is not None else None)
+        self._kv = ctx.kv
+        self._stdout = _log_writer(ctx, logging.INFO, "stdout")
+        self._stderr = _log_writer(ctx, logging.WARNING, "stderr")
+
+    def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, remaining: float
+              ) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
+        ctx, send = self._ctx, self._send
         try:
             if send is None:  # nothing granted: the empty policy explains the denial (never connects)
                 _DENY_ALL.check(url)
                 raise OutboundDenied("no outbound hosts are granted to this component")
-            return ("ok", send(method, url, list(headers), bytes(body)))
+            return send(method, url, headers, body)
         except OutboundDenied as e:
             if send is None:
                 kind = getattr(e, "kind", "not-granted")
                 ctx._denials.add(kind)
                 log.warning("%s: outbound fetch denied (%s): %s", ctx.tag, kind, e.reason)
-            return ("err", str(e))
+            return "denied", str(e)
         except OutboundError as e:
-            return ("err", f"error: {e}")
-        except Exception as e:  # never let a Python exception cross into wasmtime
+            return _fetch_failure(e)
+        except Exception as e:  # never let a Python exception cross into the guest
             log.exception("%s: outbound fetch failed unexpectedly", ctx.tag)
-            return ("err", f"error: {type(e).__name__}")
+            return "error", f"error: {type(e).__name__}"
 
-    return fetch
-
-
-class _KVFunctions:
-    """The ``airssys:web/kv`` host functions for one context; errors become ``err`` strings."""
-
-    def __init__(self, ctx: HostContext) -> None:
-        self._ctx = ctx
-
-    def _run(self, op: Callable[[KVNamespace], Any]) -> Result:
-        ns = self._ctx.kv
+    def _kv_run(self, op: Callable[[KVNamespace], Any]) -> Result:
+        ns = self._kv
         if ns is None:
             return ("err", KV_NOT_GRANTED)
         try:
             return ("ok", op(ns))
         except KVError as e:
             return ("err", str(e))
-        except Exception as e:  # never let a Python exception cross into wasmtime
+        except Exception as e:  # never let a Python exception cross into the guest
             log.exception("%s: kv failed unexpectedly", self._ctx.tag)
             return ("err", f"kv: internal error ({type(e).__name__})")
 
-    def get(self, key: str) -> Result:
-        return self._run(lambda ns: ns.get(key))
+    def kv_get(self, key: str) -> Result:
+        return self._kv_run(lambda ns: ns.get(key))
 
-    def set(self, key: str, value: bytes) -> Result:
-        return self._run(lambda ns: ns.set(key, bytes(value)))
+    def kv_set(self, key: str, value: bytes) -> Result:
+        return self._kv_run(lambda ns: ns.set(key, value))
 
-    def delete(self, key: str) -> Result:
-        return self._run(lambda ns: ns.delete(key))
+    def kv_delete(self, key: str) -> Result:
+        return self._kv_run(lambda ns: ns.delete(key))
 
-
-def make_wasi_config(ctx: HostContext, stderr_tail: list[str] | None = None) -> wasmtime.WasiConfig:
-    """WASI with only the granted directories (no env, args or sockets); stdout/stderr go to logging.
-
-    Each granted directory is a preopen: read-only grants are opened with ``fs_mutable=False`` (wasmtime then
-    allows only read operations on the directory and its files), and paths cannot escape it (``..`` and symlinks
-    leading outside are refused by wasmtime). ``stderr_tail``, if given, receives the guest's stderr text so the
-    caller can tell why a call failed (an out-of-memory report, for instance).
-    """
-    wasi = wasmtime.WasiConfig()
-    wasi.stdout_custom = _log_writer(ctx, logging.INFO, "stdout")
-    wasi.stderr_custom = _log_writer(ctx, logging.WARNING, "stderr", stderr_tail)
-    for grant in ctx.files:
-        try:
-            wasi.preopen_dir(grant.host, grant.guest, grant.writable)
-        except wasmtime.WasmtimeError:
-            raise CapabilityError(f"{ctx.tag}: cannot open the granted directory {grant.host} "
-                                  f"(for {grant.guest}); does it still exist?") from None
-    return wasi
+    def log(self, stream: str, text: str) -> None:
+        (self._stdout if stream == "stdout" else self._stderr)(text)
 
 
-def _log_writer(ctx: HostContext, level: int, stream: str,
-                tail: list[str] | None = None) -> Callable[[bytes], None]:
+def _log_writer(ctx: HostContext, level: int, stream: str) -> Callable[[bytes | str], None]:
+    """A writer that logs a guest's output line by line under ``airssys_web.guest``, its secrets redacted."""
     tag = ctx.tag
     secrets = tuple(s for s in ctx.secret_values if len(s) >= 4)
 
-    def write(data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
+    def write(data: bytes | str) -> None:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         for secret in secrets:  # a guest printing its own secret must not leak it into the host's logs
             text = text.replace(secret, REDACTED)
-        if tail is not None:
-            tail.append(text)
-            if len(tail) > 64:
-                del tail[:-32]
         for line in text.rstrip("\n").splitlines() or [""]:
             guest_log.log(level, "[%s %s] %s", tag, stream, line)
 

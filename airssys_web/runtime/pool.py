@@ -63,13 +63,17 @@ class _Waiter:
 
 class InstancePool:
     def __init__(self, factory: Callable[[], Slot], *, min_size: int, max_size: int, name: str,
-                 idle_ttl: float = IDLE_TTL, grow_ahead: int = 1, timer: Callable[[], float] = time.monotonic
-                 ) -> None:
+                 idle_ttl: float = IDLE_TTL, grow_ahead: int = 1, timer: Callable[[], float] = time.monotonic,
+                 single_use: bool = False) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(f"{name}: pool sizes need 0 <= min_size <= max_size and max_size >= 1")
         if idle_ttl < 0 or grow_ahead < 0:
             raise ValueError(f"{name}: idle_ttl and grow_ahead must not be negative")
         self._factory = factory
+        #: Request isolation: a slot serves one call and is closed; the pool only bounds how many run at once.
+        self.single_use = single_use
+        if single_use:
+            min_size, grow_ahead = 0, 0
         self.min_size = min_size
         self.max_size = max_size
         self.name = name
@@ -121,6 +125,14 @@ class InstancePool:
             self._total += 1
             return CREATE
         return None
+
+    def try_reserve(self) -> bool:
+        """Reserve capacity for a slot the caller creates itself (``materialize(CREATE)``), without waiting."""
+        with self._lock:
+            if self._closed or self._total >= self.max_size:
+                return False
+            self._total += 1
+            return True
 
     def try_acquire(self) -> Slot | None:
         """An idle slot right now, or None (never waits, never instantiates: safe on the event loop)."""
@@ -200,6 +212,10 @@ class InstancePool:
 
     def release(self, slot: Slot) -> None:
         """Return a slot after a call; a poisoned one is discarded and replaced in the background."""
+        if self.single_use:
+            slot.close()
+            self._discard(refill=False)
+            return
         if slot.poisoned:
             slot.close()
             self.discarded += 1
@@ -271,7 +287,13 @@ class InstancePool:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def warm(self, count: int) -> None:
-        """Instantiate up to ``count`` slots now (in the calling thread); errors propagate to the caller."""
+        """Instantiate up to ``count`` slots now (in the calling thread); errors propagate to the caller.
+
+        A single-use pool keeps none: it makes one trial instance (proving the component starts) and drops it."""
+        if self.single_use:
+            self._factory().close()
+            self.created += 1
+            return
         created: list[Slot] = []
         try:
             for _ in range(count):

@@ -1,46 +1,48 @@
-"""Hosting standard ``wasi:http/proxy`` components (0.2.x) next to ``airssys:web`` ones.
+"""Hosting standard wasi:http components (0.2 ``incoming-handler``, 0.3 ``handler``) next to ``airssys:web`` ones.
 
-The same ``.wasm`` that ``wasmtime serve`` or Spin run is served behind the same route table, generations,
-pools, swaps, limits and grants. What is where:
-
-* :mod:`.codec`, :mod:`.linking` - C-level value conversion compiled once per import type, and the
-  definitions of host functions and resources (per-Store handle tables).
-* :mod:`.io` - ``wasi:io`` streams and pollables tied to real readiness; :mod:`.wasi` - stdio, clocks and the
-  file-system/socket stubs that must share those resource types.
-* :mod:`.fields`, :mod:`.http`, :mod:`.outgoing`, :mod:`.error_codes` - ``wasi:http/types`` and
-  ``outgoing-handler`` (through the component's outbound grants).
-* :mod:`.linker` - the per-component linker; :mod:`.slot` - the pooled instance; :mod:`.asgi` - streaming
-  requests and responses through ASGI with back-pressure.
+The same ``.wasm`` that ``wasmtime serve`` or Spin run is served behind the same route table, generations, pools,
+swaps, limits and grants. The native core serves it with wasmtime-wasi-http (its outgoing requests go through the
+component's outbound grants, like ``airssys:web/outbound.fetch``); :mod:`.asgi` streams requests and responses
+through ASGI with bounded buffers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from wasmtime.component import Component
-
-from ..engine import get_engine
-from ..imports import HANDLER_INTERFACE
+from ... import _native
 
 AIRSSYS_WORLD = "airssys:web"
 WASI_HTTP_WORLD = "wasi:http"
 HANDLER_PREFIX = "wasi:http/incoming-handler@0.2."
+HANDLER_P3_PREFIX = "wasi:http/handler@0.3."
+AIRSSYS_PREFIX = "airssys:web/handler@0.1."
 
 
 def world_of_exports(exports: Iterable[str]) -> str | None:
     """``"airssys:web"``, ``"wasi:http"`` or None, from a component's export names."""
-    names = set(exports)
-    if HANDLER_INTERFACE in names:
+    names = list(exports)
+    if any(n.startswith(AIRSSYS_PREFIX) for n in names):
         return AIRSSYS_WORLD
-    if any(n.startswith(HANDLER_PREFIX) for n in names):
+    if any(n.startswith((HANDLER_PREFIX, HANDLER_P3_PREFIX)) for n in names):
         return WASI_HTTP_WORLD
     return None
 
 
-def detect_world(component: Component) -> str:
+def http_version(exports: Iterable[str]) -> str | None:
+    """``"0.3"`` or ``"0.2"`` for a wasi:http component (0.3 wins when it exports both), else None."""
+    names = list(exports)
+    if any(n.startswith(HANDLER_P3_PREFIX) for n in names):
+        return "0.3"
+    if any(n.startswith(HANDLER_PREFIX) for n in names):
+        return "0.2"
+    return None
+
+
+def detect_world(component: _native.Component) -> str:
     """The world a compiled component serves; ``airssys:web`` when it exports neither handler (the caller's
     validation reports what is missing)."""
-    return world_of_exports(component.type.exports(get_engine())) or AIRSSYS_WORLD
+    return world_of_exports(component.exports()) or AIRSSYS_WORLD
 
 
-__all__ = ["AIRSSYS_WORLD", "HANDLER_PREFIX", "WASI_HTTP_WORLD", "detect_world", "world_of_exports"]
+__all__ = ["AIRSSYS_WORLD", "HANDLER_PREFIX", "WASI_HTTP_WORLD", "detect_world", "http_version", "world_of_exports"]

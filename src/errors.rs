@@ -1,0 +1,190 @@
+//! What went wrong, as one Python exception (`GuestFault`) carrying a `kind` slug.
+//!
+//! wasmtime's errors are classified here, once, into kinds the Python side maps onto its exception tree
+//! (`airssys_web.runtime.instance.native_error`): the trap code decides timeout/fuel/stack, the store's memory
+//! limiter decides "memory" (a guest that hit its cap and then trapped, printed or not), and our own host errors
+//! (the route's deadline passing during a host call, a Python exception in a host function) carry their kind.
+
+use std::fmt;
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use wasmtime::Trap;
+
+pyo3::create_exception!(
+    _native,
+    GuestFault,
+    PyException,
+    "A failure in or around a guest; `kind` says which (trap, timeout, fuel, memory, stack, host, bad-response, \
+     link, invalid, start-memory, exhausted, closed, error-code, internal), `detail` is the message, \
+     `status` an HTTP status hint for error-code."
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Invalid,
+    Link,
+    StartMemory,
+    Trap,
+    Timeout,
+    Fuel,
+    Memory,
+    Stack,
+    Host,
+    BadResponse,
+    Exhausted,
+    Closed,
+    ErrorCode,
+    Internal,
+}
+
+impl Kind {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Invalid => "invalid",
+            Kind::Link => "link",
+            Kind::StartMemory => "start-memory",
+            Kind::Trap => "trap",
+            Kind::Timeout => "timeout",
+            Kind::Fuel => "fuel",
+            Kind::Memory => "memory",
+            Kind::Stack => "stack",
+            Kind::Host => "host",
+            Kind::BadResponse => "bad-response",
+            Kind::Exhausted => "exhausted",
+            Kind::Closed => "closed",
+            Kind::ErrorCode => "error-code",
+            Kind::Internal => "internal",
+        }
+    }
+
+    /// Whether the store that produced this fault can no longer be used.
+    pub fn poisons(self) -> bool {
+        matches!(
+            self,
+            Kind::Trap | Kind::Timeout | Kind::Fuel | Kind::Memory | Kind::Stack | Kind::Host | Kind::Internal
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub kind: Kind,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fault {}
+
+impl Fault {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Fault {
+        Fault { kind, message: message.into(), status: None }
+    }
+    pub fn internal(message: impl Into<String>) -> Fault {
+        Fault::new(Kind::Internal, message)
+    }
+    pub fn closed(message: impl Into<String>) -> Fault {
+        Fault::new(Kind::Closed, message)
+    }
+    pub fn bad_response(message: impl Into<String>) -> Fault {
+        Fault::new(Kind::BadResponse, message)
+    }
+
+    pub fn into_py(self) -> PyErr {
+        Python::attach(|py| {
+            let err = GuestFault::new_err(self.message.clone());
+            let value = err.value(py);
+            let _ = value.setattr("kind", self.kind.slug());
+            let _ = value.setattr("detail", self.message);
+            let _ = value.setattr("status", self.status);
+            err
+        })
+    }
+}
+
+impl From<Fault> for PyErr {
+    fn from(f: Fault) -> PyErr {
+        f.into_py()
+    }
+}
+
+/// A trap raised on purpose by a host function (carried through wasmtime as the error's root cause).
+#[derive(Debug)]
+pub struct HostTrap(pub Fault);
+
+impl fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.message)
+    }
+}
+
+impl std::error::Error for HostTrap {}
+
+pub fn host_trap(kind: Kind, message: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(HostTrap(Fault::new(kind, message)))
+}
+
+/// The first `n` frames of a wasm backtrace, for the log reader (names only).
+fn backtrace_summary(err: &wasmtime::Error, n: usize) -> Option<String> {
+    let bt = err.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .take(n)
+        .map(|f| f.func_name().map(str::to_owned).unwrap_or_else(|| format!("func[{}]", f.func_index())))
+        .collect();
+    (!names.is_empty()).then(|| names.join(" <- "))
+}
+
+/// Classify an error from calling into (or instantiating) a guest.
+///
+/// `tag` names the version (`name@1.0.0`); `memory_hit` says whether the store's limiter refused a memory growth
+/// during this call; `cap` describes that cap for messages; `timeout` the route deadline in seconds.
+pub fn classify(err: &wasmtime::Error, tag: &str, memory_hit: bool, cap: &str, timeout: f64) -> Fault {
+    if let Some(HostTrap(fault)) = err.downcast_ref::<HostTrap>() {
+        let mut f = fault.clone();
+        f.message = format!("{tag} {}", f.message);
+        return f;
+    }
+    if let Some(fault) = err.downcast_ref::<Fault>() {
+        return fault.clone();
+    }
+    let where_ = backtrace_summary(err, 4).map(|b| format!(" (in {b})")).unwrap_or_default();
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Fault::new(Kind::Timeout, format!("{tag} exceeded its {timeout}s deadline")),
+        Some(Trap::OutOfFuel) => Fault::new(Kind::Fuel, format!("{tag} ran out of fuel")),
+        Some(Trap::StackOverflow) => Fault::new(
+            Kind::Stack,
+            format!("{tag} trapped: stack overflow (call stack exhausted; unbounded recursion?){where_}"),
+        ),
+        Some(trap) if memory_hit => Fault::new(
+            Kind::Memory,
+            format!("{tag} hit its memory limit of {cap} (a memory.grow was refused, then: {trap}){where_}"),
+        ),
+        Some(trap) => Fault::new(Kind::Trap, format!("{tag} trapped: {trap}{where_}")),
+        None => {
+            let text = format!("{err:#}");
+            if memory_hit {
+                return Fault::new(Kind::Memory, format!("{tag} hit its memory limit of {cap} ({})", first_line(&text)));
+            }
+            if text.contains("maximum concurrent") || text.contains("pooling allocator") && text.contains("limit") {
+                return Fault::new(
+                    Kind::Exhausted,
+                    format!("{tag}: no instance slot is free in this process ({})", first_line(&text)),
+                );
+            }
+            Fault::new(Kind::Trap, format!("{tag} failed: {}", first_line(&text)))
+        }
+    }
+}
+
+pub fn first_line(text: &str) -> &str {
+    let t = text.trim();
+    t.lines().next().unwrap_or(t)
+}

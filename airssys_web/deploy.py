@@ -140,7 +140,7 @@ def _split(settings: Mapping[str, Any] | None) -> tuple[Grants, dict[str, Any], 
     if not isinstance(limits, dict):
         raise CapabilityError("settings 'limits' must be a table such as {\"timeout\": 5}")
     needs = Needs.from_dict(settings["needs"], source="settings 'needs'") if settings.get("needs") is not None else None
-    return Grants.from_settings(settings), dict(limits), needs
+    return Grants.from_settings(settings), Limits.canonical(limits), needs
 
 
 def _union(*needs: Needs | None) -> Needs | None:
@@ -165,9 +165,8 @@ def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
     """
     base, base_limits, settings_needs = _split(settings)
     merged = Grants.of(manifest.grants if manifest else (), base, grants)
-    merged_limits = {**(manifest.limits if manifest else {}), **base_limits,
-                     **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))}
-    Limits.from_dict(merged_limits)
+    merged_limits = Limits.canonical({**(manifest.limits if manifest else {}), **base_limits,
+                                      **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))})
     needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
     if needs is not None and grant_declared_needs:
         merged = grant_declared(needs, merged)
@@ -186,7 +185,6 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
     """The settings to store for a version: validated, needs re-checked, directories resolved and checked, secret
     values moved into the registry's secret store (only references remain)."""
     grants, limits, settings_needs = _split(settings)
-    Limits.from_dict(limits)
     root = state_dir(registry)
     files = [f.checked() for f in grants.files]
     if root is not None:

@@ -18,10 +18,11 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ..admin import history_json
-from ..auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
+from ..auth import MAX_TTL, TOKEN_ENV, TokenAuthority, load_secret
 from ..capabilities import settings_summary, summary_lines
 from ..client import AdminClient
 from ..deploy import read_wasm
+from ..durations import parse_duration
 from ..errors import AirssysError
 from ..registry import Deployment, EmbeddedRegistry
 
@@ -228,7 +229,8 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
     @cli.command()
     @click.option("--scope", type=click.Choice(["read", "deploy"]), default="read", show_default=True,
                   help="read: inspect only; deploy: also upload, deploy, promote and roll back.")
-    @click.option("--ttl", default="1h", show_default=True, help="Lifetime, e.g. 30m, 1h, 7d.")
+    @click.option("--ttl", default="1h", show_default=True, metavar="DURATION",
+                  help="Lifetime, e.g. 30m, 1h, 7d (a bare number is seconds; at most 366d).")
     @click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="File with the server secret (default: $AIRSSYS_SECRET).")
     @click.option("--json", "as_json", is_flag=True, help="Print the token with its id and expiry as JSON.")
@@ -238,7 +240,7 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
             secret = load_secret(secret_file)
             if secret is None:
                 fail("no secret: set AIRSSYS_SECRET or pass --secret-file (the same one the server uses)")
-            bearer, info = TokenAuthority(secret).mint(scope, parse_ttl(ttl))
+            bearer, info = TokenAuthority(secret).mint(scope, parse_duration(ttl, what="--ttl", maximum=MAX_TTL))
         except AirssysError as e:
             fail(str(e))
         emit({"token": bearer, **info.as_json()}, as_json, bearer)

@@ -49,6 +49,8 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--version", "1.0"], "invalid version"),
     (["--route", "nope"], "route"),
+    (["--route", "/_airssys"], "invalid route '/_airssys': /_airssys and everything below it is reserved"),
+    (["--route", "/_airssys/api/x"], "is reserved for airssys-web itself (the admin API); choose another prefix"),
     (["--config", "novalue"], "KEY=VALUE"),
     (["--timeout", "-1"], "timeout"),
 ])

@@ -101,7 +101,7 @@ def test_semver_precedence_from_the_spec() -> None:
     assert sorted(["1.0.0+b", "1.0.0+a"], key=version_key) == ["1.0.0+a", "1.0.0+b"]
 
 
-@pytest.mark.parametrize("route", ["/a", "/hello", "/api/v1", "/a.b/c_d/e-f/~g", "/A"])
+@pytest.mark.parametrize("route", ["/a", "/hello", "/api/v1", "/a.b/c_d/e-f/~g", "/A", "/_airssysx", "/a/_airssys"])
 def test_valid_routes(route: str) -> None:
     assert validate_route(route) == route
 
@@ -124,6 +124,10 @@ def test_valid_routes(route: str) -> None:
         ("/caf%C3%A9", "segments may only use"),
         ("/a\\b", "segments may only use"),
         ("/" + "a" * 300, "longer than 256"),
+        ("/_airssys", "/_airssys and everything below it is reserved for airssys-web itself"),
+        ("/_airssys/api", "reserved for airssys-web itself"),
+        ("/_airssys/api/x", "reserved for airssys-web itself"),
+        ("/_airssys/other", "reserved for airssys-web itself"),
     ],
 )
 def test_invalid_routes_say_why(route: str, why: str) -> None:

@@ -33,6 +33,8 @@ _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 MAX_VERSION_LEN = 128
 MAX_ROUTE_LEN = 256
+#: Where airssys-web answers itself (the admin API is ``/_airssys/api``): no component route may lie in it.
+RESERVED_ROUTE = "/_airssys"
 
 
 def validate_name(name: str) -> str:
@@ -73,6 +75,9 @@ def validate_route(route: str) -> str:
         raise bad("it must start with '/', e.g. /hello")
     if route == "/":
         raise bad("'/' would shadow the whole app; mount the component under a prefix such as /app")
+    if route == RESERVED_ROUTE or route.startswith(RESERVED_ROUTE + "/"):
+        raise bad(f"{RESERVED_ROUTE} and everything below it is reserved for airssys-web itself (the admin API); "
+                  "choose another prefix")
     if len(route) > MAX_ROUTE_LEN:
         raise bad(f"it is longer than {MAX_ROUTE_LEN} characters")
     if "?" in route or "#" in route:

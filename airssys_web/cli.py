@@ -72,14 +72,17 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
 @cli.command()
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--route", required=True, help="Path prefix the component owns, e.g. /hello.")
+@click.option("--route", default=None,
+              help="Path prefix the component owns, e.g. /hello (required on its first deploy; default: keep it).")
+@click.option("--nested", is_flag=True,
+              help="Allow a route under or above another component's route (the longer prefix wins its paths).")
 @click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
 @registry_option
 @capability_options
 @strategy_options
 @server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, strategy: str,
+def deploy(name: str, file: Path, route: str | None, nested: bool, version: str, registry: Path, strategy: str,
            percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
            token: str | None, as_json: bool, **options: Any) -> None:
     """Validate, compile and activate FILE as version VERSION of component NAME.
@@ -110,7 +113,7 @@ def deploy(name: str, file: Path, route: str | None, version: str, registry: Pat
         _fail(str(e))
     run_deploy(name, file, version=version, route=route, settings=plan.settings, registry=registry, server=server,
                token=token, strategy=strategy, percent=percent, probe=probe, auto_rollback=auto_rollback,
-               as_json=as_json)
+               as_json=as_json, nested=nested)
 
 
 def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
@@ -148,6 +151,7 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
                     rows.append({
                         "component": comp.name,
                         "route": comp.route,
+                        "nested": comp.nested,
                         "active": dep.active_version if dep else None,
                         "versions": [v.version for v in reg.versions(comp.name)],
                         **(settings_summary(dep.settings) if dep else {}),
@@ -168,7 +172,8 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
     for r in rows:
         versions = ", ".join(f"[bold]{v}[/bold]" if v == r["active"] else v for v in r["versions"])
         grants = "\n".join(escape(g) for g in r.get("grants") or []) or ("none" if "grants" in r else "-")
-        table.add_row(r["component"], r["route"], r["active"] or "-", versions, grants)
+        route = r["route"] + (" (nested)" if r.get("nested") else "")
+        table.add_row(r["component"], route, r["active"] or "-", versions, grants)
     Console().print(table)
 
 

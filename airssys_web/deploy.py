@@ -25,7 +25,7 @@ import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType, RecordType
 
 from .capabilities import Capability, Grants
-from .errors import CapabilityError, InvalidComponent
+from .errors import CapabilityError, InvalidComponent, InvalidName
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
 from .needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
@@ -218,21 +218,27 @@ def read_wasm(file: str | Path) -> bytes:
         raise InvalidComponent(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str,
+def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str | None = None,
            settings: dict[str, Any] | None = None, grants: Grants | Iterable[Capability] = (),
            limits: Mapping[str, Any] | Limits | None = None,
            manifest: Manifest | str | Path | Literal[False] | None = None, grant_declared_needs: bool = False,
-           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None) -> Deployment:
+           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None,
+           allow_nested: bool = False) -> Deployment:
     """Validate, compile, store and activate a component version. Raises a DeployError or CapabilityError;
     nothing changes then.
 
+    ``route`` is required for a new component; without it an existing component keeps its route. A route under
+    or above another component's route needs ``allow_nested=True`` (see :mod:`airssys_web.registry.base`).
     Grants come from ``manifest`` (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``:
     none), then ``settings`` (the stored JSON form), then ``grants`` (:class:`~airssys_web.capabilities.Capability`
     values) and ``limits``; later sources win.
     """
     validate_name(name)
     validate_version(version)
-    route = validate_route(route)
+    if route is not None:
+        registry.check_route(name, validate_route(route), allow_nested=allow_nested)  # before compiling anything
+    elif not any(c.name == name for c in registry.components()):
+        raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
     if manifest is None and isinstance(wasm, (str, Path)):
         manifest = find_manifest(wasm) or False
     loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
@@ -248,6 +254,6 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     sha = registry.put_blob(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,
-                          strategy=strategy)
-    log.info("deployed %s@%s at %s (sha256 %s)", name, version, route, sha[:12])
+                          strategy=strategy, allow_nested=allow_nested)
+    log.info("deployed %s@%s at %s (sha256 %s)", name, version, dep.route, sha[:12])
     return dep

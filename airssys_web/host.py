@@ -201,6 +201,11 @@ class AirssysHost:
                 return gen
         return None
 
+    def route_of(self, name: str) -> str | None:
+        """The route component ``name`` is served at in this process, if it is served."""
+        entry = self._live.get(name)
+        return None if entry is None else entry.route
+
     # -- preparing generations ahead of a registry change ----------------------------------------------------
     def prepare(self, code: Code) -> Generation:
         """Build and warm the generation for ``code`` now (blocking; call it off the event loop) and keep it for

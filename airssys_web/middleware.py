@@ -9,6 +9,8 @@ the first request when the server runs no lifespan, and closes it on shutdown.
 
 It also mounts the admin API (``airssys_web.admin``) under ``admin_prefix`` when a secret is configured, and
 splits a route between two versions while a canary runs (a client's bucket lives in a signed cookie).
+
+A component route that shadows one of the wrapped app's own routes is logged as a warning.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .auth import SECRET_ENV, TokenAuthority, load_secret
 from .errors import GuestError, PoolExhausted
 from .host import AirssysHost
 from .registry import Registry
-from .routing import route_matches
+from .routing import app_routes, route_matches, shadow_warning, shadowed_paths
 from .runtime.generation import Generation
 from .runtime.wasi_http import WASI_HTTP_WORLD
 from .runtime.wasi_http.asgi import serve_asgi
@@ -98,7 +100,10 @@ class AirssysMiddleware:
         if admin_prefix is not None and secret:
             from .admin import admin_app
 
-            self.admin = admin_app(self.host, TokenAuthority(secret), max_upload=max_upload)
+            self.admin = admin_app(self.host, TokenAuthority(secret), max_upload=max_upload,
+                                   shadows=self.shadowed_paths)
+        self._shadow_checked: set[tuple[str, str]] = set()
+        self.host.on_swap.append(self._warn_shadowing)
         self._buckets = BucketCookie(secret or secrets.token_bytes(32))
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -155,6 +160,21 @@ class AirssysMiddleware:
             return message
 
         await self.app(scope, wrapped_receive, send)
+
+    # -- the wrapped app's own routes -----------------------------------------------------------------------
+    def shadowed_paths(self, route: str) -> list[str]:
+        """The wrapped app's routes a component at ``route`` takes requests from (when the app exposes them)."""
+        routes = app_routes(self.app)
+        return [] if routes is None else shadowed_paths(route, routes)
+
+    def _warn_shadowing(self, name: str, old: Generation | None, new: Generation | None) -> None:
+        route = self.host.route_of(name)
+        if new is None or route is None or (name, route) in self._shadow_checked:
+            return
+        self._shadow_checked.add((name, route))
+        paths = self.shadowed_paths(route)
+        if paths:
+            log.warning("%s", shadow_warning(name, route, paths))
 
     # -- serving --------------------------------------------------------------------------------------------
     async def _serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,

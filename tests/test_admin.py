@@ -16,12 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
 from airssys_web.auth import TokenAuthority
 from airssys_web.client import AdminClient
-from airssys_web.errors import AuthError, InvalidComponent, NotFound
+from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "test-secret-" + "x" * 20
@@ -200,6 +203,10 @@ def _upload(http: httpx.Client, data: bytes) -> httpx.Response:
     ("bad policy", 400, "auto-rollback"),
     ("bad limits", 400, "timeout"),
     ("existing version, other content", 409, "immutable"),
+    ("reserved route", 400, "invalid route '/_airssys/api/x': /_airssys and everything below it is reserved"),
+    ("nested route", 409, "route /hello/sub is inside /hello, owned by hello; it would take /hello/sub and "
+                          "everything below it away from hello; pass --nested to allow it"),
+    ("bad nested", 400, "\"nested\" must be true or false"),
 ])
 def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest: Callable[[str], bytes], case: str,
                                                            status: int, needle: str) -> None:
@@ -230,6 +237,10 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest
             "bad policy": lambda: deploy(auto_rollback="error-rate=lots"),
             "bad limits": lambda: deploy(settings={"limits": {"timeout": -1}}),
             "existing version, other content": lambda: deploy(version="1.0.0"),
+            "reserved route": lambda: deploy(route="/_airssys/api/x"),
+            "nested route": lambda: http.post("/components/sub/deploy", json={
+                "version": "1.0.0", "sha256": _sha(good), "route": "/hello/sub"}),
+            "bad nested": lambda: deploy(nested="yes"),
         }
         r = requests[case]()
         assert r.status_code == status, r.text
@@ -238,6 +249,34 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest
         assert "\n" not in payload["detail"]
     assert site.serving() == ("hello@1.0.0", "v1")
     assert site.app.host.generations()["hello"].version == "1.0.0"
+    assert [c["component"] for c in site.client().components()] == ["hello"]
+
+
+async def _users(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("the app's users page")
+
+
+def test_a_nested_route_through_the_api_and_the_shadow_warning(tmp_path: Path, uvicorn_server: Server,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    inner = Starlette(routes=[Route("/adm/users", _users)])
+    inner.add_middleware(AirssysMiddleware, registry=tmp_path / "reg", secret=SECRET)
+    token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
+    with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(inner) as url, \
+            AdminClient(url, token, progress=False) as client:
+        out = client.deploy("adm", text_component("adm"), version="1.0.0", route="/adm")
+        assert out["warnings"] == [
+            "route /adm of component adm shadows the app's own route /adm/users: requests there now go to adm; "
+            "deploy it at another route if that is not intended"]
+        assert httpx.get(url + "/adm/users").text == "adm"  # the component serves it all the same
+        with pytest.raises(RouteConflict, match="route /adm/sub is inside /adm, owned by adm"):
+            client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub")
+        assert [c["component"] for c in client.components()] == ["adm"]
+        out = client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub", nested=True)
+        assert out["deployment"]["nested"] is True and out["warnings"] == []
+        assert client.component("sub")["nested"] is True and client.component("adm")["nested"] is False
+        assert httpx.get(url + "/adm/sub/x").text == "sub" and httpx.get(url + "/adm/x").text == "adm"
+    logged = [r.getMessage() for r in caplog.records if "shadows the app's own route" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("route /adm of component adm shadows the app's own route")
 
 
 def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:

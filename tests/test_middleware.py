@@ -111,3 +111,18 @@ def test_version_header_can_be_turned_off(tmp_path: Path, uvicorn_server: Server
 def test_needs_exactly_one_of_registry_or_host() -> None:
     with pytest.raises(TypeError, match="exactly one"):
         AirssysMiddleware(Starlette())
+
+
+def test_a_route_shadowing_the_apps_own_routes_is_logged(tmp_path: Path, uvicorn_server: Server,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "adm", text_component("adm"), version="1.0.0", route="/adm")
+        deploy(reg, "other", text_component("other"), version="1.0.0", route="/other")
+    app = Starlette(routes=[Route("/adm/users", native), Route("/", native)])
+    app.add_middleware(AirssysMiddleware, registry=tmp_path)  # the routes are found below Starlette's own layers
+    with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(app) as url:
+        assert httpx.get(url + "/adm/users").text == "adm"
+        assert httpx.get(url + "/").text == "native /"
+    warnings = [r.getMessage() for r in caplog.records if "shadows" in r.getMessage()]
+    assert warnings == ["route /adm of component adm shadows the app's own route /adm/users: requests there now go "
+                        "to adm; deploy it at another route if that is not intended"]

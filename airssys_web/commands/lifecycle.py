@@ -85,22 +85,23 @@ def target(registry: Path, server: str | None, token: str | None) -> Iterator[Em
 
 
 def deployment_json(dep: Deployment) -> dict[str, Any]:
-    return {"component": dep.component, "version": dep.active_version, "route": dep.route, "sha256": dep.sha256,
-            "previous_version": dep.previous_version, "canary_version": dep.canary_version,
+    return {"component": dep.component, "version": dep.active_version, "route": dep.route, "nested": dep.nested,
+            "sha256": dep.sha256, "previous_version": dep.previous_version, "canary_version": dep.canary_version,
             "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback,
             **settings_summary(dep.settings)}
 
 
 def _from_api(data: dict[str, Any]) -> dict[str, Any]:
     d = data["deployment"]
-    return {"component": d["component"], "version": d["active_version"], "route": d["route"], "sha256": d["sha256"],
-            "previous_version": d["previous_version"], "canary_version": d["canary_version"],
-            "canary_percent": d["canary_percent"], "auto_rollback": d["auto_rollback"], "serving": data["serving"]}
+    return {"component": d["component"], "version": d["active_version"], "route": d["route"],
+            "nested": d.get("nested", False), "sha256": d["sha256"], "previous_version": d["previous_version"],
+            "canary_version": d["canary_version"], "canary_percent": d["canary_percent"],
+            "auto_rollback": d["auto_rollback"], "serving": data["serving"], "warnings": data.get("warnings", [])}
 
 
 def describe(result: dict[str, Any], verb: str) -> str:
     """One line saying what serves now."""
-    name, route = result["component"], result["route"]
+    name, route = result["component"], result["route"] + (" (nested)" if result.get("nested") else "")
     if result.get("canary_version"):
         return (f"canary {name}@{result['canary_version']} serves {result['canary_percent']}% of clients at "
                 f"{route}; {result['version']} serves the rest")
@@ -114,7 +115,7 @@ def emit(result: Any, as_json: bool, text: str) -> None:
 
 def run_deploy(name: str, file: Path, *, version: str, route: str | None, settings: dict[str, Any],
                registry: Path, server: str | None, token: str | None, strategy: str, percent: int | None,
-               probe: str | None, auto_rollback: str | None, as_json: bool) -> None:
+               probe: str | None, auto_rollback: str | None, as_json: bool, nested: bool = False) -> None:
     """The body of ``deploy`` and ``update`` once the settings are parsed."""
     from ..deploy import deploy as plain_deploy
     from ..strategies import Plan, rollout_local
@@ -128,13 +129,16 @@ def run_deploy(name: str, file: Path, *, version: str, route: str | None, settin
         if isinstance(where, AdminClient):
             result = _from_api(where.deploy(name, wasm, version=version, route=route, settings=settings,
                                             strategy=strategy, percent=percent, probe=probe,
-                                            auto_rollback=auto_rollback))
-        elif plan == Plan() and route is not None:
+                                            auto_rollback=auto_rollback, nested=nested))
+        elif plan == Plan():
             result = deployment_json(plain_deploy(where, name, wasm, version=version, route=route,
-                                                  settings=settings, actor=actor()))
+                                                  settings=settings, actor=actor(), allow_nested=nested))
         else:
             result = deployment_json(rollout_local(where, name, wasm, version=version, route=route,
-                                                   settings=settings, plan=plan, actor=actor()))
+                                                   settings=settings, plan=plan, actor=actor(),
+                                                   allow_nested=nested))
+    for warning in result.get("warnings") or ():
+        click.echo(f"warning: {warning}", err=True)
     emit(result, as_json, describe(result, "deployed"))
 
 
@@ -250,8 +254,8 @@ def list_from_server(server: str, token: str | None) -> list[dict[str, Any]]:
     """``list --server``: the same rows as from a registry directory."""
     try:
         with AdminClient(server, token) as client:
-            return [{"component": c["component"], "route": c["route"], "active": c["active"],
-                     "versions": c["versions"]} for c in client.components()]
+            return [{"component": c["component"], "route": c["route"], "nested": c.get("nested", False),
+                     "active": c["active"], "versions": c["versions"]} for c in client.components()]
     except AirssysError as e:
         fail(str(e))
 
@@ -259,6 +263,7 @@ def list_from_server(server: str, token: str | None) -> list[dict[str, Any]]:
 def _status_row(component: dict[str, Any]) -> dict[str, Any]:
     dep = component["deployment"] or {}
     return {"component": component["component"], "route": component["route"],
+            "nested": component.get("nested", False),
             "version": dep.get("active_version"), "sha256": dep.get("sha256", ""),
             "previous_version": dep.get("previous_version"), "canary_version": dep.get("canary_version"),
             "canary_percent": dep.get("canary_percent", 0), "auto_rollback": dep.get("auto_rollback"),

@@ -10,6 +10,8 @@ the first request when the server runs no lifespan, and closes it on shutdown.
 It also mounts the admin API (``airssys_web.admin``) under ``admin_prefix`` when a secret is configured, and
 splits a route between two versions while a canary runs (a client's bucket lives in a signed cookie).
 
+Every request passed to a component carries ``x-airssys-route: <the route it matched>`` (its mount point, from the
+route table; a client's own header of that name is dropped), so a guest routes below wherever it is deployed.
 A component route that shadows one of the wrapped app's own routes is logged as a warning.
 """
 
@@ -39,6 +41,8 @@ from .strategies import BucketCookie
 log = logging.getLogger("airssys_web")
 
 VERSION_HEADER = b"x-airssys-version"
+#: The request header that tells a component the route it was reached through (its mount point).
+ROUTE_HEADER = b"x-airssys-route"
 # Framing is the server's job: whatever the guest says about these is dropped and recomputed.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length",
                          "proxy-connection", "te", "trailer"})
@@ -118,12 +122,13 @@ class AirssysMiddleware:
                 await self._admin(scope, receive, send)
                 return
             bucket = _Bucket(self._buckets, scope)
-            gen = self.host.enter(path, bucket)
-            if gen is None:
+            entered = self.host.enter_route(path, bucket)
+            if entered is None:
                 await self.app(scope, receive, send)
                 return
+            gen, route = entered
             try:
-                await self._serve(gen, scope, receive, send, bucket.set_cookie)
+                await self._serve(gen, route, scope, receive, send, bucket.set_cookie)
             finally:
                 gen.leave()
         elif kind == "lifespan":
@@ -177,11 +182,14 @@ class AirssysMiddleware:
             log.warning("%s", shadow_warning(name, route, paths))
 
     # -- serving --------------------------------------------------------------------------------------------
-    async def _serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,
+    async def _serve(self, gen: Generation, route: str, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
         extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
+        # The guest learns its mount point from the route table's match; a client cannot spoof it.
+        raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
+        raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         wasi_http = gen.world == WASI_HTTP_WORLD
         try:
             body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body)
@@ -192,9 +200,9 @@ class AirssysMiddleware:
             return
         try:
             if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
-                gen.outcome(await serve_asgi(gen, scope, receive, send, extra))
+                gen.outcome(await serve_asgi(gen, dict(scope, headers=raw_headers), receive, send, extra))
                 return
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
             resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                                     headers, body)
         except GuestError as e:

@@ -3,6 +3,7 @@
 A route ``/hello`` owns ``/hello`` and everything below it (``/hello/anything``) but not ``/helloworld``. The
 longest matching route wins, so ``/api/admin`` can belong to another component than ``/api``. A RouteTable is
 immutable; the host publishes a new one by a single attribute assignment, which is the atomic switch of a swap.
+:meth:`RouteTable.match_route` also says which route matched: the mount point the middleware tells the guest.
 
 The host app's own routes can be seen when the wrapped app exposes them (Starlette and FastAPI do):
 :func:`app_routes` finds them below any middleware layers, and :func:`shadowed_paths` says which of them a
@@ -40,6 +41,16 @@ class RouteTable(Generic[T]):
         for route, target in self._entries:
             if route_matches(route, path):
                 return target
+        return None
+
+    def match_route(self, path: str) -> tuple[str, T] | None:
+        """Like :meth:`match`, with the route that matched: ``("/api", target)`` for ``/api/items``."""
+        hit = self._exact.get(path)
+        if hit is not None:
+            return path, hit
+        for route, target in self._entries:
+            if route_matches(route, path):
+                return route, target
         return None
 
     def items(self) -> list[tuple[str, T]]:

@@ -126,3 +126,26 @@ def test_a_route_shadowing_the_apps_own_routes_is_logged(tmp_path: Path, uvicorn
     warnings = [r.getMessage() for r in caplog.records if "shadows" in r.getMessage()]
     assert warnings == ["route /adm of component adm shadows the app's own route /adm/users: requests there now go "
                         "to adm; deploy it at another route if that is not intended"]
+
+
+def _route_headers(response: httpx.Response) -> list[str]:
+    return [value for name, value in response.json()["headers"] if name == "x-airssys-route"]
+
+
+def test_the_guest_is_told_its_route_and_a_client_cannot_spoof_it(tmp_path: Path, py_echo_wasm: bytes,
+                                                                   uvicorn_server: Server) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        dep = deploy(reg, "echo", py_echo_wasm, version="1.0.0", route="/one")
+        deploy(reg, "nested", py_echo_wasm, version="1.0.0", route="/one/inner", allow_nested=True)
+    app = AirssysMiddleware(Starlette(), registry=tmp_path)
+    with uvicorn_server(app) as url:
+        assert _route_headers(httpx.get(url + "/one/a/b")) == ["/one"]
+        assert _route_headers(httpx.get(url + "/one/inner/x")) == ["/one/inner"]  # the route that matched
+        spoofed = httpx.get(url + "/one/a", headers=[("X-Airssys-Route", "/evil"), ("x-airssys-route", "/one/inner")])
+        assert _route_headers(spoofed) == ["/one"]  # every client copy is dropped, whatever its case
+        before = app.host.generations()["echo"]
+        with EmbeddedRegistry(tmp_path) as reg:  # a route move reuses the running generation ...
+            reg.deploy("echo", "1.0.0", sha256=dep.sha256, route="/two", settings=dep.settings)
+        app.host.sync()
+        assert app.host.generations()["echo"] is before
+        assert _route_headers(httpx.get(url + "/two/a")) == ["/two"]  # ... and the guest is told the new route

@@ -47,6 +47,14 @@ def test_match_agrees_with_definition(route_parts: list[str], extra: list[str]) 
     assert table.match(route + "x") is None
 
 
+def test_match_route_names_the_route_that_matched() -> None:
+    table = RouteTable({"/api": "api", "/api/admin": "admin"})
+    assert table.match_route("/api/admin/x") == ("/api/admin", "admin")
+    assert table.match_route("/api") == ("/api", "api")
+    assert table.match_route("/api/users") == ("/api", "api")
+    assert table.match_route("/other") is None
+
+
 async def _endpoint(request: Request) -> PlainTextResponse:  # pragma: no cover - never called
     return PlainTextResponse("")
 

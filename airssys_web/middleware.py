@@ -12,6 +12,7 @@ splits a route between two versions while a canary runs (a client's bucket lives
 
 Every request passed to a component carries ``x-airssys-route: <the route it matched>`` (its mount point, from the
 route table; a client's own header of that name is dropped), so a guest routes below wherever it is deployed.
+Reading a request body is bounded twice: ``body_timeout`` without a byte, or the route's deadline in all, gives 408.
 A component route that shadows one of the wrapped app's own routes is logged as a warning.
 """
 
@@ -29,6 +30,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import SECRET_ENV, TokenAuthority, load_secret
+from .durations import format_duration, parse_duration
 from .errors import GuestError, PoolExhausted
 from .host import AirssysHost
 from .registry import Registry
@@ -43,6 +45,8 @@ log = logging.getLogger("airssys_web")
 VERSION_HEADER = b"x-airssys-version"
 #: The request header that tells a component the route it was reached through (its mount point).
 ROUTE_HEADER = b"x-airssys-route"
+#: How long reading a request body may wait for the next byte before the request gets 408.
+BODY_TIMEOUT = 10.0
 # Framing is the server's job: whatever the guest says about these is dropped and recomputed.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length",
                          "proxy-connection", "te", "trailer"})
@@ -53,6 +57,10 @@ MAX_UPLOAD = 128 * 1024 * 1024
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _BodyTimeout(Exception):
     pass
 
 
@@ -84,17 +92,19 @@ class AirssysMiddleware:
 
     The admin API answers under ``admin_prefix`` (``None`` turns it off) if there is a ``secret`` (default: the
     ``AIRSSYS_SECRET`` environment variable); without one it answers 404: it is never open by default.
-    ``max_upload`` caps the size of an uploaded ``.wasm`` in bytes.
+    ``max_upload`` caps the size of an uploaded ``.wasm`` in bytes. ``body_timeout`` (seconds, or a duration such
+    as ``"10s"``) is how long reading a request body may wait for the next byte (408 beyond it).
     """
 
     def __init__(self, app: ASGIApp, registry: str | Path | Registry | None = None, *,
                  host: AirssysHost | None = None, version_header: bool = True, poll_interval: float = 0.2,
                  admin_prefix: str | None = ADMIN_PREFIX, secret: str | None = None,
-                 max_upload: int = MAX_UPLOAD) -> None:
+                 max_upload: int = MAX_UPLOAD, body_timeout: float | str = BODY_TIMEOUT) -> None:
         if (registry is None) == (host is None):
             raise TypeError("AirssysMiddleware needs exactly one of registry=... or host=...")
         if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
             raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
+        self.body_timeout = parse_duration(body_timeout, what="body_timeout")
         self.app = app
         self.host = host if host is not None else AirssysHost(registry, poll_interval=poll_interval)  # type: ignore[arg-type]
         self.version_header = version_header
@@ -192,11 +202,16 @@ class AirssysMiddleware:
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         wasi_http = gen.world == WASI_HTTP_WORLD
         try:
-            body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body)
+            body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body, self.body_timeout,
+                                                          gen.limits.timeout)
         except _TooLarge:
             gen.outcome(413)
             await _send_error(send, 413, "request body too large",
                               f"the limit for this route is {gen.limits.max_body} bytes", extra)
+            return
+        except _BodyTimeout as e:
+            gen.outcome(408)
+            await _send_error(send, 408, "request body timeout", str(e), [*extra, (b"connection", b"close")])
             return
         try:
             if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
@@ -236,7 +251,9 @@ _PUBLIC_REASON = {
 }
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, limit: int, idle: float, deadline: float) -> bytes:
+    """The whole request body: at most ``limit`` bytes (_TooLarge), no wait for the next chunk longer than ``idle``
+    seconds and ``deadline`` seconds in all (_BodyTimeout, saying which)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -246,17 +263,30 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 pass
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    wake = min(loop.time() + idle, end)
+    try:
+        async with asyncio.timeout_at(wake) as bound:  # one timer, moved on by every chunk
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+                wake = min(loop.time() + idle, end)
+                bound.reschedule(wake)
+    except TimeoutError:
+        if wake >= end:
+            raise _BodyTimeout(f"the request body did not arrive within this route's deadline of "
+                               f"{format_duration(deadline)} ({size} bytes received)") from None
+        raise _BodyTimeout(f"no request body bytes arrived for {format_duration(idle)} ({size} bytes received); "
+                           "send the body without pausing") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -16,6 +18,7 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.errors import CapabilityError
 
 Server = Callable[..., AbstractContextManager[str]]
 
@@ -149,3 +152,40 @@ def test_the_guest_is_told_its_route_and_a_client_cannot_spoof_it(tmp_path: Path
         app.host.sync()
         assert app.host.generations()["echo"] is before
         assert _route_headers(httpx.get(url + "/two/a")) == ["/two"]  # ... and the guest is told the new route
+
+
+def _raw_exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """Send ``request`` as is on a fresh connection and read until the server closes it: (head, body)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:  # 30 s: a bound, not a wait
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+UNFINISHED_UPLOAD = b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+
+
+@pytest.mark.parametrize(("body_timeout", "route_timeout", "detail"), [
+    (0.2, 30, "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
+    ("10s", "300ms", "the request body did not arrive within this route's deadline of 300ms (5 bytes received)"),
+])
+def test_an_unfinished_body_gets_408(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Server,
+                                     body_timeout: float | str, route_timeout: float | str, detail: str) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo", limits={"timeout": route_timeout})
+    app = AirssysMiddleware(Starlette(), registry=tmp_path, body_timeout=body_timeout)
+    with uvicorn_server(app) as url:
+        head, body = _raw_exchange(url, UNFINISHED_UPLOAD)
+        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
+        assert json.loads(body) == {"error": "request body timeout", "detail": detail}
+        assert httpx.post(url + "/echo/x", content=b"whole").content == b"whole"  # complete bodies still pass
+
+
+def test_body_timeout_is_checked() -> None:
+    with pytest.raises(CapabilityError, match="invalid body_timeout 'soon'"):
+        AirssysMiddleware(Starlette(), registry=Path("never-created"), body_timeout="soon")
+    assert not Path("never-created").exists()  # refused before the registry is opened

@@ -52,19 +52,23 @@ def cli() -> None:
               help="Worker threads per process for guest calls [default: 4 per core + 4, at most 32].")
 @click.option("--no-inline", is_flag=True,
               help="Run every guest call on a worker thread, even those measured to be short.")
+@click.option("--body-timeout", default="10s", show_default=True, metavar="DURATION",
+              help="Longest wait for the next byte of a request body to a component (408 beyond), e.g. 10s.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
-          no_inline: bool, log_level: str) -> None:
+          no_inline: bool, body_timeout: str, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
     from .auth import load_secret
+    from .durations import parse_duration
     from .serve import run
 
     try:
         run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
             log_level=log_level, secret=load_secret(secret_file), admin_prefix=admin_prefix,
-            max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline)
+            max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline,
+            body_timeout=parse_duration(body_timeout, what="--body-timeout"))
     except AirssysError as e:
         _fail(str(e))
 

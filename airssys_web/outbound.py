@@ -495,7 +495,8 @@ class OutboundPolicy:
     def check_target(self, target: Target) -> None:
         """:meth:`check` for an already parsed URL."""
         if not any(g.matches(target) for g in self._grants):
-            hint = f"to allow it, add the grant {target.origin!r}"
+            hint = (f"to allow it, deploy with --allow-host {target.origin} "
+                    f"(or outbound = [\"{target.origin}\"] under [grants] in airssys.toml)")
             raise _Denied("not-granted", f"{target.origin} is not granted; {hint}")
         if target.ip is not None:
             self.check_address(target, target.ip)

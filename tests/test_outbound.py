@@ -748,8 +748,21 @@ def test_policy_value_semantics() -> None:
 
 
 def test_empty_policy_denies_everything() -> None:
-    with pytest.raises(OutboundDenied, match=r"not granted; to allow it, add the grant 'https://a\.example'"):
+    with pytest.raises(OutboundDenied, match=r"not granted; to allow it, deploy with --allow-host https://a\.example "):
         OutboundPolicy().check("https://a.example/x")
+
+
+@pytest.mark.parametrize(("grants", "url", "flag"), [
+    ([], "https://a.example/x", "--allow-host https://a.example"),
+    (["https://api.example.com"], "http://api.example.com:8080/", "--allow-host http://api.example.com:8080"),
+    (["https://*.example.com"], "https://[2001:db8::1]/", "--allow-host https://[2001:db8::1]"),
+])
+def test_a_denial_names_the_flag_that_grants_it(grants: list[str], url: str, flag: str) -> None:
+    with pytest.raises(OutboundDenied) as info:
+        OutboundPolicy(grants).check(url)
+    origin = flag.removeprefix("--allow-host ")
+    assert str(info.value) == (f"denied: {origin} is not granted; to allow it, deploy with {flag} "
+                               f'(or outbound = ["{origin}"] under [grants] in airssys.toml)')
 
 
 def test_check_returns_a_canonical_target() -> None:

@@ -168,9 +168,10 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
     if not rows:
         click.echo("no components deployed")
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from .commands.output import print_table
 
     table = Table("component", "route", "active", "versions", "grants of the active version")
     for r in rows:
@@ -178,7 +179,7 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
         grants = "\n".join(escape(g) for g in r.get("grants") or []) or ("none" if "grants" in r else "-")
         route = r["route"] + (" (nested)" if r.get("nested") else "")
         table.add_row(r["component"], route, r["active"] or "-", versions, grants)
-    Console().print(table)
+    print_table(table)
 
 
 @cli.command()

@@ -108,6 +108,23 @@ def test_lifecycle_errors_are_one_line(runner: CliRunner, tmp_path: Path, args: 
         assert r.get_deployment("hello").active_version == "1.0.0"
 
 
+def test_history_and_list_print_whole_rows_off_a_terminal(runner: CliRunner, tmp_path: Path) -> None:
+    """CliRunner's output is not a terminal, like a pipe: no row may be folded to the 80 columns rich assumes."""
+    reg = str(tmp_path / "reg")
+    v1 = write_wasm(tmp_path, "v1.wasm", text_component("v1"))
+    v2 = write_wasm(tmp_path, "v2.wasm", text_component("bad", status=500))
+    _ok(runner, "deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0", "--registry", reg)
+    _err(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "blue-green", "--probe", "/hello/ok",
+         "--registry", reg)
+    rows = _ok(runner, "history", "hello", "--registry", reg, env={"COLUMNS": "80"}).splitlines()
+    assert len(rows) == 3 and rows[0].split()[-1] == "detail"  # a header and one line per change
+    assert rows[2].endswith("blue-green step 'probe' failed: GET /hello/ok answered 500, not 2xx; nothing changed")
+    assert all(row == row.rstrip() for row in rows)
+    listed = _ok(runner, "list", "--registry", reg).splitlines()
+    cells = [[cell.strip() for cell in row.split("│")[1:-1]] for row in listed if "/hello" in row]
+    assert cells == [["hello", "/hello", "1.0.0", "1.0.0", "none"]]  # one line: no cell folded
+
+
 NESTED_REFUSAL = ("route /adm/sub is inside /adm, owned by adm; it would take /adm/sub and everything below it away "
                   'from adm; pass --nested to allow it (Python: allow_nested=True; admin API: "nested": true)')
 

@@ -25,6 +25,7 @@ from ..deploy import read_wasm
 from ..durations import parse_duration
 from ..errors import AirssysError
 from ..registry import Deployment, EmbeddedRegistry
+from .output import print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,7 +197,6 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
         if as_json:
             emit(rows, True, "")
             return
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
@@ -206,7 +206,7 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
         for r in rows:
             table.add_row(str(r["id"]), r["version"], r["action"], r["strategy"], r["actor"],
                           r["at"][:19].replace("T", " "), r["outcome"], r["detail"])
-        Console().print(table)
+        print_table(table)
 
     @cli.command()
     @registry_option

@@ -206,16 +206,21 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
 
 
 def read_wasm(file: str | Path) -> bytes:
-    """The bytes of a ``.wasm`` file; InvalidComponent naming the file if it cannot be read."""
+    """The bytes of a ``.wasm`` file; InvalidComponent naming the file if it cannot be read or is not wasm."""
     path = Path(file)
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InvalidComponent(f"file not found: {path}") from None
     except IsADirectoryError:
         raise InvalidComponent(f"{path} is a directory; give the built .wasm file") from None
     except OSError as e:
         raise InvalidComponent(f"cannot read {path}: {e.strerror or e}") from None
+    if not data.startswith(b"\x00asm"):
+        hint = (f"build it first (airssys-web build {path}) and give the .wasm" if path.suffix in (".wat", ".py", ".js")
+                else "give the .wasm file `airssys-web build` writes")
+        raise InvalidComponent(f"{path} is not a WebAssembly file (it does not start with \\0asm); {hint}")
+    return data
 
 
 def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str | None = None,

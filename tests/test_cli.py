@@ -88,6 +88,21 @@ def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "file not found" in r.output
 
 
+@pytest.mark.parametrize(("file", "hint"), [
+    ("notes.txt", "give the .wasm file `airssys-web build` writes"),
+    ("hello.wat", "build it first (airssys-web build {path}) and give the .wasm"),
+])
+def test_a_file_that_is_not_wasm_is_named(runner: CliRunner, tmp_path: Path, file: str, hint: str) -> None:
+    path = tmp_path / file
+    path.write_text("(component)\n")
+    for command in (["deploy", "c", str(path), "--route", "/c"], ["update", "c", str(path)]):
+        r = runner.invoke(cli, [*command, "--version", "1.0.0", "--registry", str(tmp_path / "reg")])
+        assert r.exit_code == 2
+        assert r.stderr == (f"error: {path} is not a WebAssembly file (it does not start with \\0asm); "
+                            f"{hint.format(path=path)}\n")
+    assert runner.invoke(cli, ["list", "--registry", str(tmp_path / "reg")]).output == "no components deployed\n"
+
+
 def test_list_empty(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["list", "--registry", str(tmp_path / "reg")])
     assert r.exit_code == 0 and "no components deployed" in r.output

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -51,6 +51,10 @@ class _HTTPError(Exception):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+
+
+class _ClientGone(Exception):
+    """The client hung up while sending its request; nothing was changed. Not a server error."""
 
 
 def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -105,6 +109,12 @@ class AdminAPI:
             target = request.path_params.get("name") or request.path_params.get("sha256", "")
             try:
                 response = await handler(request, token)
+            except (_ClientGone, ClientDisconnect) as e:
+                why = str(e) or "the client disconnected before its request was complete; nothing changed"
+                if action is not None:
+                    await self._audit(token.id, action, getattr(request.state, "target", target), "aborted", why)
+                log.warning("admin API: %s %s: %s", request.method, request.url.path, why)
+                return error_response(400, "client disconnected", why)  # nobody is left to read it
             except Exception as e:
                 status, error, detail = self._error(e)
                 if action is not None:
@@ -241,12 +251,17 @@ class AdminAPI:
         digest = hashlib.sha256()
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_upload:
-                raise _HTTPError(413, "upload too large", self._too_large())
-            digest.update(chunk)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_upload:
+                    raise _HTTPError(413, "upload too large", self._too_large())
+                digest.update(chunk)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            of = f" of {declared}" if declared is not None else ""
+            raise _ClientGone(f"the client disconnected after sending {size}{of} bytes of blob {sha[:12]}; "
+                              "nothing was stored") from None
         data = b"".join(chunks)
         if digest.hexdigest() != sha:
             raise _HTTPError(400, "digest mismatch", f"the body's sha256 is {digest.hexdigest()}, not {sha} as in "

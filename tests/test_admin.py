@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -277,6 +278,44 @@ def test_a_nested_route_through_the_api_and_the_shadow_warning(tmp_path: Path, u
         assert httpx.get(url + "/adm/sub/x").text == "sub" and httpx.get(url + "/adm/x").text == "adm"
     logged = [r.getMessage() for r in caplog.records if "shadows the app's own route" in r.getMessage()]
     assert len(logged) == 1 and logged[0].startswith("route /adm of component adm shadows the app's own route")
+
+
+class _Arrived(logging.Handler):
+    """Sets ``event`` when a record containing ``needle`` is logged (waiting on the server without sleeping)."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle, self.event, self.records = needle, threading.Event(), list[logging.LogRecord]()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if self.needle in record.getMessage():
+            self.event.set()
+
+
+def test_a_client_that_hangs_up_mid_upload_is_no_server_error(site: Site) -> None:
+    data = text_component("never complete") + bytes(20_000)
+    sha = _sha(data)
+    arrived = _Arrived("disconnected")
+    logger = logging.getLogger("airssys_web.admin")
+    logger.addHandler(arrived)
+    try:
+        host, port = site.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(f"PUT {API}/blobs/{sha} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {site.token}\r\n"
+                         f"Content-Type: application/wasm\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+            sock.sendall(data[:1000])
+        assert arrived.event.wait(30), [r.getMessage() for r in arrived.records]
+    finally:
+        logger.removeHandler(arrived)
+    (record,) = [r for r in arrived.records if "disconnected" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == (f"admin API: PUT {API}/blobs/{sha}: the client disconnected after sending 1000 of "
+                                   f"{len(data)} bytes of blob {sha[:12]}; nothing was stored")
+    assert not any(r.levelno >= logging.ERROR for r in arrived.records)
+    assert not site.app.host.registry.blob_path(sha).exists()
+    last = site.client().audit()[-1]
+    assert (last["action"], last["target"], last["outcome"]) == ("upload", sha, "aborted")
 
 
 def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:

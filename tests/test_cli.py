@@ -46,6 +46,21 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
     assert "hello" in table and "/hello" in table and "1.1.0" in table
 
 
+@pytest.mark.parametrize("strategy", ["immediate", "blue-green"])
+def test_route_is_needed_on_the_first_deploy_only(runner: CliRunner, tmp_path: Path, strategy: str) -> None:
+    reg = ["--strategy", strategy, "--registry", str(tmp_path / "reg")]
+    v1 = write_wasm(tmp_path, "v1.wasm", text_component("one"))
+    v2 = write_wasm(tmp_path, "v2.wasm", text_component("two"))
+    r = runner.invoke(cli, ["deploy", "hello", str(v1), "--version", "1.0.0", *reg])
+    assert (r.exit_code, r.stderr) == (2, "error: component 'hello' is new: give it a route, e.g. --route /hello\n")
+    assert runner.invoke(cli, ["list", *reg[2:]]).output == "no components deployed\n"
+    assert runner.invoke(cli, ["deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0",
+                               *reg]).exit_code == 0
+    r = runner.invoke(cli, ["deploy", "hello", str(v2), "--version", "1.1.0", *reg])
+    assert r.exit_code == 0, r.output
+    assert "deployed hello@1.1.0 at /hello" in r.stdout  # the route it has
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--version", "1.0"], "invalid version"),
     (["--route", "nope"], "route"),

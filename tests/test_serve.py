@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import stop_process
 
 from airssys_web.cli import cli
 from airssys_web.serve import listening_url
@@ -36,12 +37,7 @@ def serving(tmp_path: Path, *args: str) -> Iterator[str]:
         else:
             pytest.fail(f"serve exited without printing its address (exit {proc.wait(BOUND)})")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(BOUND)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _url(banner: str) -> str:

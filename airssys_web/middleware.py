@@ -254,24 +254,40 @@ _PUBLIC_REASON = {
 async def _read_body(scope: Scope, receive: Receive, limit: int, idle: float, deadline: float) -> bytes:
     """The whole request body: at most ``limit`` bytes (_TooLarge), no wait for the next chunk longer than ``idle``
     seconds and ``deadline`` seconds in all (_BodyTimeout, saying which)."""
+    framed = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
                 if int(value) > limit:
                     raise _TooLarge
+                framed = framed or int(value) > 0
             except ValueError:
-                pass
+                framed = True
+        elif name == b"transfer-encoding":
+            framed = True
+    first: Message | None = None
+    if not framed and scope.get("http_version") in ("1.1", "1.0"):
+        # HTTP/1 without Content-Length or Transfer-Encoding has no body: the server answers at once, so no timer.
+        first = await receive()
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            body: bytes = first.get("body", b"")
+            if len(body) > limit:
+                raise _TooLarge
+            return body
+    return await _read_bounded(receive, limit, idle, deadline, first)
+
+
+async def _read_bounded(receive: Receive, limit: int, idle: float, deadline: float, first: Message | None) -> bytes:
+    """:func:`_read_body` under one asyncio timeout, moved on by every chunk (``first``: a message already read)."""
     chunks: list[bytes] = []
     size = 0
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
     wake = min(loop.time() + idle, end)
     try:
-        async with asyncio.timeout_at(wake) as bound:  # one timer, moved on by every chunk
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    break
+        async with asyncio.timeout_at(wake) as bound:
+            message = first if first is not None else await receive()
+            while message["type"] != "http.disconnect":
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
@@ -281,6 +297,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int, idle: float, de
                     break
                 wake = min(loop.time() + idle, end)
                 bound.reschedule(wake)
+                message = await receive()
     except TimeoutError:
         if wake >= end:
             raise _BodyTimeout(f"the request body did not arrive within this route's deadline of "

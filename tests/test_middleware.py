@@ -166,20 +166,26 @@ def _raw_exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
-UNFINISHED_UPLOAD = b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+UNFINISHED_CHUNKED = b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+UNFINISHED_LENGTH = b"PUT /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello"
 
 
-@pytest.mark.parametrize(("body_timeout", "route_timeout", "detail"), [
-    (0.2, 30, "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
-    ("10s", "300ms", "the request body did not arrive within this route's deadline of 300ms (5 bytes received)"),
+@pytest.mark.parametrize(("request_bytes", "body_timeout", "route_timeout", "detail"), [
+    (UNFINISHED_CHUNKED, 0.2, 30,
+     "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
+    (UNFINISHED_CHUNKED, "10s", "300ms",
+     "the request body did not arrive within this route's deadline of 300ms (5 bytes received)"),
+    (UNFINISHED_LENGTH, "200ms", 30,
+     "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
 ])
 def test_an_unfinished_body_gets_408(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Server,
-                                     body_timeout: float | str, route_timeout: float | str, detail: str) -> None:
+                                     request_bytes: bytes, body_timeout: float | str, route_timeout: float | str,
+                                     detail: str) -> None:
     with EmbeddedRegistry(tmp_path) as reg:
         deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo", limits={"timeout": route_timeout})
     app = AirssysMiddleware(Starlette(), registry=tmp_path, body_timeout=body_timeout)
     with uvicorn_server(app) as url:
-        head, body = _raw_exchange(url, UNFINISHED_UPLOAD)
+        head, body = _raw_exchange(url, request_bytes)
         assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
         assert json.loads(body) == {"error": "request body timeout", "detail": detail}
         assert httpx.post(url + "/echo/x", content=b"whole").content == b"whole"  # complete bodies still pass

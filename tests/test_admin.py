@@ -180,6 +180,15 @@ def test_rollback_restores_settings_without_recompiling(site: Site) -> None:
     assert site.serving() == ("hello@2.0.0", "v2")
 
 
+def test_durations_in_the_api_take_units(site: Site) -> None:
+    with site.client() as client:
+        out = client.deploy("hello", text_component("v2"), version="2.0.0", auto_rollback="window=1m",
+                            settings={"limits": {"timeout": "2500ms"}})
+    assert out["deployment"]["settings"]["limits"] == {"timeout": 2.5}  # stored in seconds
+    assert out["deployment"]["auto_rollback"] == "error-rate=5%,window=1m,min-requests=20"
+    assert site.app.host.generations()["hello"].limits.timeout == 2.5
+
+
 # -- bad input --------------------------------------------------------------------------------------------------
 def _upload(http: httpx.Client, data: bytes) -> httpx.Response:
     return http.put(f"/blobs/{_sha(data)}", content=data)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -40,16 +40,21 @@ from .errors import (
 )
 from .host import AirssysHost
 from .registry import Deployment, HistoryEntry
+from .routing import shadow_warning
 
 log = logging.getLogger("airssys_web.admin")
 
-_DEPLOY_FIELDS = {"version", "sha256", "route", "settings", "strategy", "percent", "probe", "auto_rollback"}
+_DEPLOY_FIELDS = {"version", "sha256", "route", "nested", "settings", "strategy", "percent", "probe", "auto_rollback"}
 
 
 class _HTTPError(Exception):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+
+
+class _ClientGone(Exception):
+    """The client hung up while sending its request; nothing was changed. Not a server error."""
 
 
 def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -64,7 +69,7 @@ def _classify(e: Exception) -> tuple[int, str]:
 
 
 def deployment_json(dep: Deployment) -> dict[str, Any]:
-    return {"component": dep.component, "route": dep.route, "active_version": dep.active_version,
+    return {"component": dep.component, "route": dep.route, "nested": dep.nested, "active_version": dep.active_version,
             "previous_version": dep.previous_version, "canary_version": dep.canary_version,
             "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback, "sha256": dep.sha256,
             "settings": dep.settings, "updated_at": dep.updated_at.isoformat()}
@@ -83,11 +88,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class AdminAPI:
     """The endpoints, bound to one host; see :func:`admin_app`."""
 
-    def __init__(self, host: AirssysHost, authority: TokenAuthority, *, max_upload: int) -> None:
+    def __init__(self, host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
+                 shadows: Callable[[str], list[str]] | None = None) -> None:
         self.host = host
         self.registry = host.registry
         self.authority = authority
         self.max_upload = max_upload
+        self.shadows = shadows
         self._busy: set[str] = set()
 
     # -- plumbing -------------------------------------------------------------------------------------------
@@ -102,6 +109,12 @@ class AdminAPI:
             target = request.path_params.get("name") or request.path_params.get("sha256", "")
             try:
                 response = await handler(request, token)
+            except (_ClientGone, ClientDisconnect) as e:
+                why = str(e) or "the client disconnected before its request was complete; nothing changed"
+                if action is not None:
+                    await self._audit(token.id, action, getattr(request.state, "target", target), "aborted", why)
+                log.warning("admin API: %s %s: %s", request.method, request.url.path, why)
+                return error_response(400, "client disconnected", why)  # nobody is left to read it
             except Exception as e:
                 status, error, detail = self._error(e)
                 if action is not None:
@@ -170,7 +183,8 @@ class AdminAPI:
             rows = []
             for comp in self.registry.components():
                 dep = deployments.get(comp.name)
-                rows.append({"component": comp.name, "route": comp.route, "active": comp.active_version,
+                rows.append({"component": comp.name, "route": comp.route, "nested": comp.nested,
+                             "active": comp.active_version,
                              "canary": dep.canary_version if dep else None,
                              "canary_percent": dep.canary_percent if dep else 0,
                              "versions": [v.version for v in self.registry.versions(comp.name)]})
@@ -186,7 +200,7 @@ class AdminAPI:
             versions = [{"version": v.version, "sha256": v.sha256, "settings": v.settings,
                          "created_at": v.created_at.isoformat()} for v in self.registry.versions(name)]
             dep = self.registry.get_deployment(name) if comp.active_version else None
-            return {"component": name, "route": comp.route, "versions": versions,
+            return {"component": name, "route": comp.route, "nested": comp.nested, "versions": versions,
                     "deployment": deployment_json(dep) if dep else None, "serving": self._serving(name)}
 
         return JSONResponse(await asyncio.to_thread(read))
@@ -237,12 +251,17 @@ class AdminAPI:
         digest = hashlib.sha256()
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_upload:
-                raise _HTTPError(413, "upload too large", self._too_large())
-            digest.update(chunk)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_upload:
+                    raise _HTTPError(413, "upload too large", self._too_large())
+                digest.update(chunk)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            of = f" of {declared}" if declared is not None else ""
+            raise _ClientGone(f"the client disconnected after sending {size}{of} bytes of blob {sha[:12]}; "
+                              "nothing was stored") from None
         data = b"".join(chunks)
         if digest.hexdigest() != sha:
             raise _HTTPError(400, "digest mismatch", f"the body's sha256 is {digest.hexdigest()}, not {sha} as in "
@@ -268,6 +287,9 @@ class AdminAPI:
         settings = body.get("settings") or {}
         if not isinstance(settings, dict):
             raise CapabilityError("\"settings\" must be a JSON object such as {\"limits\": {\"timeout\": 5}}")
+        nested = body.get("nested", False)
+        if not isinstance(nested, bool):
+            raise _HTTPError(400, "invalid input", "\"nested\" must be true or false")
         plan = strategies.Plan.parse(str(body.get("strategy", "immediate")), percent=body.get("percent"),
                                      probe=body.get("probe"), auto_rollback=body.get("auto_rollback"))
         request.state.target, request.state.detail = f"{name}@{version}", f"strategy {plan.strategy}"
@@ -275,10 +297,13 @@ class AdminAPI:
         try:
             wasm = await asyncio.to_thread(self.registry.read_blob, _sha(sha))
             dep = await strategies.rollout(self.host, name, wasm, version=version, route=body.get("route"),
-                                           settings=settings, plan=plan, actor=token.id)
+                                           settings=settings, plan=plan, actor=token.id, allow_nested=nested)
         finally:
             self._busy.discard(name)
-        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name)})
+        paths = self.shadows(dep.route) if self.shadows is not None else []
+        warnings = [shadow_warning(name, dep.route, paths)] if paths else []
+        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name),
+                             "warnings": warnings})
 
     async def promote(self, request: Request, token: Token) -> Response:
         name = request.path_params["name"]
@@ -316,9 +341,11 @@ def _sha_param(request: Request) -> str:
     return _sha(request.path_params["sha256"])
 
 
-def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int) -> Starlette:
-    """The admin API as a Starlette app (the middleware mounts it under its prefix)."""
-    api = AdminAPI(host, authority, max_upload=max_upload)
+def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
+              shadows: Callable[[str], list[str]] | None = None) -> Starlette:
+    """The admin API as a Starlette app (the middleware mounts it under its prefix). ``shadows(route)`` names the
+    host app's routes a component at ``route`` would shadow; a deploy answers them as ``warnings``."""
+    api = AdminAPI(host, authority, max_upload=max_upload, shadows=shadows)
     e = api.endpoint
     routes = [
         Route("/token", e("read", api.token)),

@@ -12,7 +12,6 @@ is off; it is never open by default.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from .durations import parse_duration
 from .errors import AirssysError, AuthError
 
 SECRET_ENV = "AIRSSYS_SECRET"
@@ -31,8 +31,6 @@ SCOPES = ("read", "deploy")
 MIN_SECRET_LENGTH = 16
 MAX_TTL = 366 * 86400.0
 _SALT = "airssys-web admin token v1"
-_TTL_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SECRET_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -59,15 +57,6 @@ def load_secret(secret_file: str | Path | None = None, *, environ: Mapping[str, 
     if not value:
         return None
     return check_secret(value, source=SECRET_ENV)
-
-
-def parse_ttl(text: str) -> float:
-    """``90``, ``45s``, ``30m``, ``1h``, ``7d`` -> seconds (at most a year)."""
-    m = _TTL_RE.fullmatch(text.strip().lower())
-    seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
-    if not 0 < seconds <= MAX_TTL:
-        raise AirssysError(f"invalid --ttl {text!r}: use a duration such as 30m, 1h or 7d (at most 366d)")
-    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +86,12 @@ class TokenAuthority:
         self._serializer = URLSafeSerializer(check_secret(secret, source="the secret"), salt=_SALT)
         self._timer = timer
 
-    def mint(self, scope: str, ttl: float) -> tuple[str, Token]:
-        """A new token valid for ``ttl`` seconds; returns (the bearer string, what it says)."""
+    def mint(self, scope: str, ttl: float | str) -> tuple[str, Token]:
+        """A new token valid for ``ttl`` (seconds, or a duration such as ``"1h"``, at most 366 days); returns (the
+        bearer string, what it says)."""
         if scope not in SCOPES:
             raise AirssysError(f"invalid scope {scope!r}: use one of {', '.join(SCOPES)}")
-        if not 0 < ttl <= MAX_TTL:
-            raise AirssysError(f"invalid ttl {ttl!r}: must be between 0 and {MAX_TTL:g} seconds")
+        ttl = parse_duration(ttl, what="ttl", maximum=MAX_TTL)
         now = self._timer()
         token = Token(f"tok_{secrets.token_hex(6)}", scope, round(now, 3), round(now + ttl, 3))
         payload = {"id": token.id, "scope": token.scope, "iat": token.issued_at, "exp": token.expires_at}

@@ -15,21 +15,19 @@ time by hand. :class:`AutoRollback` holds one watch per component and performs t
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .durations import format_duration, parse_duration
 from .errors import AirssysError, CapabilityError, Conflict, NotFound
 from .registry import Registry
 
 log = logging.getLogger("airssys_web.autorollback")
 
 ACTOR = "auto-rollback"
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
-_SCALE = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "h": 3600.0}
 _EXAMPLE = "error-rate=5%,window=30s,min-requests=20"
 
 
@@ -46,7 +44,7 @@ class Policy:
         if not 0 <= self.error_rate < 1:
             raise CapabilityError(f"auto-rollback error-rate must be from 0% to below 100%, got {self.error_rate:.0%}")
         if not 0 < self.window <= 86400:
-            raise CapabilityError(f"auto-rollback window must be between 0 and 24h, got {self.window:g}s")
+            raise CapabilityError(f"auto-rollback window must be between 0 and 24h, got {format_duration(self.window)}")
         if not 1 <= self.min_requests <= 1_000_000:
             raise CapabilityError(f"auto-rollback min-requests must be 1 or more, got {self.min_requests}")
 
@@ -62,10 +60,7 @@ class Policy:
                 if key == "error-rate":
                     values["error_rate"] = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
                 elif key == "window":
-                    m = _DURATION_RE.fullmatch(raw)
-                    if m is None:
-                        raise ValueError
-                    values["window"] = float(m.group(1)) * _SCALE[m.group(2)]
+                    values["window"] = parse_duration(raw, what="auto-rollback window", positive=False)
                 elif key == "min-requests":
                     values["min_requests"] = int(raw)
                 else:
@@ -79,7 +74,8 @@ class Policy:
         return cls(**values)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        return f"error-rate={self.error_rate * 100:g}%,window={self.window:g}s,min-requests={self.min_requests}"
+        window = format_duration(self.window)
+        return f"error-rate={self.error_rate * 100:g}%,window={window},min-requests={self.min_requests}"
 
 
 #: Returns a generation's (completed, failed) counters.

@@ -74,7 +74,9 @@ WIT_DIR = Path(__file__).parent / "wit"
 WORLD = "route"
 _COMPONENTIZE_PY = "componentize-py"
 _IGNORED_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".venv", "node_modules"}
-_STDERR_TAIL = 2000
+#: A toolchain's output longer than this many lines is shown as its first and last lines (whole lines, never cut).
+_HEAD_LINES = 12
+_TAIL_LINES = 30
 
 
 # --------------------------------------------------------------------------------------------------- WAT
@@ -340,15 +342,21 @@ def _componentize(src_dir: Path, app_module: str, target: Path, timeout: float, 
         _stage_sources(src_dir, work)
         staged = Path(tmp) / "out.wasm"
         sdk_path = ["--python-path", str(PYTHON_PATH)] if sdk else []
+        # componentize-py adds a site-packages directory to the guest's path and reads every componentize-py.toml
+        # there (WIT worlds shipped by SDKs such as spin-sdk, which then clash with ours: 'Unable to resolve
+        # Some("route")'). It takes $VIRTUAL_ENV's, else the one of whatever `python3` is first on $PATH (an
+        # activated venv's). Point it at an empty one, so a build depends on nothing but its sources, our SDK and
+        # the WIT given here.
+        empty_env = Path(tmp) / "no-site-packages"
+        (empty_env / "lib" / "site-packages").mkdir(parents=True)
         command = [
             sys.executable, "-c", "import sys; from componentize_py import script; sys.exit(script())",
             "--wit-path", str(wit), "--world", world, "--quiet",
             "componentize", "--python-path", str(work), *sdk_path,
             "--output", str(staged), app_module,
         ]  # fmt: skip
-        # componentize-py appends $VIRTUAL_ENV's site-packages to the guest's path: keep the host's out. A Rust
-        # backtrace would bury the guest's own traceback in the error message.
-        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"RUST_BACKTRACE": "0"}
+        # A Rust backtrace would bury the guest's own traceback in the error message.
+        env = os.environ | {"VIRTUAL_ENV": str(empty_env), "RUST_BACKTRACE": "0"}
         try:
             done = subprocess.run(
                 command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -363,7 +371,8 @@ def _componentize(src_dir: Path, app_module: str, target: Path, timeout: float, 
 
 
 def _toolchain_error(text: str) -> str:
-    """The useful end of componentize-py's stderr: no Rust backtrace, no traceback of its own entry point."""
+    """componentize-py's stderr without a Rust backtrace or the traceback of its own entry point, shortened by
+    :func:`_tail` (so its first line, the cause, is always there)."""
     text = text.split("\nStack backtrace:", 1)[0]
     wrapper = re.match(r"Traceback \(most recent call last\):\n(?:  .*\n)*?AssertionError: ", text)
     if wrapper:
@@ -372,9 +381,13 @@ def _toolchain_error(text: str) -> str:
 
 
 def _tail(text: str) -> str:
-    """A toolchain's output without a Rust backtrace, cut to its last ``_STDERR_TAIL`` characters."""
-    text = text.split("\nStack backtrace:", 1)[0].strip()
-    return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
+    """A toolchain's output without a Rust backtrace; if long, its first and last lines around a count of those left
+    out. Lines are never cut: the cause (usually first) and the guest's own traceback (usually last) stay whole."""
+    lines = text.split("\nStack backtrace:", 1)[0].strip().splitlines()
+    if len(lines) <= _HEAD_LINES + _TAIL_LINES + 1:
+        return "\n".join(lines)
+    left_out = len(lines) - _HEAD_LINES - _TAIL_LINES
+    return "\n".join([*lines[:_HEAD_LINES], f"... ({left_out} lines left out) ...", *lines[-_TAIL_LINES:]])
 
 
 def iter_guest_sources(root: Path) -> Iterable[Path]:

@@ -52,19 +52,23 @@ def cli() -> None:
               help="Worker threads per process for guest calls [default: 4 per core + 4, at most 32].")
 @click.option("--no-inline", is_flag=True,
               help="Run every guest call on a worker thread, even those measured to be short.")
+@click.option("--body-timeout", default="10s", show_default=True, metavar="DURATION",
+              help="Longest wait for the next byte of a request body to a component (408 beyond), e.g. 10s.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
-          no_inline: bool, log_level: str) -> None:
+          no_inline: bool, body_timeout: str, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
     from .auth import load_secret
+    from .durations import parse_duration
     from .serve import run
 
     try:
         run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
             log_level=log_level, secret=load_secret(secret_file), admin_prefix=admin_prefix,
-            max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline)
+            max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline,
+            body_timeout=parse_duration(body_timeout, what="--body-timeout"))
     except AirssysError as e:
         _fail(str(e))
 
@@ -72,14 +76,17 @@ def serve(registry: Path, host: str, port: int, app_path: str | None, no_version
 @cli.command()
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--route", required=True, help="Path prefix the component owns, e.g. /hello.")
+@click.option("--route", default=None,
+              help="Path prefix the component owns, e.g. /hello (required on its first deploy; default: keep it).")
+@click.option("--nested", is_flag=True,
+              help="Allow a route under or above another component's route (the longer prefix wins its paths).")
 @click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
 @registry_option
 @capability_options
 @strategy_options
 @server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(name: str, file: Path, route: str | None, version: str, registry: Path, strategy: str,
+def deploy(name: str, file: Path, route: str | None, nested: bool, version: str, registry: Path, strategy: str,
            percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
            token: str | None, as_json: bool, **options: Any) -> None:
     """Validate, compile and activate FILE as version VERSION of component NAME.
@@ -110,7 +117,7 @@ def deploy(name: str, file: Path, route: str | None, version: str, registry: Pat
         _fail(str(e))
     run_deploy(name, file, version=version, route=route, settings=plan.settings, registry=registry, server=server,
                token=token, strategy=strategy, percent=percent, probe=probe, auto_rollback=auto_rollback,
-               as_json=as_json)
+               as_json=as_json, nested=nested)
 
 
 def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
@@ -148,6 +155,7 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
                     rows.append({
                         "component": comp.name,
                         "route": comp.route,
+                        "nested": comp.nested,
                         "active": dep.active_version if dep else None,
                         "versions": [v.version for v in reg.versions(comp.name)],
                         **(settings_summary(dep.settings) if dep else {}),
@@ -160,16 +168,18 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
     if not rows:
         click.echo("no components deployed")
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from .commands.output import print_table
 
     table = Table("component", "route", "active", "versions", "grants of the active version")
     for r in rows:
         versions = ", ".join(f"[bold]{v}[/bold]" if v == r["active"] else v for v in r["versions"])
         grants = "\n".join(escape(g) for g in r.get("grants") or []) or ("none" if "grants" in r else "-")
-        table.add_row(r["component"], r["route"], r["active"] or "-", versions, grants)
-    Console().print(table)
+        route = r["route"] + (" (nested)" if r.get("nested") else "")
+        table.add_row(r["component"], route, r["active"] or "-", versions, grants)
+    print_table(table)
 
 
 @cli.command()

@@ -131,10 +131,13 @@ class AdminClient:
 
     def deploy(self, name: str, wasm: bytes, *, version: str, route: str | None = None,
                settings: dict[str, Any] | None = None, strategy: str = "immediate", percent: int | None = None,
-               probe: str | None = None, auto_rollback: str | None = None) -> dict[str, Any]:
-        """Upload and deploy; returns ``{"deployment": ..., "serving": ...}`` once the new version serves."""
+               probe: str | None = None, auto_rollback: str | None = None, nested: bool = False) -> dict[str, Any]:
+        """Upload and deploy; returns ``{"deployment": ..., "serving": ..., "warnings": [...]}`` once the new version
+        serves (``warnings``: host-app routes the component's route shadows)."""
         sha = self.upload(wasm, label=name)
         body: dict[str, Any] = {"version": version, "sha256": sha, "strategy": strategy}
+        if nested:
+            body["nested"] = True
         for key, value in (("route", route), ("settings", settings), ("percent", percent), ("probe", probe),
                            ("auto_rollback", auto_rollback)):
             if value is not None:

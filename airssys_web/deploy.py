@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .capabilities import Capability, Grants
-from .errors import CapabilityError, InvalidComponent
+from .errors import CapabilityError, InvalidComponent, InvalidName
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
 from .needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
@@ -116,7 +116,7 @@ def _split(settings: Mapping[str, Any] | None) -> tuple[Grants, dict[str, Any], 
     if not isinstance(limits, dict):
         raise CapabilityError("settings 'limits' must be a table such as {\"timeout\": 5}")
     needs = Needs.from_dict(settings["needs"], source="settings 'needs'") if settings.get("needs") is not None else None
-    return Grants.from_settings(settings), dict(limits), needs
+    return Grants.from_settings(settings), Limits.canonical(limits), needs
 
 
 def _union(*needs: Needs | None) -> Needs | None:
@@ -141,9 +141,8 @@ def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
     """
     base, base_limits, settings_needs = _split(settings)
     merged = Grants.of(manifest.grants if manifest else (), base, grants)
-    merged_limits = {**(manifest.limits if manifest else {}), **base_limits,
-                     **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))}
-    Limits.from_dict(merged_limits)
+    merged_limits = Limits.canonical({**(manifest.limits if manifest else {}), **base_limits,
+                                      **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))})
     needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
     if needs is not None and grant_declared_needs:
         merged = grant_declared(needs, merged)
@@ -162,7 +161,6 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
     """The settings to store for a version: validated, needs re-checked, directories resolved and checked, secret
     values moved into the registry's secret store (only references remain)."""
     grants, limits, settings_needs = _split(settings)
-    Limits.from_dict(limits)
     root = state_dir(registry)
     files = [f.checked() for f in grants.files]
     if root is not None:
@@ -184,33 +182,44 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
 
 
 def read_wasm(file: str | Path) -> bytes:
-    """The bytes of a ``.wasm`` file; InvalidComponent naming the file if it cannot be read."""
+    """The bytes of a ``.wasm`` file; InvalidComponent naming the file if it cannot be read or is not wasm."""
     path = Path(file)
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InvalidComponent(f"file not found: {path}") from None
     except IsADirectoryError:
         raise InvalidComponent(f"{path} is a directory; give the built .wasm file") from None
     except OSError as e:
         raise InvalidComponent(f"cannot read {path}: {e.strerror or e}") from None
+    if not data.startswith(b"\x00asm"):
+        hint = (f"build it first (airssys-web build {path}) and give the .wasm" if path.suffix in (".wat", ".py", ".js")
+                else "give the .wasm file `airssys-web build` writes")
+        raise InvalidComponent(f"{path} is not a WebAssembly file (it does not start with \\0asm); {hint}")
+    return data
 
 
-def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str,
+def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str | None = None,
            settings: dict[str, Any] | None = None, grants: Grants | Iterable[Capability] = (),
            limits: Mapping[str, Any] | Limits | None = None,
            manifest: Manifest | str | Path | Literal[False] | None = None, grant_declared_needs: bool = False,
-           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None) -> Deployment:
+           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None,
+           allow_nested: bool = False) -> Deployment:
     """Validate, compile, store and activate a component version. Raises a DeployError or CapabilityError;
     nothing changes then.
 
+    ``route`` is required for a new component; without it an existing component keeps its route. A route under
+    or above another component's route needs ``allow_nested=True`` (see :mod:`airssys_web.registry.base`).
     Grants come from ``manifest`` (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``:
     none), then ``settings`` (the stored JSON form), then ``grants`` (:class:`~airssys_web.capabilities.Capability`
     values) and ``limits``; later sources win.
     """
     validate_name(name)
     validate_version(version)
-    route = validate_route(route)
+    if route is not None:
+        registry.check_route(name, validate_route(route), allow_nested=allow_nested)  # before compiling anything
+    elif not any(c.name == name for c in registry.components()):
+        raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
     if manifest is None and isinstance(wasm, (str, Path)):
         manifest = find_manifest(wasm) or False
     loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
@@ -223,6 +232,6 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     sha = registry.put_blob(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,
-                          strategy=strategy)
-    log.info("deployed %s@%s at %s (sha256 %s)", name, version, route, sha[:12])
+                          strategy=strategy, allow_nested=allow_nested)
+    log.info("deployed %s@%s at %s (sha256 %s)", name, version, dep.route, sha[:12])
     return dep

@@ -40,7 +40,7 @@ class DeployTarget(Protocol):
 
     def describe(self) -> str: ...
     def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any]) -> str: ...
+               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str: ...
     def close(self) -> None: ...
 
 
@@ -57,11 +57,11 @@ class RegistryTarget:
         return f"registry {self.directory}"
 
     def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any]) -> str:
+               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str:
         from .deploy import deploy
 
         dep = deploy(self._registry, name, wasm, version=version, route=route, grants=grants, limits=limits,
-                     manifest=manifest if manifest is not None else False, actor="dev")
+                     manifest=manifest if manifest is not None else False, actor="dev", allow_nested=nested)
         return dep.active_version
 
     def close(self) -> None:
@@ -81,12 +81,12 @@ class AdminTarget:
         return f"server {self.server}"
 
     def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any]) -> str:
+               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str:
         from .deploy import plan_capabilities
 
         loaded = load_manifest(manifest) if manifest is not None else None
         settings = plan_capabilities(wasm, grants=grants, limits=limits, manifest=loaded).settings
-        self._client.deploy(name, wasm, version=version, route=route, settings=settings)
+        self._client.deploy(name, wasm, version=version, route=route, settings=settings, nested=nested)
         return version
 
     def close(self) -> None:
@@ -110,7 +110,8 @@ Report = Callable[[Cycle], None]
 
 @dataclass
 class DevSession:
-    """Build ``source`` and keep ``target`` serving its latest good build as component ``name`` at ``route``."""
+    """Build ``source`` and keep ``target`` serving its latest good build as component ``name`` at ``route``
+    (``nested``: the route may lie under or above another component's route)."""
 
     source: Path
     target: DeployTarget
@@ -120,6 +121,7 @@ class DevSession:
     limits: dict[str, Any] = field(default_factory=dict)
     language: str | None = None
     console: Any = None
+    nested: bool = False
     serving: str | None = None
     cycles: int = 0
     _last: str | None = None  # hash of (wasm, manifest, flags) last deployed
@@ -148,7 +150,7 @@ class DevSession:
                 return Cycle(True, self.serving, built, False, None, time.perf_counter() - started)
             version = dev_version(hashlib.sha256(wasm).hexdigest())
             served = self.target.deploy(self.name, wasm, version=version, route=self.route, manifest=manifest,
-                                        grants=self.grants, limits=self.limits)
+                                        grants=self.grants, limits=self.limits, nested=self.nested)
         except AirssysError as e:
             return Cycle(False, self.serving, built, False, str(e), time.perf_counter() - started)
         self._last = fingerprint

@@ -17,7 +17,8 @@ runtime boundary (``airssys_web.runtime.instance``), so callers never need to im
     ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
     ├── CapabilityError           a grant or limit setting is malformed
     ├── OutboundDenied            an outbound request was refused by policy before any connection
-    ├── OutboundError             a permitted outbound request failed (connect, timeout, size cap)
+    ├── OutboundError             a permitted outbound request failed (connect, size or header caps, ...)
+    │   └── OutboundTimeout       it ran past a timeout or the caller's deadline
     ├── KVError                   a key-value operation failed (bad key, quota exceeded, storage error)
     └── GuestError                a request could not be answered by the guest (HTTP status in ``status``)
         ├── GuestTrap             the guest trapped (500); the instance is discarded
@@ -95,7 +96,11 @@ class OutboundDenied(AirssysError):
 
 
 class OutboundError(AirssysError):
-    """A permitted outbound request failed (connect error, timeout, response over the size cap)."""
+    """A permitted outbound request failed (connect error, timeout, response over the size or header caps)."""
+
+
+class OutboundTimeout(OutboundError):
+    """A permitted outbound request ran past a timeout, its total time or the caller's deadline."""
 
 
 class KVError(AirssysError):

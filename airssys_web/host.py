@@ -189,17 +189,29 @@ class AirssysHost:
         On a route split by a canary, ``bucket()`` gives the client's bucket (0-99); without it the stable
         generation answers.
         """
+        entered = self.enter_route(path, bucket)
+        return None if entered is None else entered[0]
+
+    def enter_route(self, path: str, bucket: Callable[[], int] | None = None) -> tuple[Generation, str] | None:
+        """:meth:`enter`, also returning the route that matched ``path`` in the route table: the component's mount
+        point now (a route move keeps the generation, so the generation cannot know it)."""
         for _ in range(8):
-            target = self.routes.match(path)
-            if target is None:
+            hit = self.routes.match_route(path)
+            if hit is None:
                 return None
+            route, target = hit
             if isinstance(target, Split):
                 gen = target.pick(bucket()) if bucket is not None else target.stable
             else:
                 gen = target
             if gen.enter():
-                return gen
+                return gen, route
         return None
+
+    def route_of(self, name: str) -> str | None:
+        """The route component ``name`` is served at in this process, if it is served."""
+        entry = self._live.get(name)
+        return None if entry is None else entry.route
 
     # -- preparing generations ahead of a registry change ----------------------------------------------------
     def prepare(self, code: Code) -> Generation:

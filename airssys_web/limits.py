@@ -6,7 +6,11 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .durations import parse_duration
 from .errors import CapabilityError
+
+#: The limits that are durations (seconds; text such as ``"200ms"`` is accepted).
+DURATIONS = ("timeout", "acquire_timeout")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -50,6 +54,9 @@ class Limits:
     ``max_body`` bounds the request body (413 beyond it). ``isolation`` is ``"pooled"`` (instances are reused,
     one request at a time each) or ``"request"`` (every request gets a fresh instance, so nothing a request leaves
     in memory can reach the next one).
+
+    The two durations may be given as text (``Limits(timeout="200ms")``, ``Limits.from_dict({"timeout": "2s"})``;
+    see :mod:`airssys_web.durations`); they are stored as seconds.
     """
 
     timeout: float = 30.0
@@ -64,6 +71,11 @@ class Limits:
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> CapabilityError:
             return CapabilityError(f"invalid limit {name}={getattr(self, name)!r}: {why}")
+
+        for name in DURATIONS:
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, parse_duration(getattr(self, name), what=f"limit {name}",
+                                                              positive=False))
 
         for name in ("memory", "min_instances", "max_instances", "max_body"):
             value = getattr(self, name)
@@ -104,15 +116,26 @@ class Limits:
         return cls(**data)
 
     @classmethod
+    def canonical(cls, data: dict[str, Any] | None) -> dict[str, Any]:
+        """``data`` with its durations in seconds (``{"timeout": "200ms"}`` -> ``{"timeout": 0.2}``), validated: the
+        form settings are stored in, so equal limits give equal settings however they were spelt."""
+        out = dict(data or {})
+        for name in DURATIONS:
+            if isinstance(out.get(name), str):
+                out[name] = parse_duration(out[name], what=f"limit {name}", positive=False)
+        cls.from_dict(out)
+        return out
+
+    @classmethod
     def from_user(cls, data: dict[str, Any] | None) -> dict[str, Any]:
         """Normalise limits written by a person (manifest, CLI): ``memory`` and ``max_body`` are sizes with a unit
-        (``"64MiB"``) or a bare number of MiB. Returns the canonical dict (bytes; validated) for the settings."""
+        (``"64MiB"``) or a bare number of MiB; ``timeout`` a duration (``"200ms"``, ``"2s"``, a number of seconds).
+        Returns the canonical dict (bytes, seconds; validated) for the settings."""
         out = dict(data or {})
         for name in ("memory", "max_body"):
             if name in out:
                 out[name] = parse_size(out[name], what=name)
-        cls.from_dict(out)
-        return out
+        return cls.canonical(out)
 
     def describe(self) -> list[tuple[str, str]]:
         """``(name, value)`` rows for ``status``."""

@@ -19,6 +19,12 @@ site-local, or an IPv6 form embedding such an IPv4 address) or not globally rout
 whose scheme and port allow the request *names* it: an IP literal equal to it, a CIDR containing it that lies
 wholly inside special-purpose space (``http://10.0.0.0/8:*`` names 10.x; ``*://0.0.0.0/0:*`` names nothing
 private), or the name ``localhost`` for loopback addresses. Cloud metadata addresses need an exact IP grant.
+
+Bounds on what an upstream can make the host do: per-phase timeouts, a total time and an optional caller deadline
+(``fetch(..., deadline=)``) that hold even against an upstream trickling a byte at a time (a watchdog shuts the
+connection down when the time is up), a response body cap, and caps on the response headers handed to the guest:
+at most 100 of them and 64 KiB in all (names, values and 4 bytes of framing each; like ``http.client``'s
+100-header limit), beyond which the fetch fails with an :class:`OutboundError` naming the cap.
 """
 
 from __future__ import annotations
@@ -33,15 +39,17 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 import idna
 
-from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError
+from airssys_web.durations import format_duration
+from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError, OutboundTimeout
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -64,6 +72,9 @@ Resolver = Callable[[str, int], list[str]]
 """``resolver(host, port) -> [ip, ...]``; injectable so tests never touch real DNS."""
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Caps on the response headers a guest is handed: how many, and their size in all (name + value + 4 per header).
+MAX_RESPONSE_HEADERS = 100
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 _EXAMPLES = "e.g. 'https://api.example.com', 'https://*.example.com:8443', 'http://127.0.0.1:*', 'http://10.0.0.0/8:*'"
 _MAX_URL = 8192
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
@@ -99,6 +110,8 @@ METADATA_ADDRESSES = frozenset(
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Which of the per-phase timeouts an httpx timeout exception is about.
+_TIMEOUT_PHASES = {"ConnectTimeout": "connect", "ReadTimeout": "read", "WriteTimeout": "write", "PoolTimeout": "pool"}
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
      "trailer", "transfer-encoding", "upgrade"}
@@ -495,7 +508,8 @@ class OutboundPolicy:
     def check_target(self, target: Target) -> None:
         """:meth:`check` for an already parsed URL."""
         if not any(g.matches(target) for g in self._grants):
-            hint = f"to allow it, add the grant {target.origin!r}"
+            hint = (f"to allow it, deploy with --allow-host {target.origin} "
+                    f"(or outbound = [\"{target.origin}\"] under [grants] in airssys.toml)")
             raise _Denied("not-granted", f"{target.origin} is not granted; {hint}")
         if target.ip is not None:
             self.check_address(target, target.ip)
@@ -528,11 +542,60 @@ def default_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]).partition("%")[0] for info in infos))
 
 
+class _Watchdog:
+    """Shuts the connection of one fetch down at its deadline, which wakes a read or write blocked on it.
+
+    Per-read timeouts cannot bound an upstream that sends a byte now and then; this can. httpcore reports each socket
+    it opens through the request's ``trace`` extension (after the TCP connect, and again after the TLS handshake);
+    a timer shuts the latest one down when the time is up. ``fired`` tells the fetch why its connection failed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._done = False
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        with self._lock:
+            self._socket = sock
+            late = self.fired
+        if late:
+            self._shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = self._socket
+        if sock is not None:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with suppress(OSError):  # already closed: nothing to wake
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also for a TLS one
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
 class Fetcher:
     """Performs granted requests for one component; thread-safe, call :meth:`fetch` from worker threads.
 
     Connections are not kept alive: httpx pools them by the address it dials, and reusing a TLS session verified
-    for one name to carry another name's request would undo the per-name check.
+    for one name to carry another name's request would undo the per-name check. ``total_timeout`` bounds a whole
+    fetch (connect, send and read) however slowly the upstream answers; ``max_response_headers`` and
+    ``max_response_header_bytes`` cap the response headers handed back.
     """
 
     MAX_ADDRESSES = 3  # addresses tried in turn on connect errors; all resolved ones are checked
@@ -549,11 +612,14 @@ class Fetcher:
         max_response_bytes: int = 10 * 1024 * 1024,
         max_request_bytes: int = 10 * 1024 * 1024,
         max_headers: int = 100,
+        max_response_headers: int = MAX_RESPONSE_HEADERS,
+        max_response_header_bytes: int = MAX_RESPONSE_HEADER_BYTES,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         limits = {"connect_timeout": connect_timeout, "read_timeout": read_timeout, "total_timeout": total_timeout,
                   "max_response_bytes": max_response_bytes, "max_request_bytes": max_request_bytes,
-                  "max_headers": max_headers}
+                  "max_headers": max_headers, "max_response_headers": max_response_headers,
+                  "max_response_header_bytes": max_response_header_bytes}
         for name, value in limits.items():
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise CapabilityError(f"outbound {name} must be a positive number, got {value!r}")
@@ -563,6 +629,10 @@ class Fetcher:
         self._max_response = max_response_bytes
         self._max_request = max_request_bytes
         self._max_headers = max_headers
+        self._max_response_headers = max_response_headers
+        self._max_response_header_bytes = max_response_header_bytes
+        self._timeouts = {"connect": connect_timeout, "read": read_timeout, "write": read_timeout,
+                          "pool": connect_timeout}
         if transport is None:
             transport = httpx.HTTPTransport(
                 verify=ssl_context or httpx.create_ssl_context(trust_env=False),
@@ -596,12 +666,19 @@ class Fetcher:
             return dict(self._denials)
 
     def fetch(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, deadline: float | None = None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Send one request on the guest's behalf: ``(status, headers, body)``; redirects are returned as-is.
 
-        Raises OutboundDenied (nothing was sent), or OutboundError (resolution, connection, timeout, size caps).
+        ``deadline`` is the time left for the whole operation in seconds (connect, send and read; the name lookup
+        is checked against it too): the fetch fails with :class:`OutboundTimeout` no later than that, however
+        slowly the upstream trickles. Without it, ``total_timeout`` is the bound.
+
+        Raises OutboundDenied (nothing was sent), or OutboundError (resolution, connection, size and header caps;
+        :class:`OutboundTimeout` for every timeout and the deadline).
         """
+        started = time.monotonic()
+        budget, why = self._budget(deadline)
         if len(body) > self._max_request:
             raise OutboundError(f"request body of {len(body)} bytes is over the {self._max_request}-byte cap")
         target: Target | None = None
@@ -618,7 +695,16 @@ class Fetcher:
             where = target.origin if target is not None else "an invalid URL"
             logger.warning("outbound request to %s denied (%s): %s", where, kind, exc.reason)
             raise
-        return self._send(method, target, addresses, request_headers, bytes(body))
+        return self._send(method, target, addresses, request_headers, bytes(body), started + budget, why)
+
+    def _budget(self, deadline: float | None) -> tuple[float, str]:
+        """The seconds this fetch may take, and how to say it ran past them."""
+        if deadline is not None:
+            if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline != deadline:
+                raise TypeError(f"deadline must be a number of seconds or None, not {deadline!r}")
+            if deadline < self._total_timeout:
+                return float(deadline), f"its deadline of {format_duration(max(deadline, 0.0))}"
+        return self._total_timeout, f"{format_duration(self._total_timeout)} in total"
 
     def _request_headers(self, method: str, target: Target, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Validate the guest's headers; drop hop-by-hop and framing ones; ``Host`` always comes from the URL."""
@@ -657,33 +743,59 @@ class Fetcher:
         return addresses[: self.MAX_ADDRESSES]
 
     def _send(
-        self, method: str, target: Target, addresses: list[IPAddress], headers: list[tuple[str, str]], body: bytes
+        self, method: str, target: Target, addresses: list[IPAddress], headers: list[tuple[str, str]], body: bytes,
+        end: float, why: str,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        deadline = time.monotonic() + self._total_timeout
-        extensions = {} if target.ip is not None else {"sni_hostname": target.host}
+        """Try the checked addresses in turn until one connects; everything by ``end`` (``why`` says whose)."""
+        late = OutboundTimeout(f"{target.origin} took longer than {why}")
         last: Exception | None = None
         for ip in addresses:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise late
+            watchdog = _Watchdog(left)
+            extensions: dict[str, Any] = {"trace": watchdog.trace,  # a timeout never runs past the deadline
+                                          "timeout": {k: min(v, left) for k, v in self._timeouts.items()}}
+            if target.ip is None:
+                extensions["sni_hostname"] = target.host
             url = httpx.URL(scheme=target.scheme, host=str(ip), port=target.port, raw_path=target.path.encode())
             request = httpx.Request(method, url, headers=headers, content=body or None, extensions=extensions)
             try:
-                response = self._client.send(request, stream=True)
-            except httpx.ConnectError as exc:  # nothing was sent: the next checked address may answer
-                last = exc
-                continue
-            except httpx.TimeoutException:
-                raise OutboundError(f"{target.origin} timed out") from None
-            except httpx.HTTPError as exc:
-                raise OutboundError(f"{target.origin} failed: {type(exc).__name__}") from None
-            try:
-                return self._read(target, response, deadline)
+                try:
+                    response = self._client.send(request, stream=True)
+                except httpx.ConnectError as exc:  # nothing was sent: the next checked address may answer
+                    last = exc
+                    continue
+                except httpx.HTTPError as exc:
+                    raise self._failure(target, exc, watchdog, late, left, "") from None
+                try:
+                    return self._read(target, response, watchdog, late, left)
+                finally:
+                    response.close()
             finally:
-                response.close()
+                watchdog.stop()
         raise OutboundError(f"could not connect to {target.origin}: {last}")
 
+    def _failure(self, target: Target, exc: httpx.HTTPError, watchdog: _Watchdog, late: OutboundTimeout,
+                 left: float, phase: str) -> OutboundError:
+        """The error to raise for an httpx failure. When the time was up (the watchdog cut the connection, or a
+        timeout expired that the time left had shortened) it is ``late``, whatever httpx saw."""
+        if watchdog.fired:
+            return late
+        if isinstance(exc, httpx.TimeoutException):
+            which = _TIMEOUT_PHASES.get(type(exc).__name__, "read")
+            return late if self._timeouts[which] >= left else OutboundTimeout(f"{target.origin} timed out{phase}")
+        if isinstance(exc, httpx.RemoteProtocolError) and "Receive buffer too long" in str(exc):
+            return OutboundError(f"{target.origin} sent response headers over the "
+                                 f"{self._max_response_header_bytes}-byte cap")
+        return OutboundError(f"{target.origin} failed{phase}: {type(exc).__name__}")
+
     def _read(
-        self, target: Target, response: httpx.Response, deadline: float
+        self, target: Target, response: httpx.Response, watchdog: _Watchdog, late: OutboundTimeout, left: float
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Read the raw body (as sent, still content-encoded) up to the cap; stop at once past it."""
+        """Check the header caps, then read the raw body (as sent, still content-encoded) up to the cap; stop at
+        once past it."""
+        self._check_headers(target, response.headers.raw)
         cap = self._max_response
         declared = response.headers.get("content-length", "")
         bodiless = response.request.method == "HEAD" or response.status_code in (204, 304)
@@ -697,12 +809,10 @@ class Fetcher:
                 body += chunk
                 if len(body) > cap:
                     raise OutboundError(f"{target.origin} answered more than the {cap}-byte cap")
-                if time.monotonic() > deadline:
-                    raise OutboundError(f"{target.origin} took longer than {self._total_timeout}s in total")
-        except httpx.TimeoutException:
-            raise OutboundError(f"{target.origin} timed out while sending the body") from None
+                if watchdog.fired:
+                    raise late
         except httpx.HTTPError as exc:
-            raise OutboundError(f"{target.origin} failed while sending the body: {type(exc).__name__}") from None
+            raise self._failure(target, exc, watchdog, late, left, " while sending the body") from None
         drop = set(_HOP_BY_HOP)
         for value in response.headers.get_list("connection"):
             drop.update(t.strip().lower() for t in value.split(","))
@@ -712,3 +822,13 @@ class Fetcher:
             if k.decode("latin-1").lower() not in drop
         ]
         return response.status_code, headers, bytes(body)
+
+    def _check_headers(self, target: Target, raw: list[tuple[bytes, bytes]]) -> None:
+        """Refuse a response whose headers exceed the count or size cap (an upstream flooding the guest)."""
+        if len(raw) > self._max_response_headers:
+            raise OutboundError(f"{target.origin} sent {len(raw)} response headers, more than the cap of "
+                                f"{self._max_response_headers}")
+        size = sum(len(name) + len(value) + 4 for name, value in raw)
+        if size > self._max_response_header_bytes:
+            raise OutboundError(f"{target.origin} sent {size} bytes of response headers, more than the cap of "
+                                f"{self._max_response_header_bytes} bytes")

@@ -26,7 +26,7 @@ from .auth import SECRET_ENV
 from .errors import AirssysError
 from .host import AirssysHost
 from .landing import landing_app
-from .middleware import AirssysMiddleware
+from .middleware import BODY_TIMEOUT, AirssysMiddleware
 from .runtime.dispatch import Dispatcher
 
 #: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
@@ -45,6 +45,7 @@ class ServeOptions:
     max_upload: int = 128 * 1024 * 1024
     threads: int | None = None
     inline: bool = True
+    body_timeout: float = BODY_TIMEOUT
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -61,12 +62,13 @@ class ServeOptions:
 
 def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
               poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
-              **admin: Any) -> AirssysMiddleware:
+              body_timeout: float = BODY_TIMEOUT, **admin: Any) -> AirssysMiddleware:
     """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
 
     ``threads`` caps the worker threads that run guest calls (default: :func:`~.dispatch.default_threads`);
-    ``inline=False`` sends every guest call to a thread, even those measured to be short. ``admin`` takes the
-    middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
+    ``inline=False`` sends every guest call to a thread, even those measured to be short. ``body_timeout`` bounds
+    the wait for the next byte of a request body (408). ``admin`` takes the middleware's admin API options
+    (``secret``, ``admin_prefix``, ``max_upload``)."""
     holder: list[AirssysHost] = []
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
@@ -79,7 +81,7 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
         inner = app
     dispatcher = Dispatcher(threads, inline_budget=0.001 if inline else 0.0)
     host = AirssysHost(registry, poll_interval=poll_interval, dispatcher=dispatcher)
-    mw = AirssysMiddleware(inner, host=host, version_header=version_header, **admin)
+    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout, **admin)
     holder.append(mw.host)
     return mw
 
@@ -89,25 +91,29 @@ def app_from_env() -> AirssysMiddleware:
     options = ServeOptions.from_env(os.environ.get(OPTIONS_ENV))
     return build_app(options.registry, options.app, version_header=options.version_header,
                      poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
-                     admin_prefix=options.admin_prefix, max_upload=options.max_upload)
+                     body_timeout=options.body_timeout, admin_prefix=options.admin_prefix,
+                     max_upload=options.max_upload)
 
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
         version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
         inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
-        max_upload: int = 128 * 1024 * 1024) -> None:
-    """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket."""
+        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
+    """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
+
+    The address printed is the one the socket is bound to (``port=0``: the port the system chose)."""
     if workers < 1:
         raise AirssysError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
         raise AirssysError(f"--threads must be at least 1, got {threads}")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     if workers == 1:
         asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
-                         secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
-        click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/", err=True)
-        uvicorn.run(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
+        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+        sock = _ReusePortBinder(host, port, config.backlog, reuse_port=False)()
+        click.echo(f"airssys-web serving registry {registry} at {listening_url(*sock.getsockname()[:2])}", err=True)
+        _run_one(uvicorn.Server(config), sock)
         return
     if app is not None:
         try:  # fail here, once, with a clear message, rather than in every worker
@@ -115,18 +121,34 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
         except ImportFromStringError as e:
             raise AirssysError(f"--app {app!r}: {e}") from None
     options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
-                           admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline)
+                           admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
+                           body_timeout=body_timeout)
     os.environ[OPTIONS_ENV] = options.to_env()
     if secret:  # the workers read it the documented way (load_secret)
         os.environ[SECRET_ENV] = secret
-    click.echo(f"airssys-web serving registry {registry} at http://{shown}:{port}/ with {workers} workers",
-               err=True)
     config = uvicorn.Config("airssys_web.serve:app_from_env", factory=True, host=host, port=port,
                             log_level=log_level, lifespan="on", workers=workers)
-    _run_workers(config)
+    _run_workers(config, f"airssys-web serving registry {registry} at {{url}} with {workers} workers")
 
 
-def _run_workers(config: uvicorn.Config) -> None:
+def listening_url(host: str, port: int) -> str:
+    """``http://127.0.0.1:8000/`` for the address a socket is bound to (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _run_one(server: uvicorn.Server, sock: socket.socket) -> None:
+    """What ``uvicorn.run`` does for one process, on a socket bound here (so the printed address is the real one)."""
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise AirssysError("the server did not start; see the log above")
+
+
+def _run_workers(config: uvicorn.Config, banner: str) -> None:
     """What ``uvicorn.run`` does for ``workers > 1``, except that each worker gets a listening socket of its own.
 
     uvicorn shares one listener between its workers, and asyncio accepts every pending connection in one go, so
@@ -135,7 +157,9 @@ def _run_workers(config: uvicorn.Config) -> None:
     ``IPPROTO_TCP``: uvicorn's shared listener has ``proto=0``, which keeps asyncio from setting ``TCP_NODELAY``
     on accepted connections (every keep-alive response then waits ~40 ms for a delayed ACK; Kludex/uvicorn#3149).
     """
-    supervisor = _ReusePortSupervisor(config, _ReusePortBinder(config.host, config.port, config.backlog))
+    binder = _ReusePortBinder(config.host, config.port, config.backlog)
+    supervisor = _ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
+    click.echo(banner.format(url=listening_url(binder.host, binder.port)), err=True)
     try:
         supervisor.run()
     except KeyboardInterrupt:  # pragma: no cover - interactive stop
@@ -145,17 +169,19 @@ def _run_workers(config: uvicorn.Config) -> None:
 
 
 class _ReusePortBinder:
-    """Binds one more listening socket to the same address and port (the first bind fixes an ephemeral port)."""
+    """Binds one more listening socket to the same address and port (the first bind fixes an ephemeral port).
+    ``reuse_port=False`` binds a plain socket (one process: no other may share the port)."""
 
-    def __init__(self, host: str, port: int, backlog: int) -> None:
+    def __init__(self, host: str, port: int, backlog: int, *, reuse_port: bool = True) -> None:
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.host, self.port, self.backlog = host, port, backlog
+        self.host, self.port, self.backlog, self.reuse_port = host, port, backlog, reuse_port
 
     def __call__(self) -> socket.socket:
         sock = socket.socket(self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.host, self.port))
             sock.listen(self.backlog)
         except OSError as e:

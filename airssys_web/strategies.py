@@ -115,8 +115,9 @@ class BucketCookie:
 
 # -- steps shared by both modes ----------------------------------------------------------------------------------
 def preflight(registry: Registry, name: str, version: str, route: str | None, settings: dict[str, Any],
-              plan: Plan) -> None:
-    """The cheap checks, before anything is compiled: names, limits, and what the strategy needs."""
+              plan: Plan, *, allow_nested: bool = False) -> None:
+    """The cheap checks, before anything is compiled: names, limits, route ownership, and what the strategy
+    needs."""
     validate_name(name)
     validate_version(version)
     if route is not None:
@@ -131,7 +132,10 @@ def preflight(registry: Registry, name: str, version: str, route: str | None, se
         if plan.strategy is Strategy.CANARY:
             raise DeployError(f"a canary needs an active version of {name!r}; deploy one first "
                               "(--strategy immediate or blue-green)") from None
+        registry.check_route(name, route, allow_nested=allow_nested)
         return
+    if route is not None and route != component.route:
+        registry.check_route(name, route, allow_nested=allow_nested)
     if plan.strategy is Strategy.CANARY:
         if component.active_version is None:
             raise DeployError(f"a canary needs an active version of {name!r}; deploy one first")
@@ -168,13 +172,13 @@ def probe(gen: Generation, path: str) -> None:
 
 
 def switch(registry: Registry, name: str, version: str, sha: str, route: str | None, settings: dict[str, Any],
-           plan: Plan, actor: str) -> Deployment:
+           plan: Plan, actor: str, *, allow_nested: bool = False) -> Deployment:
     """The registry write that makes the change (one transaction; a canary adds the version first)."""
     if plan.strategy is Strategy.CANARY:
-        registry.add_version(name, version, sha256=sha, route=route, settings=settings)
+        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=allow_nested)
         return registry.start_canary(name, version, plan.percent, actor=actor, auto_rollback=plan.policy_text)
     return registry.deploy(name, version, sha256=sha, route=route, settings=settings, actor=actor,
-                           strategy=plan.strategy.value, auto_rollback=plan.policy_text)
+                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=allow_nested)
 
 
 def _failed(plan: Plan, step: str, e: Exception) -> Exception:
@@ -202,15 +206,17 @@ async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, route: str | None = None,
-                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "admin") -> Deployment:
+                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "admin",
+                  allow_nested: bool = False) -> Deployment:
     """Deploy ``wasm`` as ``name@version`` with ``plan`` in this server; returns once the new version serves.
 
-    Compilation, warming and the probe run on worker threads, never on the event loop.
+    Compilation, warming and the probe run on worker threads, never on the event loop. ``allow_nested`` lets the
+    component claim a route under or above another component's (see :mod:`airssys_web.registry.base`).
     """
     plan = plan or Plan()
     settings = dict(settings or {})
     registry = host.registry
-    await _off_loop(preflight, registry, name, version, route, settings, plan)
+    await _off_loop(preflight, registry, name, version, route, settings, plan, allow_nested=allow_nested)
     step = "check"
     code: Code | None = None
     try:
@@ -222,7 +228,8 @@ async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, ro
             step = "probe"
             await _off_loop(probe, gen, plan.probe)
         step = "switch"
-        dep = await _off_loop(switch, registry, name, version, sha, route, settings, plan, actor)
+        dep = await _off_loop(switch, registry, name, version, sha, route, settings, plan, actor,
+                              allow_nested=allow_nested)
     except Exception as e:
         error = _failed(plan, step, e)
         await _off_loop(_record_failure, registry, name, version, plan, actor, error)
@@ -271,13 +278,13 @@ async def rollback(host: AirssysHost, name: str, to_version: str | None = None, 
 # -- on a registry directory: the CLI without a server -------------------------------------------------------------
 def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, route: str | None = None,
                   settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "cli",
-                  artifacts: ArtifactCache | None = None) -> Deployment:
+                  artifacts: ArtifactCache | None = None, allow_nested: bool = False) -> Deployment:
     """The same steps as :func:`rollout`, run in this process on a throw-away generation, then the registry write;
     a server watching the registry picks the change up (and warms its own instances)."""
     plan = plan or Plan()
     settings = dict(settings or {})
     cache = artifacts or ArtifactCache(registry.artifacts_dir)
-    preflight(registry, name, version, route, settings, plan)
+    preflight(registry, name, version, route, settings, plan, allow_nested=allow_nested)
     step = "check"
     try:
         sha = check(registry, cache, name, wasm, settings)
@@ -295,7 +302,7 @@ def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, r
                 gen.close()
                 services.close()
             step = "switch"
-        return switch(registry, name, version, sha, route, settings, plan, actor)
+        return switch(registry, name, version, sha, route, settings, plan, actor, allow_nested=allow_nested)
     except Exception as e:
         error = _failed(plan, step, e)
         _record_failure(registry, name, version, plan, actor, error)

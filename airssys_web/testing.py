@@ -34,6 +34,7 @@ from .errors import AirssysError, BadGuestResponse, GuestError, GuestTimeout, In
 from .kv import KVNamespace, KVStore
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
+from .registry import validate_route
 from .runtime.artifacts import ArtifactCache
 from .runtime.generation import Generation
 from .runtime.services import HostServices
@@ -44,6 +45,7 @@ Upstream = httpx.BaseTransport | Callable[[httpx.Request], httpx.Response]
 #: With ``upstream``, no name is looked up: every name "resolves" to this public address, which is never dialled.
 PLACEHOLDER_ADDRESS = "93.184.215.14"
 VERSION_HEADER = "x-airssys-version"
+ROUTE_HEADER = "x-airssys-route"
 
 
 def load_component_settings(wasm: bytes, *, source: Path | None = None, manifest: str | Path | bool | None = None,
@@ -75,11 +77,16 @@ def default_artifacts() -> ArtifactCache:
 
 
 class ComponentTransport(httpx.BaseTransport):
-    """An httpx transport that answers every request by calling one component (blocking, in this thread)."""
+    """An httpx transport that answers every request by calling one component (blocking, in this thread).
 
-    def __init__(self, generation: Generation, *, raise_guest_errors: bool = True) -> None:
+    With ``route``, every request carries ``x-airssys-route: <route>`` as the middleware sets it (a header of that
+    name the test sends is replaced), so the component sees the mount point it would have when deployed there.
+    """
+
+    def __init__(self, generation: Generation, *, raise_guest_errors: bool = True, route: str | None = None) -> None:
         self.generation = generation
         self.raise_guest_errors = raise_guest_errors
+        self.route = route
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -87,6 +94,8 @@ class ComponentTransport(httpx.BaseTransport):
         if len(body) > limits.max_body:
             return _error(413, f"request body of {len(body)} bytes is over the limit of {limits.max_body}")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
+        if self.route is not None:
+            headers = [(k, v) for k, v in headers if k != ROUTE_HEADER] + [(ROUTE_HEADER, self.route)]
         try:
             answer = self.generation.call(request.method, request.url.path, request.url.query.decode("latin-1"),
                                           headers, body)
@@ -131,6 +140,8 @@ class ComponentClient(httpx.Client):
     shorthands. ``limits`` are :class:`~airssys_web.limits.Limits` or its fields (``{"timeout": 2}``). ``upstream``
     answers the component's granted ``fetch`` calls: an httpx transport, or a function ``request -> response``
     (wrapped in ``httpx.MockTransport``). ``kv_store`` shares a store between clients (default: a private one).
+    ``route`` is the route to call the component as deployed at: every request tells it that mount point in
+    ``x-airssys-route``, as the middleware does (default: none, as when a guest is called outside a host).
     """
 
     def __init__(self, component: str | Path | bytes, *, grants: Grants | Iterable[Capability] = (),
@@ -139,7 +150,9 @@ class ComponentClient(httpx.Client):
                  manifest: str | Path | bool | None = None, upstream: Upstream | None = None,
                  kv_store: KVStore | None = None, name: str = "component", version: str = "0.0.0-test",
                  raise_guest_errors: bool = True, base_url: str = "http://component.test",
-                 artifacts: str | Path | None = None, **client_options: Any) -> None:
+                 artifacts: str | Path | None = None, route: str | None = None, **client_options: Any) -> None:
+        if route is not None:
+            validate_route(route)
         source: Path | None = None
         if isinstance(component, bytes | bytearray):
             wasm = bytes(component)
@@ -173,7 +186,7 @@ class ComponentClient(httpx.Client):
         self.generation = generation
         #: The component's KV namespace (None unless KV was granted): seed data or check what the guest wrote.
         self.kv: KVNamespace | None = ctx.kv
-        super().__init__(transport=ComponentTransport(generation, raise_guest_errors=raise_guest_errors),
+        super().__init__(transport=ComponentTransport(generation, raise_guest_errors=raise_guest_errors, route=route),
                          base_url=base_url, **client_options)
 
     def close(self) -> None:

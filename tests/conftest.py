@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +80,16 @@ def find_free_port() -> int:
 @pytest.fixture
 def free_port() -> int:
     return find_free_port()
+
+
+def stop_process(proc: subprocess.Popen[Any], bound: float = _STARTUP_BOUND) -> None:
+    """Stop a server process a test started: SIGTERM (a graceful shutdown), SIGKILL if it hangs past ``bound``."""
+    proc.terminate()
+    try:
+        proc.wait(bound)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager

@@ -8,10 +8,14 @@ for the granted origin ``https://api.example.com``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+from conftest import run_uvicorn
+from starlette.applications import Starlette
 
+from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.capabilities import Capability
 from airssys_web.testing import ComponentClient
 
@@ -75,6 +79,7 @@ CASES: list[tuple[str, str, dict[str, Any], int, Check]] = [
     ("HEAD", "/sdk", {}, 200, _that(lambda r: r.content == b"")),
     ("GET", "/sdk/teapot", {}, 418, _json({"error": "short and stout"})),
     ("GET", "/elsewhere", {}, 404, _json({"error": "/elsewhere is outside this component's prefix /sdk"})),
+    ("GET", "/sdk", {"headers": {"x-airssys-route": "/other"}}, 200, _text("index")),  # prefix= overrides the host
     ("GET", "/sdk/config/greeting", {}, 200, _json({"value": "hey", "default": "hey", "present": True})),
     ("GET", "/sdk/config/unset", {}, 200, _json({"value": None, "default": "dflt", "present": False})),
     ("GET", f"/sdk/fetch?url={GRANTED}/x", {}, 200,
@@ -94,3 +99,20 @@ def run_cases(c: ComponentClient) -> None:
         r = c.request(method, path, **options)
         assert r.status_code == status, f"{method} {path}: {r.status_code} {r.text}"
         check(r)
+
+
+def check_one_build_at_two_routes(wasm: bytes, registry: Path) -> None:
+    """Deploy one build of tests/guests/{py,js}_mount (an App without a prefix) at two routes and call both through
+    the middleware on a real server: each copy routes below its own route and links with it."""
+    with EmbeddedRegistry(registry) as reg:
+        deploy(reg, "one", wasm, version="1.0.0", route="/one")
+        deploy(reg, "two", wasm, version="1.0.0", route="/deep/two")
+    with run_uvicorn(AirssysMiddleware(Starlette(), registry=registry)) as url:
+        assert httpx.get(url + "/one").json() == {"root_path": "/one", "route_path": "/", "seen": ["/one"]}
+        assert httpx.get(url + "/deep/two/").json() == {"root_path": "/deep/two", "route_path": "/",
+                                                        "seen": ["/deep/two"]}
+        for route in ("/one", "/deep/two"):
+            r = httpx.get(f"{url}{route}/items/3")
+            assert r.status_code == 200, r.text
+            assert r.json() == {"id": 3, "root_path": route, "link": f"{route}/items/3"}
+        assert httpx.get(url + "/one/deep/two/items/3").status_code == 404  # routes are relative to the mount

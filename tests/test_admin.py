@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,12 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
 from airssys_web.auth import TokenAuthority
 from airssys_web.client import AdminClient
-from airssys_web.errors import AuthError, InvalidComponent, NotFound
+from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "test-secret-" + "x" * 20
@@ -176,6 +180,15 @@ def test_rollback_restores_settings_without_recompiling(site: Site) -> None:
     assert site.serving() == ("hello@2.0.0", "v2")
 
 
+def test_durations_in_the_api_take_units(site: Site) -> None:
+    with site.client() as client:
+        out = client.deploy("hello", text_component("v2"), version="2.0.0", auto_rollback="window=1m",
+                            settings={"limits": {"timeout": "2500ms"}})
+    assert out["deployment"]["settings"]["limits"] == {"timeout": 2.5}  # stored in seconds
+    assert out["deployment"]["auto_rollback"] == "error-rate=5%,window=1m,min-requests=20"
+    assert site.app.host.generations()["hello"].limits.timeout == 2.5
+
+
 # -- bad input --------------------------------------------------------------------------------------------------
 def _upload(http: httpx.Client, data: bytes) -> httpx.Response:
     return http.put(f"/blobs/{_sha(data)}", content=data)
@@ -200,6 +213,10 @@ def _upload(http: httpx.Client, data: bytes) -> httpx.Response:
     ("bad policy", 400, "auto-rollback"),
     ("bad limits", 400, "timeout"),
     ("existing version, other content", 409, "immutable"),
+    ("reserved route", 400, "invalid route '/_airssys/api/x': /_airssys and everything below it is reserved"),
+    ("nested route", 409, "route /hello/sub is inside /hello, owned by hello; it would take /hello/sub and "
+                          "everything below it away from hello; pass --nested to allow it"),
+    ("bad nested", 400, "\"nested\" must be true or false"),
 ])
 def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest: Callable[[str], bytes], case: str,
                                                            status: int, needle: str) -> None:
@@ -230,6 +247,10 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest
             "bad policy": lambda: deploy(auto_rollback="error-rate=lots"),
             "bad limits": lambda: deploy(settings={"limits": {"timeout": -1}}),
             "existing version, other content": lambda: deploy(version="1.0.0"),
+            "reserved route": lambda: deploy(route="/_airssys/api/x"),
+            "nested route": lambda: http.post("/components/sub/deploy", json={
+                "version": "1.0.0", "sha256": _sha(good), "route": "/hello/sub"}),
+            "bad nested": lambda: deploy(nested="yes"),
         }
         r = requests[case]()
         assert r.status_code == status, r.text
@@ -238,6 +259,72 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest
         assert "\n" not in payload["detail"]
     assert site.serving() == ("hello@1.0.0", "v1")
     assert site.app.host.generations()["hello"].version == "1.0.0"
+    assert [c["component"] for c in site.client().components()] == ["hello"]
+
+
+async def _users(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("the app's users page")
+
+
+def test_a_nested_route_through_the_api_and_the_shadow_warning(tmp_path: Path, uvicorn_server: Server,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    inner = Starlette(routes=[Route("/adm/users", _users)])
+    inner.add_middleware(AirssysMiddleware, registry=tmp_path / "reg", secret=SECRET)
+    token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
+    with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(inner) as url, \
+            AdminClient(url, token, progress=False) as client:
+        out = client.deploy("adm", text_component("adm"), version="1.0.0", route="/adm")
+        assert out["warnings"] == [
+            "route /adm of component adm shadows the app's own route /adm/users: requests there now go to adm; "
+            "deploy it at another route if that is not intended"]
+        assert httpx.get(url + "/adm/users").text == "adm"  # the component serves it all the same
+        with pytest.raises(RouteConflict, match="route /adm/sub is inside /adm, owned by adm"):
+            client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub")
+        assert [c["component"] for c in client.components()] == ["adm"]
+        out = client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub", nested=True)
+        assert out["deployment"]["nested"] is True and out["warnings"] == []
+        assert client.component("sub")["nested"] is True and client.component("adm")["nested"] is False
+        assert httpx.get(url + "/adm/sub/x").text == "sub" and httpx.get(url + "/adm/x").text == "adm"
+    logged = [r.getMessage() for r in caplog.records if "shadows the app's own route" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("route /adm of component adm shadows the app's own route")
+
+
+class _Arrived(logging.Handler):
+    """Sets ``event`` when a record containing ``needle`` is logged (waiting on the server without sleeping)."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle, self.event, self.records = needle, threading.Event(), list[logging.LogRecord]()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if self.needle in record.getMessage():
+            self.event.set()
+
+
+def test_a_client_that_hangs_up_mid_upload_is_no_server_error(site: Site) -> None:
+    data = text_component("never complete") + bytes(20_000)
+    sha = _sha(data)
+    arrived = _Arrived("disconnected")
+    logger = logging.getLogger("airssys_web.admin")
+    logger.addHandler(arrived)
+    try:
+        host, port = site.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(f"PUT {API}/blobs/{sha} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {site.token}\r\n"
+                         f"Content-Type: application/wasm\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+            sock.sendall(data[:1000])
+        assert arrived.event.wait(30), [r.getMessage() for r in arrived.records]
+    finally:
+        logger.removeHandler(arrived)
+    (record,) = [r for r in arrived.records if "disconnected" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == (f"admin API: PUT {API}/blobs/{sha}: the client disconnected after sending 1000 of "
+                                   f"{len(data)} bytes of blob {sha[:12]}; nothing was stored")
+    assert not any(r.levelno >= logging.ERROR for r in arrived.records)
+    assert not site.app.host.registry.blob_path(sha).exists()
+    last = site.client().audit()[-1]
+    assert (last["action"], last["target"], last["outcome"]) == ("upload", sha, "aborted")
 
 
 def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:

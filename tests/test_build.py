@@ -10,22 +10,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
+import sys
+import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airssys_web import _native
 from airssys_web.build import (
+    _HEAD_LINES,
+    _tail,
+    _toolchain_error,
     build_python_guest,
     compile_wat,
     python_guest_key,
     wat_response_component,
 )
+from airssys_web.cli import cli
 from airssys_web.errors import BuildError, InvalidComponent
 from airssys_web.runtime.engine import get_runtime
 
@@ -293,6 +302,37 @@ def test_build_python_guest_reports_the_toolchain_error(tmp_path: Path) -> None:
     assert "backtrace" not in str(caught.value).lower()
     assert list((tmp_path / "cache").glob("*.wasm")) == []  # nothing published
     assert not (src / "__pycache__").exists()  # the build ran on a copy
+
+
+@pytest.mark.slow
+def test_a_python_guest_builds_with_the_project_venv_activated(tmp_path: Path) -> None:
+    """`PATH=.venv/bin:$PATH airssys-web build`: componentize-py must not pick up the WIT that other installed
+    packages ship (spin-sdk, a dev dependency, has a componentize-py.toml: 'Unable to resolve Some("route")')."""
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    assert list(site_packages.glob("*/componentize-py.toml")), "the clash this test is about needs spin-sdk"
+    source = tmp_path / "py_echo"
+    shutil.copytree(GUESTS / "py_echo", source)
+    activated = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                 "VIRTUAL_ENV": sys.prefix, "AIRSSYS_WEB_CACHE": str(tmp_path / "cache")}  # no cached build
+    result = CliRunner().invoke(cli, ["build", str(source)], env=activated)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"built {source / 'py_echo.wasm'} (python, ")
+
+
+UNRESOLVED = ('Traceback (most recent call last):\n  File "<string>", line 1, in <module>\n'
+              'AssertionError: Unable to resolve `Some("route")`.\nAvailable worlds: [\n'
+              + "".join(f'    "acme:pkg{i}/world@0.{i}.0",\n' for i in range(170)) + "]\n")
+
+
+def test_a_toolchain_error_keeps_its_cause_and_whole_lines() -> None:
+    shown = _toolchain_error(UNRESOLVED + "\nStack backtrace:\n   0: rust frames\n")
+    lines = shown.splitlines()
+    assert lines[0] == 'Unable to resolve `Some("route")`.'  # the cause first, never cut away
+    assert lines[_HEAD_LINES] == "... (131 lines left out) ..." and lines[-1] == "]"
+    assert all(f"{line}\n" in UNRESOLVED for line in lines if "left out" not in line)  # whole lines only
+    assert "backtrace" not in shown.lower() and "Traceback" not in shown
+    short = "SyntaxError: invalid syntax\n" + "x" * 5000  # one long line stays whole
+    assert _tail(short) == short
 
 
 def test_py_echo_build_is_cached(py_echo_path: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,3 +78,11 @@ def test_bad_input_is_one_line(guest_file: Callable[[str], Path], args: list[str
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     code, _, err = call(str(tmp_path / "none.wasm"), "/")
     assert code == 2 and "file not found" in err and "none.wasm" in err
+
+
+def test_route_calls_it_as_deployed_there(py_echo_path: Path) -> None:
+    code, out, _ = call(str(py_echo_path), "--route", "/api", "GET", "/api/x")
+    assert code == 0
+    assert ["x-airssys-route", "/api"] in json.loads(out)["headers"]
+    code, _, err = call(str(py_echo_path), "--route", "api", "/api/x")
+    assert code == 2 and "invalid route 'api'" in err

@@ -46,9 +46,26 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
     assert "hello" in table and "/hello" in table and "1.1.0" in table
 
 
+@pytest.mark.parametrize("strategy", ["immediate", "blue-green"])
+def test_route_is_needed_on_the_first_deploy_only(runner: CliRunner, tmp_path: Path, strategy: str) -> None:
+    reg = ["--strategy", strategy, "--registry", str(tmp_path / "reg")]
+    v1 = write_wasm(tmp_path, "v1.wasm", text_component("one"))
+    v2 = write_wasm(tmp_path, "v2.wasm", text_component("two"))
+    r = runner.invoke(cli, ["deploy", "hello", str(v1), "--version", "1.0.0", *reg])
+    assert (r.exit_code, r.stderr) == (2, "error: component 'hello' is new: give it a route, e.g. --route /hello\n")
+    assert runner.invoke(cli, ["list", *reg[2:]]).output == "no components deployed\n"
+    assert runner.invoke(cli, ["deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0",
+                               *reg]).exit_code == 0
+    r = runner.invoke(cli, ["deploy", "hello", str(v2), "--version", "1.1.0", *reg])
+    assert r.exit_code == 0, r.output
+    assert "deployed hello@1.1.0 at /hello" in r.stdout  # the route it has
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--version", "1.0"], "invalid version"),
     (["--route", "nope"], "route"),
+    (["--route", "/_airssys"], "invalid route '/_airssys': /_airssys and everything below it is reserved"),
+    (["--route", "/_airssys/api/x"], "is reserved for airssys-web itself (the admin API); choose another prefix"),
     (["--config", "novalue"], "KEY=VALUE"),
     (["--timeout", "-1"], "timeout"),
 ])
@@ -84,6 +101,21 @@ def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["deploy", "c", str(tmp_path / "missing.wasm"), "--route", "/c", "--version", "1.0.0",
                             "--registry", str(tmp_path / "reg")])
     assert r.exit_code == 2 and "file not found" in r.output
+
+
+@pytest.mark.parametrize(("file", "hint"), [
+    ("notes.txt", "give the .wasm file `airssys-web build` writes"),
+    ("hello.wat", "build it first (airssys-web build {path}) and give the .wasm"),
+])
+def test_a_file_that_is_not_wasm_is_named(runner: CliRunner, tmp_path: Path, file: str, hint: str) -> None:
+    path = tmp_path / file
+    path.write_text("(component)\n")
+    for command in (["deploy", "c", str(path), "--route", "/c"], ["update", "c", str(path)]):
+        r = runner.invoke(cli, [*command, "--version", "1.0.0", "--registry", str(tmp_path / "reg")])
+        assert r.exit_code == 2
+        assert r.stderr == (f"error: {path} is not a WebAssembly file (it does not start with \\0asm); "
+                            f"{hint.format(path=path)}\n")
+    assert runner.invoke(cli, ["list", "--registry", str(tmp_path / "reg")]).output == "no components deployed\n"
 
 
 def test_list_empty(runner: CliRunner, tmp_path: Path) -> None:

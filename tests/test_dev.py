@@ -153,6 +153,23 @@ def test_dev_deploys_through_the_admin_api(tmp_path: Path, uvicorn_server: Serve
             session.target.close()
 
 
+def test_dev_refuses_a_nested_route_unless_asked_and_says_so(tmp_path: Path) -> None:
+    with EmbeddedRegistry(tmp_path / "reg") as reg:
+        reg.deploy("outer", "1.0.0", sha256=reg.put_blob(b"\0asm" + bytes(8)), route="/outer")
+    source = scaffold("inner", "wat", directory=tmp_path / "inner").directory
+    refused = DevSession(source, RegistryTarget(tmp_path / "reg"), "inner", "/outer/inner")
+    allowed = DevSession(source, RegistryTarget(tmp_path / "reg"), "inner", "/outer/inner", nested=True)
+    try:
+        cycle = refused.cycle()
+        assert not cycle.ok and "route /outer/inner is inside /outer, owned by outer" in str(cycle.error)
+        assert allowed.cycle().deployed
+    finally:
+        refused.target.close()
+        allowed.target.close()
+    with EmbeddedRegistry(tmp_path / "reg") as reg:
+        assert reg.get_component("inner").nested
+
+
 def test_dev_versions_are_semver_and_increase() -> None:
     first, second = dev_version("ab" * 32, now=1000.0), dev_version("cd" * 32, now=1000.001)
     assert validate_version(first) == "0.0.0-dev.1000000+abababababab"

@@ -20,6 +20,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import find_free_port
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from support import text_component, write_wasm
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
@@ -105,6 +108,53 @@ def test_lifecycle_errors_are_one_line(runner: CliRunner, tmp_path: Path, args: 
         assert r.get_deployment("hello").active_version == "1.0.0"
 
 
+def test_history_and_list_print_whole_rows_off_a_terminal(runner: CliRunner, tmp_path: Path) -> None:
+    """CliRunner's output is not a terminal, like a pipe: no row may be folded to the 80 columns rich assumes."""
+    reg = str(tmp_path / "reg")
+    v1 = write_wasm(tmp_path, "v1.wasm", text_component("v1"))
+    v2 = write_wasm(tmp_path, "v2.wasm", text_component("bad", status=500))
+    _ok(runner, "deploy", "hello", str(v1), "--route", "/hello", "--version", "1.0.0", "--registry", reg)
+    _err(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "blue-green", "--probe", "/hello/ok",
+         "--registry", reg)
+    rows = _ok(runner, "history", "hello", "--registry", reg, env={"COLUMNS": "80"}).splitlines()
+    assert len(rows) == 3 and rows[0].split()[-1] == "detail"  # a header and one line per change
+    assert rows[2].endswith("blue-green step 'probe' failed: GET /hello/ok answered 500, not 2xx; nothing changed")
+    assert all(row == row.rstrip() for row in rows)
+    listed = _ok(runner, "list", "--registry", reg).splitlines()
+    cells = [[cell.strip() for cell in row.split("│")[1:-1]] for row in listed if "/hello" in row]
+    assert cells == [["hello", "/hello", "1.0.0", "1.0.0", "none"]]  # one line: no cell folded
+
+
+NESTED_REFUSAL = ("route /adm/sub is inside /adm, owned by adm; it would take /adm/sub and everything below it away "
+                  'from adm; pass --nested to allow it (Python: allow_nested=True; admin API: "nested": true)')
+
+
+@pytest.mark.parametrize("strategy", ["immediate", "blue-green"])
+def test_a_nested_route_needs_nested_on_a_registry(runner: CliRunner, tmp_path: Path, strategy: str) -> None:
+    reg = str(tmp_path / "reg")
+    v1, v2, v3 = (write_wasm(tmp_path, f"v{i}.wasm", text_component(f"v{i}")) for i in (1, 2, 3))
+    _ok(runner, "deploy", "adm", str(v1), "--route", "/adm", "--version", "1.0.0", "--registry", reg)
+    with EmbeddedRegistry(reg) as r:
+        before = (r.change_token(), r.components(), r.history())
+    line = _err(runner, "deploy", "sub", str(v2), "--route", "/adm/sub", "--version", "1.0.0", "--strategy", strategy,
+                "--registry", reg)
+    assert line == f"error: {NESTED_REFUSAL}"
+    with EmbeddedRegistry(reg) as r:
+        assert (r.change_token(), r.components(), r.history()) == before  # a refused deploy changes nothing
+    out = json.loads(_ok(runner, "deploy", "sub", str(v2), "--route", "/adm/sub", "--nested", "--version", "1.0.0",
+                         "--strategy", strategy, "--registry", reg, "--json"))
+    assert (out["route"], out["nested"]) == ("/adm/sub", True)
+    listed = {row["component"]: row for row in json.loads(_ok(runner, "list", "--registry", reg, "--json"))}
+    assert (listed["adm"]["nested"], listed["sub"]["nested"]) == (False, True)
+    assert "/adm/sub (nested)" in _ok(runner, "list", "--registry", reg, env={"COLUMNS": "200"})
+    assert "serving sub@1.0.0 at /adm/sub (nested)" in _ok(runner, "status", "--registry", reg)
+    line = _err(runner, "update", "sub", str(v3), "--route", "/adm/other", "--version", "1.1.0", "--registry", reg)
+    assert "route /adm/other is inside /adm, owned by adm" in line and "pass --nested" in line
+    _ok(runner, "deploy", "deep", str(v1), "--route", "/x/y", "--version", "1.0.0", "--registry", reg)
+    line = _err(runner, "update", "adm", str(v3), "--route", "/x", "--version", "1.1.0", "--registry", reg)
+    assert line.startswith("error: route /x contains /x/y, owned by deep; deep would keep /x/y")
+
+
 def test_token_command(runner: CliRunner, tmp_path: Path) -> None:
     bearer = _ok(runner, "token", "--scope", "deploy", "--ttl", "1h", env={"AIRSSYS_SECRET": SECRET}).strip()
     token = TokenAuthority(SECRET).verify(bearer)
@@ -135,7 +185,8 @@ def test_every_command_through_a_server(runner: CliRunner, tmp_path: Path, uvico
         assert "serves 100%" in _ok(runner, "status", *remote, env=env)
         _ok(runner, "promote", "hello", *remote, env=env)
         listed = json.loads(_ok(runner, "list", *remote, "--json", env=env))
-        assert listed == [{"component": "hello", "route": "/hello", "active": "2.0.0", "versions": ["1.0.0", "2.0.0"]}]
+        assert listed == [{"component": "hello", "route": "/hello", "nested": False, "active": "2.0.0",
+                           "versions": ["1.0.0", "2.0.0"]}]
         _ok(runner, "rollback", "hello", *remote, "--token", token)
         assert httpx.get(url + "/hello").headers["x-airssys-version"] == "hello@1.0.0"
         history = json.loads(_ok(runner, "history", "hello", *remote, "--json", env=env))
@@ -144,6 +195,31 @@ def test_every_command_through_a_server(runner: CliRunner, tmp_path: Path, uvico
         assert "invalid token" in _err(runner, "status", *remote, "--token", "forged")
         assert "has no version 7.0.0" in _err(runner, "rollback", "hello", "--to-version", "7.0.0", *remote, env=env)
     assert "cannot reach the server" in _err(runner, "status", *remote, env=env)
+
+
+async def _users(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("the app's users page")
+
+
+def test_deploy_through_a_server_prints_the_shadow_warning_and_takes_nested(runner: CliRunner, tmp_path: Path,
+                                                                            uvicorn_server: Server) -> None:
+    app = AirssysMiddleware(Starlette(routes=[Route("/adm/users", _users)]), registry=tmp_path / "reg", secret=SECRET)
+    token, _ = TokenAuthority(SECRET).mint("deploy", 600)
+    v1, v2 = (write_wasm(tmp_path, f"v{i}.wasm", text_component(f"v{i}")) for i in (1, 2))
+    with uvicorn_server(app) as url:
+        env = {"AIRSSYS_TOKEN": token}
+        r = runner.invoke(cli, ["deploy", "adm", str(v1), "--route", "/adm", "--version", "1.0.0", "--server", url],
+                          env=env)
+        assert r.exit_code == 0, r.output
+        assert r.stderr.startswith("warning: route /adm of component adm shadows the app's own route /adm/users: ")
+        assert "deployed adm@1.0.0 at /adm" in r.stdout
+        line = _err(runner, "deploy", "sub", str(v2), "--route", "/adm/sub", "--version", "1.0.0", "--server", url,
+                    env=env)
+        assert line == f"error: {NESTED_REFUSAL}"  # the same words as on a registry directory
+        out = _ok(runner, "deploy", "sub", str(v2), "--route", "/adm/sub", "--nested", "--version", "1.0.0",
+                  "--server", url, env=env)
+        assert "deployed sub@1.0.0 at /adm/sub (nested)" in out
+        assert "/adm/sub (nested)" in _ok(runner, "status", "--server", url, env=env)
 
 
 # -- crash safety with a real server process ------------------------------------------------------------------------

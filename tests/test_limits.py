@@ -37,7 +37,7 @@ def test_parse_size_refuses(text: str | bool) -> None:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"timeout": 0}, "timeout=0"), ({"timeout": 3601}, "timeout"), ({"timeout": "5"}, "number of seconds"),
+    ({"timeout": 0}, "timeout=0"), ({"timeout": 3601}, "timeout"), ({"timeout": "5 minutes"}, "write a duration"),
     ({"timeout": float("nan")}, "timeout"), ({"memory": 1024}, "64 KiB"), ({"memory": 2.5 * MiB}, "whole number"),
     ({"max_instances": 0}, "max_instances"), ({"min_instances": 5, "max_instances": 2}, "min_instances"),
     ({"max_body": -1}, "max_body"), ({"fuel": 0}, "fuel"), ({"fuel": 1.5}, "fuel"), ({"fuel": True}, "fuel"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -16,6 +18,7 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.errors import CapabilityError
 
 Server = Callable[..., AbstractContextManager[str]]
 
@@ -111,3 +114,84 @@ def test_version_header_can_be_turned_off(tmp_path: Path, uvicorn_server: Server
 def test_needs_exactly_one_of_registry_or_host() -> None:
     with pytest.raises(TypeError, match="exactly one"):
         AirssysMiddleware(Starlette())
+
+
+def test_a_route_shadowing_the_apps_own_routes_is_logged(tmp_path: Path, uvicorn_server: Server,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "adm", text_component("adm"), version="1.0.0", route="/adm")
+        deploy(reg, "other", text_component("other"), version="1.0.0", route="/other")
+    app = Starlette(routes=[Route("/adm/users", native), Route("/", native)])
+    app.add_middleware(AirssysMiddleware, registry=tmp_path)  # the routes are found below Starlette's own layers
+    with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(app) as url:
+        assert httpx.get(url + "/adm/users").text == "adm"
+        assert httpx.get(url + "/").text == "native /"
+    warnings = [r.getMessage() for r in caplog.records if "shadows" in r.getMessage()]
+    assert warnings == ["route /adm of component adm shadows the app's own route /adm/users: requests there now go "
+                        "to adm; deploy it at another route if that is not intended"]
+
+
+def _route_headers(response: httpx.Response) -> list[str]:
+    return [value for name, value in response.json()["headers"] if name == "x-airssys-route"]
+
+
+def test_the_guest_is_told_its_route_and_a_client_cannot_spoof_it(tmp_path: Path, py_echo_wasm: bytes,
+                                                                   uvicorn_server: Server) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        dep = deploy(reg, "echo", py_echo_wasm, version="1.0.0", route="/one")
+        deploy(reg, "nested", py_echo_wasm, version="1.0.0", route="/one/inner", allow_nested=True)
+    app = AirssysMiddleware(Starlette(), registry=tmp_path)
+    with uvicorn_server(app) as url:
+        assert _route_headers(httpx.get(url + "/one/a/b")) == ["/one"]
+        assert _route_headers(httpx.get(url + "/one/inner/x")) == ["/one/inner"]  # the route that matched
+        spoofed = httpx.get(url + "/one/a", headers=[("X-Airssys-Route", "/evil"), ("x-airssys-route", "/one/inner")])
+        assert _route_headers(spoofed) == ["/one"]  # every client copy is dropped, whatever its case
+        before = app.host.generations()["echo"]
+        with EmbeddedRegistry(tmp_path) as reg:  # a route move reuses the running generation ...
+            reg.deploy("echo", "1.0.0", sha256=dep.sha256, route="/two", settings=dep.settings)
+        app.host.sync()
+        assert app.host.generations()["echo"] is before
+        assert _route_headers(httpx.get(url + "/two/a")) == ["/two"]  # ... and the guest is told the new route
+
+
+def _raw_exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """Send ``request`` as is on a fresh connection and read until the server closes it: (head, body)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:  # 30 s: a bound, not a wait
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+UNFINISHED_CHUNKED = b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+UNFINISHED_LENGTH = b"PUT /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello"
+
+
+@pytest.mark.parametrize(("request_bytes", "body_timeout", "route_timeout", "detail"), [
+    (UNFINISHED_CHUNKED, 0.2, 30,
+     "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
+    (UNFINISHED_CHUNKED, "10s", "300ms",
+     "the request body did not arrive within this route's deadline of 300ms (5 bytes received)"),
+    (UNFINISHED_LENGTH, "200ms", 30,
+     "no request body bytes arrived for 200ms (5 bytes received); send the body without pausing"),
+])
+def test_an_unfinished_body_gets_408(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Server,
+                                     request_bytes: bytes, body_timeout: float | str, route_timeout: float | str,
+                                     detail: str) -> None:
+    with EmbeddedRegistry(tmp_path) as reg:
+        deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo", limits={"timeout": route_timeout})
+    app = AirssysMiddleware(Starlette(), registry=tmp_path, body_timeout=body_timeout)
+    with uvicorn_server(app) as url:
+        head, body = _raw_exchange(url, request_bytes)
+        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
+        assert json.loads(body) == {"error": "request body timeout", "detail": detail}
+        assert httpx.post(url + "/echo/x", content=b"whole").content == b"whole"  # complete bodies still pass
+
+
+def test_body_timeout_is_checked() -> None:
+    with pytest.raises(CapabilityError, match="invalid body_timeout 'soon'"):
+        AirssysMiddleware(Starlette(), registry=Path("never-created"), body_timeout="soon")
+    assert not Path("never-created").exists()  # refused before the registry is opened

@@ -31,7 +31,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError
+from airssys_web.durations import format_duration
+from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError, OutboundTimeout
 from airssys_web.outbound import (
     AllowedHost,
     Fetcher,
@@ -493,6 +494,141 @@ def test_total_timeout_bounds_a_dripping_body(port: int) -> None:
             fetcher.fetch("GET", f"http://127.0.0.1:{port}/drip", [], b"")
 
 
+class _RawUpstream:
+    """A loopback TCP server that reads each request head and answers with ``respond(connection, stop)``: raw bytes,
+    so a test can send what no well-behaved server would (a header flood, a response trickled byte by byte)."""
+
+    def __init__(self, respond: Callable[[socket.socket, threading.Event], None]) -> None:
+        self.respond = respond
+        self.stop = threading.Event()
+        self.accepted = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> _RawUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        self.listener.close()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head and (chunk := conn.recv(65536)):
+                head += chunk
+            try:
+                self.respond(conn, self.stop)
+            except OSError:
+                pass  # the fetcher hung up: that is what most of these tests expect
+            except Exception as e:  # collected for the test's own thread to assert on
+                self.errors.append(repr(e))
+
+
+def _answer(data: bytes) -> Callable[[socket.socket, threading.Event], None]:
+    def respond(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(data)
+
+    return respond
+
+
+def _trickle(data: bytes, every: float, head: bytes = b"") -> Callable[[socket.socket, threading.Event], None]:
+    """Send ``head`` at once, then ``data`` one byte every ``every`` seconds (the upstream's pace, not a wait)."""
+
+    def respond(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(head)
+        for byte in data:
+            conn.sendall(bytes([byte]))
+            if stop.wait(every):
+                return
+
+    return respond
+
+
+def _head(*headers: tuple[str, str], length: int = 2) -> bytes:
+    lines = [f"{name}: {value}" for name, value in headers] + [f"Content-Length: {length}"]
+    return ("HTTP/1.1 200 OK\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode() + b"ok"[:length]
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ([(f"x-h{i}", "v") for i in range(150)], "sent 151 response headers, more than the cap of 100"),
+    ([(f"x-big{i}", "v" * 30_000) for i in range(3)], "bytes of response headers, more than the cap of 65536 bytes"),
+    ([(f"x-big{i}", "v" * 30_000) for i in range(5)], "sent response headers over the 65536-byte cap"),
+])
+def test_a_response_header_flood_is_refused(headers: list[tuple[str, str]], message: str) -> None:
+    with _RawUpstream(_answer(_head(*headers))) as upstream, local_fetcher(["http://127.0.0.1:*"]) as fetcher:
+        with pytest.raises(OutboundError, match=message) as info:
+            fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"")
+    assert str(info.value).startswith(f"http://127.0.0.1:{upstream.port} sent ")
+    assert upstream.errors == []
+
+
+def test_response_headers_within_the_caps_pass_and_the_caps_are_settable() -> None:
+    headers = [(f"x-h{i}", "v" * 600) for i in range(99)]  # 100 with content-length; about 60 KiB
+    with _RawUpstream(_answer(_head(*headers))) as upstream:
+        with local_fetcher(["http://127.0.0.1:*"]) as fetcher:
+            status, got, body = fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"")
+        assert (status, len(got), body) == (200, 100, b"ok")
+        with local_fetcher(["http://127.0.0.1:*"], max_response_headers=10) as fetcher, \
+                pytest.raises(OutboundError, match=r"more than the cap of 10$"):
+            fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"")
+    with pytest.raises(CapabilityError, match="max_response_header_bytes"):
+        local_fetcher([], max_response_header_bytes=0)
+
+
+@pytest.mark.parametrize(("what", "respond", "deadline"), [
+    ("headers at 1 byte/s", _trickle(_head(("x-a", "b" * 100)), 1.0), 1.5),
+    ("headers at 5 bytes/s", _trickle(_head(("x-a", "b" * 100)), 0.2), 0.8),
+    ("body at 5 bytes/s", _trickle(b"x" * 1000, 0.2, head=b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"), 0.8),
+])
+def test_the_deadline_holds_against_a_trickling_upstream(what: str, respond: Callable[..., None],
+                                                         deadline: float) -> None:
+    """Each byte comes sooner than any read timeout (clamped to the deadline): only the deadline can stop it."""
+    with _RawUpstream(respond) as upstream, local_fetcher(["http://127.0.0.1:*"]) as fetcher:
+        started = time.monotonic()
+        with pytest.raises(OutboundTimeout, match=rf"took longer than its deadline of {format_duration(deadline)}$"):
+            fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"", deadline=deadline)
+        took = time.monotonic() - started
+    assert deadline - 0.05 <= took <= deadline + 0.25, f"{what}: gave up after {took:.3f}s"
+    assert upstream.errors == []
+
+
+def test_total_timeout_holds_against_trickled_headers() -> None:
+    with _RawUpstream(_trickle(_head(("x-a", "b" * 100)), 0.1)) as upstream, \
+            local_fetcher(["http://127.0.0.1:*"], total_timeout=0.5) as fetcher:
+        started = time.monotonic()
+        with pytest.raises(OutboundTimeout, match=r"took longer than 500ms in total"):
+            fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"", deadline=5)  # the smaller bound
+        assert time.monotonic() - started <= 0.75
+
+
+def test_a_spent_deadline_fails_before_connecting() -> None:
+    with _RawUpstream(_answer(_head())) as upstream, local_fetcher(["http://127.0.0.1:*"]) as fetcher:
+        for spent in (0, -1):
+            with pytest.raises(OutboundTimeout, match="took longer than its deadline of 0ms"):
+                fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"", deadline=spent)
+        assert fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"", deadline=5)[2] == b"ok"
+        with pytest.raises(TypeError, match="deadline must be a number of seconds"):
+            fetcher.fetch("GET", f"http://127.0.0.1:{upstream.port}/", [], b"", deadline="5s")  # type: ignore[arg-type]
+    assert upstream.accepted == 1
+
+
 def test_declared_oversize_response_is_refused_before_reading(port: int) -> None:
     with local_fetcher(["http://127.0.0.1:*"], max_response_bytes=1000) as fetcher:
         with pytest.raises(OutboundError, match="1000-byte cap"):
@@ -748,8 +884,21 @@ def test_policy_value_semantics() -> None:
 
 
 def test_empty_policy_denies_everything() -> None:
-    with pytest.raises(OutboundDenied, match=r"not granted; to allow it, add the grant 'https://a\.example'"):
+    with pytest.raises(OutboundDenied, match=r"not granted; to allow it, deploy with --allow-host https://a\.example "):
         OutboundPolicy().check("https://a.example/x")
+
+
+@pytest.mark.parametrize(("grants", "url", "flag"), [
+    ([], "https://a.example/x", "--allow-host https://a.example"),
+    (["https://api.example.com"], "http://api.example.com:8080/", "--allow-host http://api.example.com:8080"),
+    (["https://*.example.com"], "https://[2001:db8::1]/", "--allow-host https://[2001:db8::1]"),
+])
+def test_a_denial_names_the_flag_that_grants_it(grants: list[str], url: str, flag: str) -> None:
+    with pytest.raises(OutboundDenied) as info:
+        OutboundPolicy(grants).check(url)
+    origin = flag.removeprefix("--allow-host ")
+    assert str(info.value) == (f"denied: {origin} is not granted; to allow it, deploy with {flag} "
+                               f'(or outbound = ["{origin}"] under [grants] in airssys.toml)')
 
 
 def test_check_returns_a_canonical_target() -> None:

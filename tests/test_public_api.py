@@ -7,8 +7,8 @@ EXPECTED = {
     "AirssysError", "AirssysHost", "AirssysMiddleware", "ArtifactError", "BadGuestResponse", "CapabilityError",
     "ComponentInfo", "ComponentReport", "DeployError", "Deployment", "EmbeddedRegistry", "GuestError",
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",
-    "NotFound", "OutboundDenied", "OutboundError", "PoolExhausted", "Registry", "RegistryError", "RouteConflict",
-    "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
+    "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
+    "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
 }
 
 

@@ -101,7 +101,7 @@ def test_semver_precedence_from_the_spec() -> None:
     assert sorted(["1.0.0+b", "1.0.0+a"], key=version_key) == ["1.0.0+a", "1.0.0+b"]
 
 
-@pytest.mark.parametrize("route", ["/a", "/hello", "/api/v1", "/a.b/c_d/e-f/~g", "/A"])
+@pytest.mark.parametrize("route", ["/a", "/hello", "/api/v1", "/a.b/c_d/e-f/~g", "/A", "/_airssysx", "/a/_airssys"])
 def test_valid_routes(route: str) -> None:
     assert validate_route(route) == route
 
@@ -124,6 +124,10 @@ def test_valid_routes(route: str) -> None:
         ("/caf%C3%A9", "segments may only use"),
         ("/a\\b", "segments may only use"),
         ("/" + "a" * 300, "longer than 256"),
+        ("/_airssys", "/_airssys and everything below it is reserved for airssys-web itself"),
+        ("/_airssys/api", "reserved for airssys-web itself"),
+        ("/_airssys/api/x", "reserved for airssys-web itself"),
+        ("/_airssys/other", "reserved for airssys-web itself"),
     ],
 )
 def test_invalid_routes_say_why(route: str, why: str) -> None:
@@ -282,10 +286,52 @@ def test_route_conflict_names_the_owner(reg: EmbeddedRegistry) -> None:
     with pytest.raises(RouteConflict, match="owned by component 'a'"):
         deploy(reg, "b", "1.0.0", 2, route="/x")
     assert [c.name for c in reg.components()] == ["a"]
-    deploy(reg, "b", "1.0.0", 2, route="/x/nested")  # nested routes are not conflicts
+    deploy(reg, "b", "1.0.0", 2, route="/x/nested", allow_nested=True)
     with pytest.raises(RouteConflict, match="owned by component 'a'"):
-        deploy(reg, "b", "1.1.0", 3, route="/x")
+        deploy(reg, "b", "1.1.0", 3, route="/x", allow_nested=True)  # equal routes: never, even nested
     assert reg.get_component("b").route == "/x/nested" and reg.get_component("b").active_version == "1.0.0"
+
+
+@pytest.mark.parametrize(("route", "message"), [
+    ("/adm/sub", "route /adm/sub is inside /adm, owned by adm; it would take /adm/sub and everything below it "
+                 "away from adm; pass --nested to allow it"),
+    ("/adm/a/b", "route /adm/a/b is inside /adm, owned by adm"),
+    ("/a", "route /a contains /a/b, owned by ab; ab would keep /a/b and everything below it; pass --nested"),
+])
+def test_a_nested_route_is_refused_unless_asked_for(reg: EmbeddedRegistry, route: str, message: str) -> None:
+    deploy(reg, "adm", "1.0.0", 1, route="/adm")
+    deploy(reg, "ab", "1.0.0", 2, route="/a/b")
+    before = (reg.change_token(), reg.components(), reg.active(), reg.history())
+    with pytest.raises(RouteConflict, match=re.escape(message)):
+        deploy(reg, "sub", "1.0.0", 3, route=route)
+    with pytest.raises(RouteConflict, match=re.escape(message)):
+        reg.check_route("sub", route)
+    with pytest.raises(RouteConflict, match=re.escape(message)):
+        reg.add_version("sub", "1.0.0", sha256=reg.put_blob(wasm(3)), route=route)
+    assert (reg.change_token(), reg.components(), reg.active(), reg.history()) == before  # nothing changed
+    deploy(reg, "sub", "1.0.0", 3, route=route, allow_nested=True)
+    assert reg.get_component("sub").nested and reg.get_deployment("sub").nested
+    assert not reg.get_component("adm").nested
+
+
+def test_unrelated_and_sibling_routes_are_not_nested(reg: EmbeddedRegistry) -> None:
+    deploy(reg, "adm", "1.0.0", 1, route="/adm")
+    deploy(reg, "admin", "1.0.0", 2, route="/admin")  # a sibling sharing a prefix of characters, not of segments
+    deploy(reg, "other", "1.0.0", 3, route="/other/adm")
+    assert not any(c.nested for c in reg.components())
+
+
+def test_the_nested_permission_belongs_to_the_route_claim(reg: EmbeddedRegistry) -> None:
+    deploy(reg, "adm", "1.0.0", 1, route="/adm")
+    deploy(reg, "sub", "1.0.0", 2, route="/adm/sub", allow_nested=True)
+    reg.deploy("sub", "1.1.0", sha256=reg.put_blob(wasm(3)))  # keeps its route and permission: no new claim
+    deploy(reg, "adm", "1.1.0", 4)  # the outer component's updates (same route) are not refused either
+    assert reg.get_component("sub").nested and reg.get_component("sub").route == "/adm/sub"
+    with pytest.raises(RouteConflict, match="inside /adm"):
+        deploy(reg, "sub", "1.2.0", 5, route="/adm/other")  # a move claims again
+    deploy(reg, "sub", "1.2.0", 5, route="/elsewhere")
+    assert not reg.get_component("sub").nested
+    assert reg.history("sub")[-1].detail == "route /adm/sub -> /elsewhere"
 
 
 def test_a_later_deploy_may_move_or_keep_the_route(reg: EmbeddedRegistry) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GUEST_CACHE, GUESTS
-from sdk_cases import client, run_cases
+from sdk_cases import check_one_build_at_two_routes, client, run_cases
 
 from airssys_web.build import build_component, detect_language
 from airssys_web.errors import BuildError, GuestTrap
@@ -48,6 +48,12 @@ def test_js_sources_are_detected_and_keyed(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("")
     with pytest.raises(BuildError, match="looks like python and js at once; pass --lang"):
         detect_language(tmp_path)
+
+
+@needs_npm
+def test_one_build_serves_at_two_routes(tmp_path: Path) -> None:
+    wasm = build_js_guest(GUESTS / "js_mount", cache_dir=GUEST_CACHE).read_bytes()
+    check_one_build_at_two_routes(wasm, tmp_path / "reg")
 
 
 @needs_npm

@@ -12,7 +12,7 @@ import pytest
 from conftest import GUEST_CACHE, GUESTS
 from hypothesis import given
 from hypothesis import strategies as st
-from sdk_cases import client, run_cases
+from sdk_cases import check_one_build_at_two_routes, client, run_cases
 
 from airssys_web.build import build_python_guest, python_guest_key
 from airssys_web.sdk import PYTHON_PATH
@@ -64,6 +64,26 @@ def test_routes_convert_parameters_and_answer_404_405(guest: ModuleType) -> None
     assert call("GET", "/api/raw/a/b").body == b"a/b"
     assert call("GET", "/apix").status == 404
     assert call("HEAD", "/api/items/1").body == b""
+
+
+def test_routes_are_matched_below_the_route_the_host_names(guest: ModuleType) -> None:
+    app = guest.App()
+    app.get("/")(lambda req: {"root": req.root_path, "below": req.route_path})
+    app.get("/items/{id:int}")(lambda req, id: {"id": id, "root": req.root_path})
+
+    def call(path: str, mount: str | None = None) -> tuple[int, bytes]:
+        headers = [] if mount is None else [("x-airssys-route", mount)]
+        response = app(guest.Request("GET", path, "", headers))
+        return response.status, response.body
+
+    assert call("/api/items/7", "/api") == (200, b'{"id":7,"root":"/api"}')
+    assert call("/v2/api/items/7", "/v2/api") == (200, b'{"id":7,"root":"/v2/api"}')  # the same app, elsewhere
+    assert call("/api", "/api") == (200, b'{"root":"/api","below":"/"}')
+    assert call("/items/7") == (200, b'{"id":7,"root":""}')  # outside a host: the full path
+    assert call("/api/items/7", "/other")[0] == 404
+    fixed = guest.App(prefix="/api")  # an explicit prefix overrides what the host says
+    fixed.get("/")(lambda req: req.root_path)
+    assert fixed(guest.Request("GET", "/api", "", [("x-airssys-route", "/else")])).body == b"/api"
 
 
 def test_bad_route_patterns_and_return_values_are_clear(guest: ModuleType) -> None:
@@ -122,6 +142,13 @@ def test_sdk_behaviour_through_a_built_component(py_sdk_wasm: bytes) -> None:
         boom = c.get("/sdk/boom")  # the SDK answers 500 and logs the traceback; the instance lives on
         assert boom.status_code == 500 and boom.json() == {"error": "internal error"}
         assert c.get("/sdk").text == "index"
+
+
+@pytest.mark.slow
+def test_one_build_serves_at_two_routes(tmp_path: Path) -> None:
+    pytest.importorskip("componentize_py", reason="componentize-py is not installed")
+    wasm = build_python_guest(GUESTS / "py_mount", cache_dir=GUEST_CACHE).read_bytes()
+    check_one_build_at_two_routes(wasm, tmp_path / "reg")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from support import text_component
 
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
-from airssys_web.errors import Conflict, DeployError, InvalidComponent, InvalidName, NotFound
+from airssys_web.errors import Conflict, DeployError, InvalidComponent, InvalidName, NotFound, RouteConflict
 from airssys_web.host import Code, Split
 from airssys_web.registry import settings_json
 from airssys_web.runtime.artifacts import ArtifactCache
@@ -183,3 +183,18 @@ def test_local_check_failure_is_named_and_recorded(reg: EmbeddedRegistry) -> Non
         rollout_local(reg, "a", b"not wasm at all", version="2.0.0")
     assert reg.get_deployment("a").active_version == "1.0.0"
     assert reg.history("a")[-1].outcome == "failed"
+
+
+@pytest.mark.parametrize("strategy", ["immediate", "blue-green"])
+def test_a_nested_route_is_refused_before_any_work(reg: EmbeddedRegistry, strategy: str) -> None:
+    cache = ArtifactCache(None)
+    before = (reg.change_token(), reg.components(), reg.history())
+    with pytest.raises(RouteConflict, match=r"route /a/b is inside /a, owned by a; .*pass --nested to allow it"):
+        rollout_local(reg, "b", text_component("B"), version="1.0.0", route="/a/b", plan=Plan.parse(strategy),
+                      artifacts=cache)
+    with pytest.raises(RouteConflict, match="inside /a"):
+        deploy(reg, "b", b"not even wasm", version="1.0.0", route="/a/b")  # refused before the file is looked at
+    assert cache.compilations == 0 and (reg.change_token(), reg.components(), reg.history()) == before
+    dep = rollout_local(reg, "b", text_component("B"), version="1.0.0", route="/a/b", plan=Plan.parse(strategy),
+                        allow_nested=True)
+    assert dep.nested and dep.route == "/a/b"

@@ -8,7 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airssys_web.errors import BadGuestResponse, CapabilityError, GuestTimeout, GuestTrap, InvalidComponent
+from airssys_web.errors import (
+    BadGuestResponse,
+    CapabilityError,
+    GuestTimeout,
+    GuestTrap,
+    InvalidComponent,
+    InvalidName,
+)
 from airssys_web.kv import SqliteKVStore
 from airssys_web.testing import ComponentClient
 
@@ -101,3 +108,17 @@ def test_it_is_an_httpx_client(wat_guest: Guest) -> None:
         assert isinstance(client, httpx.Client)
         r = client.get("/x", headers={"X-Test": "1"})
         assert r.request.url == "http://site.test/app/x" and r.text == "hello from wat"
+
+
+def test_route_tells_the_guest_its_mount_point_as_the_middleware_does(py_echo_wasm: bytes, wat_guest: Guest) -> None:
+    def seen(client: ComponentClient, **headers: str) -> list[str]:
+        echoed = client.get("/api/x", headers=headers).json()["headers"]
+        return [value for name, value in echoed if name == "x-airssys-route"]
+
+    with ComponentClient(py_echo_wasm, route="/api") as client:
+        assert seen(client) == ["/api"]
+        assert seen(client, **{"X-Airssys-Route": "/spoofed"}) == ["/api"]
+    with ComponentClient(py_echo_wasm) as client:  # no route: as outside a host, the headers go as sent
+        assert seen(client) == []
+    with pytest.raises(InvalidName, match="invalid route 'api'"):
+        ComponentClient(wat_guest("hello"), route="api")

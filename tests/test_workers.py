@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process
 from support import text_component
 
 from airssys_web import EmbeddedRegistry, deploy
@@ -91,12 +91,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.1)
         yield url, reg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(BOUND)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
-            proc.kill()
-            proc.wait()
+        stop_process(proc, BOUND)
 
 
 def _fresh_connections(url: str, path: str, n: int) -> list[httpx.Response]:

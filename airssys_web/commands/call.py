@@ -24,9 +24,11 @@ _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 @click.option("--kv-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep --kv data in this directory between calls (default: a temporary store).")
 @click.option("--name", default="call", help="Component name the host uses (KV namespace, log tag).")
+@click.option("--route", default=None, metavar="/PATH",
+              help="Call it as deployed at this route (the host tells the guest its mount point). [default: none]")
 @capability_options
 def call_cmd(file: Path, request: tuple[str, ...], body: str | None, json_body: str | None, headers: tuple[str, ...],
-             include: bool, kv_dir: Path | None, name: str, **options: Any) -> None:
+             include: bool, kv_dir: Path | None, name: str, route: str | None, **options: Any) -> None:
     """Run one request through FILE.wasm in-process and print the response (body on stdout).
 
     Grants and limits work as for deploy (the airssys.toml next to FILE is read too), e.g.
@@ -45,7 +47,7 @@ def call_cmd(file: Path, request: tuple[str, ...], body: str | None, json_body: 
         sent = _headers(headers) + ([("content-type", "application/json")] if json_body is not None else [])
         store = SqliteKVStore(kv_dir / "kv.db") if kv_dir is not None else None
         try:
-            with ComponentClient(file, grants=opts.grants, limits=opts.limits, name=name,
+            with ComponentClient(file, grants=opts.grants, limits=opts.limits, name=name, route=route,
                                  manifest=opts.manifest if opts.manifest is not None else None,
                                  kv_store=store) as client:
                 response = client.request(method, path, content=content, headers=sent)

@@ -19,12 +19,13 @@ from .options import grant_options, limit_options
 @click.option("--token", envvar="AIRSSYS_TOKEN", default=None, help="Admin token for --server [$AIRSSYS_TOKEN].")
 @click.option("--name", default=None, help="Component name (default: the directory's name).")
 @click.option("--route", default=None, help="Route to serve it at (default: /NAME).")
+@click.option("--nested", is_flag=True, help="Allow a route under or above another component's route.")
 @click.option("--lang", "language", type=click.Choice(sorted(LANGUAGES)), default=None,
               help="The guest's language (default: detected).")
 @grant_options
 @limit_options
 def dev_cmd(source: Path, registry: Path | None, server: str | None, token: str | None, name: str | None,
-            route: str | None, language: str | None, **options: Any) -> None:
+            route: str | None, nested: bool, language: str | None, **options: Any) -> None:
     """Watch SOURCE, rebuild on every save and deploy each good build as a new version, live.
 
     The server keeps running: the route switches to the new build once it is warm, and requests in flight finish
@@ -52,7 +53,7 @@ def dev_cmd(source: Path, registry: Path | None, server: str | None, token: str 
         fail(f"{e} (pass --name/--route)" if "name" in str(e) else str(e))
     console = Console(stderr=True)
     session = DevSession(source, target, name, route, grants=opts.grants, limits=opts.limits, language=language,
-                         console=console)
+                         console=console, nested=nested)
     count = len(list(guest_files(source)))
     console.print(f"[bold]airssys-web dev[/bold]: {name} at {route} -> {target.describe()}; "
                   f"watching {source} ({count} file{'s' if count != 1 else ''}). Ctrl-C stops.")

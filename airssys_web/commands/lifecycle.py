@@ -18,12 +18,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ..admin import history_json
-from ..auth import TOKEN_ENV, TokenAuthority, load_secret, parse_ttl
+from ..auth import MAX_TTL, TOKEN_ENV, TokenAuthority, load_secret
 from ..capabilities import settings_summary, summary_lines
 from ..client import AdminClient
 from ..deploy import read_wasm
+from ..durations import parse_duration
 from ..errors import AirssysError
 from ..registry import Deployment, EmbeddedRegistry
+from .output import print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,22 +86,23 @@ def target(registry: Path, server: str | None, token: str | None) -> Iterator[Em
 
 
 def deployment_json(dep: Deployment) -> dict[str, Any]:
-    return {"component": dep.component, "version": dep.active_version, "route": dep.route, "sha256": dep.sha256,
-            "previous_version": dep.previous_version, "canary_version": dep.canary_version,
+    return {"component": dep.component, "version": dep.active_version, "route": dep.route, "nested": dep.nested,
+            "sha256": dep.sha256, "previous_version": dep.previous_version, "canary_version": dep.canary_version,
             "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback,
             **settings_summary(dep.settings)}
 
 
 def _from_api(data: dict[str, Any]) -> dict[str, Any]:
     d = data["deployment"]
-    return {"component": d["component"], "version": d["active_version"], "route": d["route"], "sha256": d["sha256"],
-            "previous_version": d["previous_version"], "canary_version": d["canary_version"],
-            "canary_percent": d["canary_percent"], "auto_rollback": d["auto_rollback"], "serving": data["serving"]}
+    return {"component": d["component"], "version": d["active_version"], "route": d["route"],
+            "nested": d.get("nested", False), "sha256": d["sha256"], "previous_version": d["previous_version"],
+            "canary_version": d["canary_version"], "canary_percent": d["canary_percent"],
+            "auto_rollback": d["auto_rollback"], "serving": data["serving"], "warnings": data.get("warnings", [])}
 
 
 def describe(result: dict[str, Any], verb: str) -> str:
     """One line saying what serves now."""
-    name, route = result["component"], result["route"]
+    name, route = result["component"], result["route"] + (" (nested)" if result.get("nested") else "")
     if result.get("canary_version"):
         return (f"canary {name}@{result['canary_version']} serves {result['canary_percent']}% of clients at "
                 f"{route}; {result['version']} serves the rest")
@@ -113,7 +116,7 @@ def emit(result: Any, as_json: bool, text: str) -> None:
 
 def run_deploy(name: str, file: Path, *, version: str, route: str | None, settings: dict[str, Any],
                registry: Path, server: str | None, token: str | None, strategy: str, percent: int | None,
-               probe: str | None, auto_rollback: str | None, as_json: bool) -> None:
+               probe: str | None, auto_rollback: str | None, as_json: bool, nested: bool = False) -> None:
     """The body of ``deploy`` and ``update`` once the settings are parsed."""
     from ..deploy import deploy as plain_deploy
     from ..strategies import Plan, rollout_local
@@ -127,13 +130,16 @@ def run_deploy(name: str, file: Path, *, version: str, route: str | None, settin
         if isinstance(where, AdminClient):
             result = _from_api(where.deploy(name, wasm, version=version, route=route, settings=settings,
                                             strategy=strategy, percent=percent, probe=probe,
-                                            auto_rollback=auto_rollback))
-        elif plan == Plan() and route is not None:
+                                            auto_rollback=auto_rollback, nested=nested))
+        elif plan == Plan():
             result = deployment_json(plain_deploy(where, name, wasm, version=version, route=route,
-                                                  settings=settings, actor=actor()))
+                                                  settings=settings, actor=actor(), allow_nested=nested))
         else:
             result = deployment_json(rollout_local(where, name, wasm, version=version, route=route,
-                                                   settings=settings, plan=plan, actor=actor()))
+                                                   settings=settings, plan=plan, actor=actor(),
+                                                   allow_nested=nested))
+    for warning in result.get("warnings") or ():
+        click.echo(f"warning: {warning}", err=True)
     emit(result, as_json, describe(result, "deployed"))
 
 
@@ -191,7 +197,6 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
         if as_json:
             emit(rows, True, "")
             return
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
@@ -201,7 +206,7 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
         for r in rows:
             table.add_row(str(r["id"]), r["version"], r["action"], r["strategy"], r["actor"],
                           r["at"][:19].replace("T", " "), r["outcome"], r["detail"])
-        Console().print(table)
+        print_table(table)
 
     @cli.command()
     @registry_option
@@ -228,7 +233,8 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
     @cli.command()
     @click.option("--scope", type=click.Choice(["read", "deploy"]), default="read", show_default=True,
                   help="read: inspect only; deploy: also upload, deploy, promote and roll back.")
-    @click.option("--ttl", default="1h", show_default=True, help="Lifetime, e.g. 30m, 1h, 7d.")
+    @click.option("--ttl", default="1h", show_default=True, metavar="DURATION",
+                  help="Lifetime, e.g. 30m, 1h, 7d (a bare number is seconds; at most 366d).")
     @click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="File with the server secret (default: $AIRSSYS_SECRET).")
     @click.option("--json", "as_json", is_flag=True, help="Print the token with its id and expiry as JSON.")
@@ -238,7 +244,7 @@ def register(cli: click.Group, deploy: click.Command, registry_option: Callable[
             secret = load_secret(secret_file)
             if secret is None:
                 fail("no secret: set AIRSSYS_SECRET or pass --secret-file (the same one the server uses)")
-            bearer, info = TokenAuthority(secret).mint(scope, parse_ttl(ttl))
+            bearer, info = TokenAuthority(secret).mint(scope, parse_duration(ttl, what="--ttl", maximum=MAX_TTL))
         except AirssysError as e:
             fail(str(e))
         emit({"token": bearer, **info.as_json()}, as_json, bearer)
@@ -248,8 +254,8 @@ def list_from_server(server: str, token: str | None) -> list[dict[str, Any]]:
     """``list --server``: the same rows as from a registry directory."""
     try:
         with AdminClient(server, token) as client:
-            return [{"component": c["component"], "route": c["route"], "active": c["active"],
-                     "versions": c["versions"]} for c in client.components()]
+            return [{"component": c["component"], "route": c["route"], "nested": c.get("nested", False),
+                     "active": c["active"], "versions": c["versions"]} for c in client.components()]
     except AirssysError as e:
         fail(str(e))
 
@@ -257,6 +263,7 @@ def list_from_server(server: str, token: str | None) -> list[dict[str, Any]]:
 def _status_row(component: dict[str, Any]) -> dict[str, Any]:
     dep = component["deployment"] or {}
     return {"component": component["component"], "route": component["route"],
+            "nested": component.get("nested", False),
             "version": dep.get("active_version"), "sha256": dep.get("sha256", ""),
             "previous_version": dep.get("previous_version"), "canary_version": dep.get("canary_version"),
             "canary_percent": dep.get("canary_percent", 0), "auto_rollback": dep.get("auto_rollback"),

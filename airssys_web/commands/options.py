@@ -57,8 +57,9 @@ def limit_options(f: F) -> F:
     """``--timeout``, ``--memory``, ``--fuel``, ``--min-instances``, ``--max-instances``, ``--max-body``."""
     return _stack(
         f,
-        click.option("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="Per-request deadline; a guest past it is interrupted (504). [default: 30]"),
+        click.option("--timeout", default=None, metavar="DURATION",
+                     help="Per-request deadline, e.g. 200ms, 2s, 1m (a bare number is seconds); a guest past it is "
+                          "interrupted (504). [default: 30s]"),
         click.option("--memory", default=None, metavar="SIZE",
                      help="Linear memory cap per instance: 64MiB, 1GiB, or a number of MiB. [default: 256MiB]"),
         click.option("--fuel", type=int, default=None, metavar="N",

@@ -4,8 +4,14 @@ Rules: component names match ``[a-z0-9][a-z0-9_-]{0,62}``; versions are strict S
 SemVer precedence, build metadata as a tie-break); routes are canonical absolute paths (segments of
 ``A-Za-z0-9._~-``, no ``.``/``..``, no ``//``, query or trailing ``/``). Anything else is refused rather than
 silently rewritten, so a stored route is exactly what the user typed. ``/`` is refused: it would shadow the
-whole host app. Routes conflict only when equal; nested routes (``/api`` and ``/api/v2``) may have
-different owners and routing decides which prefix wins.
+whole host app, and so is every route in ``/_airssys`` (reserved for airssys-web itself: the admin API).
+
+Route ownership: two components never share a route, and a component may not claim a route nested under another
+component's route (``/adm/sub`` under ``/adm``), nor one containing another's (``/adm`` above ``/adm/sub``), unless
+the deploy asks for it (``allow_nested=True``, ``--nested``): a nested route silently takes requests away from
+the other component, since the longest matching prefix wins. The permission is stored with the component
+(``ComponentInfo.nested``) so ``list`` and ``status`` show it. Only claiming a route is checked: a new component,
+or a route move; a later deploy that keeps the route keeps its permission.
 
 Rollback is an undo stack: each rollback returns to the version that was active before the current one
 was activated, so repeated rollbacks walk back through deploys until there is nothing left.
@@ -17,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,13 +32,16 @@ from typing import Any, Protocol, cast
 
 import semver
 
-from airssys_web.errors import CapabilityError, InvalidName
+from airssys_web.errors import CapabilityError, InvalidName, RouteConflict
+from airssys_web.routing import route_matches
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 MAX_VERSION_LEN = 128
 MAX_ROUTE_LEN = 256
+#: Where airssys-web answers itself (the admin API is ``/_airssys/api``): no component route may lie in it.
+RESERVED_ROUTE = "/_airssys"
 
 
 def validate_name(name: str) -> str:
@@ -73,6 +82,9 @@ def validate_route(route: str) -> str:
         raise bad("it must start with '/', e.g. /hello")
     if route == "/":
         raise bad("'/' would shadow the whole app; mount the component under a prefix such as /app")
+    if route == RESERVED_ROUTE or route.startswith(RESERVED_ROUTE + "/"):
+        raise bad(f"{RESERVED_ROUTE} and everything below it is reserved for airssys-web itself (the admin API); "
+                  "choose another prefix")
     if len(route) > MAX_ROUTE_LEN:
         raise bad(f"it is longer than {MAX_ROUTE_LEN} characters")
     if "?" in route or "#" in route:
@@ -87,6 +99,29 @@ def validate_route(route: str) -> str:
         if not _SEGMENT_RE.fullmatch(segment):
             raise bad("path segments may only use A-Z, a-z, 0-9, '.', '_', '~' and '-'")
     return route
+
+
+def route_overlap(name: str, route: str, owners: Iterable[tuple[str, str]], *, allow_nested: bool) -> None:
+    """Refuse ``route`` for component ``name`` if another of ``owners`` (component, route) owns it, or, unless
+    ``allow_nested``, a route it lies under or contains; raise :class:`RouteConflict` saying what to do."""
+    for owner, other in owners:
+        if owner == name:
+            continue
+        if other == route:
+            raise RouteConflict(f"route {route} is owned by component {owner!r}; choose another route")
+        if allow_nested:
+            continue
+        if route_matches(other, route):
+            raise RouteConflict(
+                f"route {route} is inside {other}, owned by {owner}; it would take {route} and everything below it "
+                f"away from {owner}; {_NESTED_HINT}")
+        if route_matches(route, other):
+            raise RouteConflict(
+                f"route {route} contains {other}, owned by {owner}; {owner} would keep {other} and everything below "
+                f"it; {_NESTED_HINT}")
+
+
+_NESTED_HINT = 'pass --nested to allow it (Python: allow_nested=True; admin API: "nested": true)'
 
 
 def _check_sha(sha256: str) -> str:
@@ -135,6 +170,8 @@ class ComponentInfo:
     route: str
     created_at: datetime
     active_version: str | None
+    #: The route was claimed with ``allow_nested``: it may lie under or above another component's route.
+    nested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +208,8 @@ class Deployment:
     #: The auto-rollback policy (``error-rate=5%,window=30s,min-requests=20``) watching the newest version
     #: (the canary if there is one, else the active version); ``None`` when nothing is watched.
     auto_rollback: str | None = None
+    #: The route was claimed with ``allow_nested`` (see :class:`ComponentInfo`).
+    nested: bool = False
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -234,7 +273,9 @@ class Registry(Protocol):
         actor: str = "cli",
         strategy: str = "immediate",
         auto_rollback: str | None = None,
+        allow_nested: bool = False,
     ) -> Deployment: ...
+    def check_route(self, name: str, route: str, *, allow_nested: bool = False) -> None: ...
     def activate(
         self,
         name: str,
@@ -256,7 +297,7 @@ class Registry(Protocol):
     ) -> Deployment: ...
     def add_version(
         self, name: str, version: str, *, sha256: str, route: str | None = None,
-        settings: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None, allow_nested: bool = False,
     ) -> VersionInfo: ...
     def start_canary(
         self, name: str, version: str, percent: int, *, actor: str = "cli", auto_rollback: str | None = None

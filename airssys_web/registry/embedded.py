@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from airssys_web._files import write_atomic
-from airssys_web.errors import Conflict, InvalidName, NotFound, RegistryError, RouteConflict, VersionExists
+from airssys_web.errors import Conflict, InvalidName, NotFound, RegistryError, VersionExists
 
 from .base import (
     ACTIVATIONS,
@@ -49,6 +49,7 @@ from .base import (
     _fsync_dir,
     _now,
     _settings_json,
+    route_overlap,
     validate_name,
     validate_route,
     validate_version,
@@ -108,12 +109,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             detail TEXT NOT NULL DEFAULT '',
             at TEXT NOT NULL)""",
     ),
+    (
+        # 3: the component's route was claimed with allow_nested (it may lie under or above another's route).
+        "ALTER TABLE components ADD COLUMN nested INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _DEPLOYMENT_SQL = """
     SELECT d.component, c.route, d.active_version, v.sha256, v.settings_json, d.previous_version, d.updated_at,
-           d.canary_version, d.canary_percent, cv.sha256, cv.settings_json, d.auto_rollback
+           d.canary_version, d.canary_percent, cv.sha256, cv.settings_json, d.auto_rollback, c.nested
     FROM deployments d
     JOIN components c ON c.name = d.component
     JOIN versions v ON v.component = d.component AND v.version = d.active_version
@@ -127,7 +132,16 @@ _ACTIVATION_SQL = f"action IN ({', '.join(repr(a) for a in ACTIVATIONS)}) AND ou
 
 
 def _deployment(r: tuple[Any, ...]) -> Deployment:
-    return Deployment(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6]), r[7], r[8], r[9], r[10], r[11])
+    return Deployment(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromisoformat(r[6]), r[7], r[8], r[9], r[10], r[11],
+                      bool(r[12]))
+
+
+_COMPONENT_SQL = ("SELECT c.name, c.route, c.created_at, d.active_version, c.nested FROM components c "
+                  "LEFT JOIN deployments d ON d.component = c.name")
+
+
+def _component_info(r: tuple[Any, ...]) -> ComponentInfo:
+    return ComponentInfo(r[0], r[1], datetime.fromisoformat(r[2]), r[3], bool(r[4]))
 
 
 def _history(r: tuple[Any, ...]) -> HistoryEntry:
@@ -207,17 +221,19 @@ class EmbeddedRegistry(Registry):
         actor: str = "cli",
         strategy: str = "immediate",
         auto_rollback: str | None = None,
+        allow_nested: bool = False,
     ) -> Deployment:
         """Add ``version`` (if new), claim or move the route, and make it active, in one transaction.
 
         ``route`` is required on a component's first deploy; later it may be omitted (keep the route) or
-        changed (if no other component owns the new one). Re-deploying an identical version is a no-op
-        apart from its history entry; the same version with other content raises :class:`VersionExists`.
+        changed (if no other component owns the new one). A route nested under or containing another component's
+        route needs ``allow_nested`` (see :func:`~.base.route_overlap`). Re-deploying an identical version is a
+        no-op apart from its history entry; the same version with other content raises :class:`VersionExists`.
         A canary in progress ends: the deployed version serves everyone.
         """
         settings_json = self._check_new(name, version, sha256, route, settings)
         with self._transaction(write=True) as db:
-            detail = self._add_version_in(db, name, version, sha256, route, settings_json)
+            detail = self._add_version_in(db, name, version, sha256, route, settings_json, allow_nested)
             event = ("deploy", strategy, actor, detail, auto_rollback)
             return self._activate_in(db, name, version, self._pushed(db, name), *event)
 
@@ -229,11 +245,12 @@ class EmbeddedRegistry(Registry):
         sha256: str,
         route: str | None = None,
         settings: Mapping[str, Any] | None = None,
+        allow_nested: bool = False,
     ) -> VersionInfo:
         """Record ``version`` (and the component, on first use) without activating it, e.g. before a canary."""
         settings_json = self._check_new(name, version, sha256, route, settings)
         with self._transaction(write=True) as db:
-            self._add_version_in(db, name, version, sha256, route, settings_json)
+            self._add_version_in(db, name, version, sha256, route, settings_json, allow_nested)
             return self._require_version(db, name, version)
 
     def _add_version_in(
@@ -244,6 +261,7 @@ class EmbeddedRegistry(Registry):
         sha256: str,
         route: str | None,
         settings_json: str,
+        allow_nested: bool,
     ) -> str:
         """Insert the component (claiming ``route``) and the version if new; return a history detail.
         The arguments were checked by :meth:`_check_new` before the transaction began."""
@@ -252,13 +270,14 @@ class EmbeddedRegistry(Registry):
         detail = ""
         if row is None:
             if route is None:
-                raise InvalidName(f"component {name!r} is new: give it a route, e.g. /{name}")
-            self._claim_route(db, name, route)
-            db.execute("INSERT INTO components (name, route, created_at) VALUES (?, ?, ?)", (name, route, now))
+                raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
+            self._claim_route(db, name, route, allow_nested)
+            db.execute("INSERT INTO components (name, route, created_at, nested) VALUES (?, ?, ?, ?)",
+                       (name, route, now, allow_nested))
         elif route is not None and route != row[0]:
-            self._claim_route(db, name, route)
-            db.execute("UPDATE components SET route = ? WHERE name = ?", (route, name))
-            detail = f"route {row[0]} -> {route}"
+            self._claim_route(db, name, route, allow_nested)
+            db.execute("UPDATE components SET route = ?, nested = ? WHERE name = ?", (route, allow_nested, name))
+            detail = f"route {row[0]} -> {route}" + (" (nested)" if allow_nested else "")
         old = db.execute(
             "SELECT sha256, settings_json FROM versions WHERE component = ? AND version = ?", (name, version)
         ).fetchone()
@@ -287,6 +306,16 @@ class EmbeddedRegistry(Registry):
         if not self.blob_path(sha256).is_file():
             raise NotFound(f"blob {sha256} is not in the registry; store it with put_blob() before deploying")
         return settings_json
+
+    def check_route(self, name: str, route: str, *, allow_nested: bool = False) -> None:
+        """Raise :class:`RouteConflict` now if ``name`` could not claim ``route`` (a cheap check before compiling;
+        the claim itself checks again in its transaction). Its own current route is always fine."""
+        validate_name(name)
+        validate_route(route)
+        with self._transaction() as db:
+            row = db.execute("SELECT route FROM components WHERE name = ?", (name,)).fetchone()
+            if row is None or row[0] != route:
+                self._claim_route(db, name, route, allow_nested)
 
     def activate(
         self,
@@ -438,11 +467,8 @@ class EmbeddedRegistry(Registry):
 
     def components(self) -> list[ComponentInfo]:
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT c.name, c.route, c.created_at, d.active_version FROM components c "
-                "LEFT JOIN deployments d ON d.component = c.name ORDER BY c.name"
-            ).fetchall()
-        return [ComponentInfo(n, r, datetime.fromisoformat(t), a) for n, r, t, a in rows]
+            rows = db.execute(_COMPONENT_SQL + " ORDER BY c.name").fetchall()
+        return [_component_info(r) for r in rows]
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions of ``name``, oldest first by SemVer precedence."""
@@ -594,20 +620,15 @@ class EmbeddedRegistry(Registry):
             if current != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _claim_route(self, db: sqlite3.Connection, name: str, route: str) -> None:
-        row = db.execute("SELECT name FROM components WHERE route = ? AND name != ?", (route, name)).fetchone()
-        if row is not None:
-            raise RouteConflict(f"route {route} is owned by component {row[0]!r}; choose another route")
+    def _claim_route(self, db: sqlite3.Connection, name: str, route: str, allow_nested: bool) -> None:
+        owners = db.execute("SELECT name, route FROM components WHERE name != ? ORDER BY name", (name,)).fetchall()
+        route_overlap(name, route, owners, allow_nested=allow_nested)
 
     def _component(self, db: sqlite3.Connection, name: str) -> ComponentInfo:
-        row = db.execute(
-            "SELECT c.name, c.route, c.created_at, d.active_version FROM components c "
-            "LEFT JOIN deployments d ON d.component = c.name WHERE c.name = ?",
-            (name,),
-        ).fetchone()
+        row = db.execute(_COMPONENT_SQL + " WHERE c.name = ?", (name,)).fetchone()
         if row is None:
             raise NotFound(f"no component named {name!r}; deploy it first")
-        return ComponentInfo(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
+        return _component_info(row)
 
     def _require_version(self, db: sqlite3.Connection, name: str, version: str) -> VersionInfo:
         sql = f"SELECT {_VERSION_COLS} FROM versions WHERE component = ? AND version = ?"

@@ -199,7 +199,8 @@ export class Request {
     this.headers = headers instanceof Headers ? headers : new Headers(headers);
     this.body = toBytes(body);
     this.pathParams = {};
-    this.routePath = path;
+    this.rootPath = ""; // the component's mount point (its deploy route), set by App
+    this.routePath = path; // the path below the mount point: what routes are matched against
   }
   get queryParams() { return new QueryParams(this.query); }
   /** The body decoded as UTF-8. */
@@ -295,8 +296,16 @@ function compileRoute(pattern, methods, endpoint) {
   return { pattern, methods: names, endpoint, regex: new RegExp(regex), converters };
 }
 
+/** The request header in which the host names the route the component was reached through. */
+export const ROUTE_HEADER = "x-airssys-route";
+
 /**
  * A component's routes. Export it with `export const handler = app.handler;` in app.js.
+ *
+ * Routes are matched below the component's mount point, which the host names in the x-airssys-route request
+ * header: deployed at /api, app.get("/items/{id}") serves /api/items/3, and the same build deployed elsewhere
+ * serves below that route. new App({ prefix: "/api" }) fixes the mount point instead (kept for compatibility; the
+ * component then answers 404 at any other route). Without either, routes see the full path.
  *
  * A route function gets (request, params) and returns a Response or anything toResponse accepts. HTTPError
  * becomes its status with a JSON body; any other exception propagates (the host logs it and answers 500), or,
@@ -349,12 +358,14 @@ export class App {
 
   dispatch(request) {
     let path = request.path;
-    if (this.prefix) {
-      if (path !== this.prefix && !path.startsWith(this.prefix + "/")) {
-        throw new HTTPError(404, `${path} is outside this component's prefix ${this.prefix}`);
+    const prefix = this.prefix || request.headers.get(ROUTE_HEADER, "");
+    if (prefix) {
+      if (path !== prefix && !path.startsWith(prefix + "/")) {
+        throw new HTTPError(404, `${path} is outside this component's prefix ${prefix}`);
       }
-      path = path.slice(this.prefix.length) || "/";
+      path = path.slice(prefix.length) || "/";
     }
+    request.rootPath = prefix;
     request.routePath = path;
     const allowed = new Set();
     for (const route of this.routes) {

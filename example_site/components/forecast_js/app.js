@@ -5,7 +5,7 @@
 // try /wasm/forecast/denied, which asks for https://example.com/ and shows the host's answer.
 import { App, FetchDenied, FetchError, HTTPError, Response, config, fetch } from "@airssys/guest";
 
-const app = new App({ prefix: "/wasm/forecast" });
+const app = new App(); // routes below wherever it is deployed (the host names the route in x-airssys-route)
 
 function escape(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -38,7 +38,7 @@ app.get("/", (req) => {
 <p>Fetched by a JavaScript component from <code>${escape(config.get("upstream"))}</code>, the one origin it was granted.</p>
 <table>${rows}</table>
 <form><input name="city" value="${escape(forecast.city)}"> <button>Look up</button></form>
-<p><a href="/wasm/forecast/denied">What happens when it asks for another host?</a> &middot; <a href="/">Home</a></p>`);
+<p><a href="${escape(req.rootPath)}/denied">What happens when it asks for another host?</a> &middot; <a href="/">Home</a></p>`);
 });
 
 app.get("/denied", () => {

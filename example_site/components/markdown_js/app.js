@@ -17,7 +17,7 @@ This page was rendered by a **WebAssembly component** written in JavaScript:
 
 > Edit the text below and press *Render*.`;
 
-const app = new App({ prefix: "/wasm/markdown" });
+const app = new App(); // routes below wherever it is deployed (the host names the route in x-airssys-route)
 const MAX = 64 * 1024;
 
 app.post("/", (req) => {
@@ -33,7 +33,7 @@ app.get("/", (req) => {
 <article style="border: 1px solid #ddd; padding: 0 1rem; border-radius: 6px">${render(text)}</article>
 <form><p><textarea name="text" rows="10" style="width: 100%">${escapeHtml(text)}</textarea></p>
 <button>Render</button></form>
-<p>Or: <code>curl --data-binary @README.md http://${escapeHtml(req.headers.get("host", "127.0.0.1:8000"))}/wasm/markdown</code>
+<p>Or: <code>curl --data-binary @README.md http://${escapeHtml(req.headers.get("host", "127.0.0.1:8000"))}${escapeHtml(req.rootPath)}</code>
 &middot; <a href="/">Home</a></p>`);
 });
 

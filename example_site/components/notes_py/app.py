@@ -16,7 +16,7 @@ import time
 
 from airssys_guest import App, HTTPError, Request, Response, kv
 
-app = App(prefix="/wasm/notes")
+app = App()  # routes below wherever it is deployed (the host names the route in x-airssys-route)
 INDEX = "index"
 MAX_NOTES = 200
 
@@ -55,7 +55,7 @@ def create_note(req: Request) -> Response:
     note = {"id": secrets.token_hex(4), **_note(req), "created": int(time.time())}
     kv.set_json(f"note:{note['id']}", note)
     kv.set_json(INDEX, [note["id"], *ids])
-    return Response.json(note, 201, {"location": f"/wasm/notes/{note['id']}"})
+    return Response.json(note, 201, {"location": f"{req.root_path}/{note['id']}"})
 
 
 @app.get("/{id}")

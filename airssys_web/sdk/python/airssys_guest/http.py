@@ -130,9 +130,11 @@ class HTTPError(Exception):
 
 class Request:
     """One incoming request. ``path`` is the full path the host received (percent-decoded), ``query`` the raw
-    query string; ``path_params`` holds the values the matched route captured."""
+    query string; ``path_params`` holds the values the matched route captured. ``root_path`` is where the component
+    is mounted (its deploy route, e.g. ``/api``; ``""`` outside a host) and ``route_path`` the path below it, which
+    the app's routes are matched against; build links with ``req.root_path + "/items/3"``."""
 
-    __slots__ = ("body", "headers", "method", "path", "path_params", "query", "route_path")
+    __slots__ = ("body", "headers", "method", "path", "path_params", "query", "root_path", "route_path")
 
     def __init__(self, method: str, path: str, query: str = "", headers: HeaderItems | None = None,
                  body: bytes = b"") -> None:
@@ -142,7 +144,8 @@ class Request:
         self.headers = Headers(headers)
         self.body = bytes(body)
         self.path_params: dict[str, Any] = {}
-        self.route_path = path  # the path below the app's prefix: what routes are matched against
+        self.root_path = ""  # the component's mount point (set by App)
+        self.route_path = path  # the path below the mount point: what routes are matched against
 
     @property
     def query_params(self) -> QueryParams:

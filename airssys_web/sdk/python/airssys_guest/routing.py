@@ -1,8 +1,11 @@
 """Routing inside one component: ``@app.get("/items/{id:int}")`` and the ``Handler`` componentize-py exports.
 
-A component owns a path prefix on the host (its deploy ``--route``) and receives the full request path; ``App``
-matches its routes against that path, or against the part below ``prefix`` when one is given, so
-``App(prefix="/api")`` deployed at ``/api`` serves ``/api/items/3`` with ``@app.get("/items/{id}")``.
+A component owns a path prefix on the host (its deploy ``--route``) and receives the full request path. The host
+says which route it was reached through in the ``x-airssys-route`` request header, and ``App`` matches its routes
+against the part of the path below it: deployed at ``/api``, ``@app.get("/items/{id}")`` serves ``/api/items/3``,
+and the same build deployed at ``/v2/api`` serves ``/v2/api/items/3``. ``App(prefix="/api")`` fixes the mount point
+instead (the older way, kept for compatibility: the component then answers 404 at any other route). Without either
+(a unit test calling the app directly), routes are matched against the full path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .http import Headers, HTTPError, Request, Response
 __all__ = ["App", "Route"]
 
 RouteHandler = Callable[..., Any]
+#: The request header in which the host names the route the component was reached through.
+ROUTE_HEADER = "x-airssys-route"
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|float|path))?}")
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": ("[^/]+", str),
@@ -77,6 +82,7 @@ class App:
     """
 
     def __init__(self, *, prefix: str = "", debug: bool = False) -> None:
+        """``prefix`` fixes the mount point (default: the route the host names in each request)."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"prefix {prefix!r} must start with '/' and not end with one, e.g. '/api'")
         self.prefix = prefix
@@ -129,10 +135,12 @@ class App:
 
     def _dispatch(self, request: Request) -> Response:
         path = request.path
-        if self.prefix:
-            if path != self.prefix and not path.startswith(self.prefix + "/"):
-                raise HTTPError(404, f"{path} is outside this component's prefix {self.prefix}")
-            path = path[len(self.prefix):] or "/"
+        prefix = self.prefix or request.headers.get(ROUTE_HEADER, "")
+        if prefix:
+            if path != prefix and not path.startswith(prefix + "/"):
+                raise HTTPError(404, f"{path} is outside this component's prefix {prefix}")
+            path = path[len(prefix):] or "/"
+        request.root_path = prefix
         request.route_path = path
         allowed: set[str] = set()
         for route in self.routes:

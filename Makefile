@@ -10,7 +10,11 @@ PORT   ?= 8000
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/airssys-web/target
 NATIVE := Cargo.toml Cargo.lock $(wildcard src/*.rs) $(wildcard airssys_web/wit/*.wit)
 
-.PHONY: run test lint typecheck pytest bench loadtest clean
+# cargo builds against the venv's interpreter; `cargo test` links libpython, so it must find it when run.
+PYO3_ENV = PYO3_PYTHON=$(abspath $(BIN)/python) \
+	LD_LIBRARY_PATH=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+
+.PHONY: run test lint typecheck rust pytest bench loadtest clean
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,13 +25,18 @@ $(STAMP): pyproject.toml $(NATIVE)
 run: $(STAMP)
 	$(BIN)/python -m example_site --host $(HOST) --port $(PORT)
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck rust pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check airssys_web tests example_site benchmarks loadtests
+	$(BIN)/ruff check airssys_web tests example_site benchmarks loadtests tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+rust: $(STAMP)  # the extension's crate (src/): formatting, clippy, its unit tests (release: reuses the build)
+	cargo fmt --check
+	$(PYO3_ENV) cargo clippy --release --all-targets --quiet -- -D warnings
+	$(PYO3_ENV) cargo test --release --quiet
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -40,4 +49,4 @@ loadtest: $(STAMP)  # ~60 s on 127.0.0.1: the traffic mix plus updates/rollbacks
 	$(BIN)/python -m loadtests --duration 60s
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache airssys_web/_native*.so

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import _native
 from .capabilities import Capability, Grants
 from .errors import CapabilityError, InvalidComponent, InvalidName
 from .limits import Limits
 from .manifest import Manifest, find_manifest, load_manifest
 from .needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
-from . import _native
 from .runtime.artifacts import ArtifactCache, Component, sha256_hex
 from .runtime.engine import get_runtime
 from .runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext

@@ -71,13 +71,14 @@ def _asgi_scope() -> dict[str, Any]:
 
 def in_process(requests: int, repeats: int) -> tuple[Series, Series]:
     """Microseconds per request of the WAT guest: (``WasiHttpSlot.serve``, ``serve_asgi`` inline)."""
+    from airssys_web.runtime.wasi_http.http import Exchange
+    from airssys_web.runtime.wasi_http.slot import WasiHttpSlot
+
     from airssys_web.limits import Limits
     from airssys_web.runtime.artifacts import ArtifactCache
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
     from airssys_web.runtime.wasi_http.asgi import serve_asgi
-    from airssys_web.runtime.wasi_http.http import Exchange
-    from airssys_web.runtime.wasi_http.slot import WasiHttpSlot
 
     component = ArtifactCache(None).compile(wasi_hello())
     gen = Generation(component, HostContext(component="wasi", version="1.0.0", config={}), Limits())

@@ -67,7 +67,14 @@ pub struct Component {
 }
 
 fn invalid(e: wasmtime::Error) -> PyErr {
-    Fault::new(Kind::Invalid, format!("the component does not validate: {}", first_line(&format!("{e:#}")))).into()
+    Fault::new(
+        Kind::Invalid,
+        format!(
+            "the component does not validate: {}",
+            first_line(&format!("{e:#}"))
+        ),
+    )
+    .into()
 }
 
 #[pymethods]
@@ -79,8 +86,14 @@ impl Component {
         let inner = runtime.inner.clone();
         inner.ensure_open()?;
         let engine = inner.engines.get(fuel)?.clone();
-        let compiled = py.detach(|| WasmComponent::new(&engine, wasm)).map_err(invalid)?;
-        Ok(Component { inner: compiled, runtime: inner, fuel })
+        let compiled = py
+            .detach(|| WasmComponent::new(&engine, wasm))
+            .map_err(invalid)?;
+        Ok(Component {
+            inner: compiled,
+            runtime: inner,
+            fuel,
+        })
     }
 
     /// Load a serialized artifact from `path` (memory-mapped, so its memory images are shared copy-on-write).
@@ -88,7 +101,12 @@ impl Component {
     /// Only call this on an artifact whose checksum was verified: wasmtime trusts serialized code completely.
     #[staticmethod]
     #[pyo3(signature = (runtime, path, *, fuel=false))]
-    fn load(py: Python<'_>, runtime: &Runtime, path: std::path::PathBuf, fuel: bool) -> PyResult<Component> {
+    fn load(
+        py: Python<'_>,
+        runtime: &Runtime,
+        path: std::path::PathBuf,
+        fuel: bool,
+    ) -> PyResult<Component> {
         let inner = runtime.inner.clone();
         inner.ensure_open()?;
         let engine = inner.engines.get(fuel)?.clone();
@@ -96,9 +114,19 @@ impl Component {
         // into the operator's registry directory, and deserialize checks the engine version and settings.
         let loaded = py.detach(|| unsafe { WasmComponent::deserialize_file(&engine, &path) });
         let compiled = loaded.map_err(|e| {
-            PyErr::from(Fault::new(Kind::Invalid, format!("cannot load the artifact: {}", first_line(&format!("{e:#}")))))
+            PyErr::from(Fault::new(
+                Kind::Invalid,
+                format!(
+                    "cannot load the artifact: {}",
+                    first_line(&format!("{e:#}"))
+                ),
+            ))
         })?;
-        Ok(Component { inner: compiled, runtime: inner, fuel })
+        Ok(Component {
+            inner: compiled,
+            runtime: inner,
+            fuel,
+        })
     }
 
     /// The compiled artifact, for the on-disk cache.
@@ -153,9 +181,24 @@ mod tests {
     #[test]
     fn worlds_from_exports() {
         assert_eq!(world_of(["airssys:web/handler@0.1.0"]), Some(World::Route));
-        assert_eq!(world_of(["airssys:web/handler@0.1.1", "wasi:http/incoming-handler@0.2.3"]), Some(World::Route));
-        assert_eq!(world_of(["wasi:http/incoming-handler@0.2.0"]), Some(World::HttpP2));
-        assert_eq!(world_of(["wasi:http/incoming-handler@0.2.6", "wasi:http/handler@0.3.0"]), Some(World::HttpP3));
+        assert_eq!(
+            world_of([
+                "airssys:web/handler@0.1.1",
+                "wasi:http/incoming-handler@0.2.3"
+            ]),
+            Some(World::Route)
+        );
+        assert_eq!(
+            world_of(["wasi:http/incoming-handler@0.2.0"]),
+            Some(World::HttpP2)
+        );
+        assert_eq!(
+            world_of([
+                "wasi:http/incoming-handler@0.2.6",
+                "wasi:http/handler@0.3.0"
+            ]),
+            Some(World::HttpP3)
+        );
         assert_eq!(world_of(["wasi:cli/run@0.2.0"]), None);
         assert_eq!(world_of(["airssys:web/handler@0.2.0"]), None);
     }

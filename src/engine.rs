@@ -210,7 +210,13 @@ impl Runtime {
         stacks: u32,
         threads: usize,
     ) -> PyResult<Self> {
-        let pool = PoolSizes { component_instances, core_instances, memories, tables, stacks };
+        let pool = PoolSizes {
+            component_instances,
+            core_instances,
+            memories,
+            tables,
+            stacks,
+        };
         let (plain, plain_pooled) = make_engine(false, &pool).map_err(Fault::into_py)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
@@ -220,7 +226,12 @@ impl Runtime {
             .map_err(|e| Fault::internal(format!("cannot start the I/O runtime: {e}")).into_py())?;
         let handle = rt.handle().clone();
         let inner = Arc::new(RuntimeInner {
-            engines: Engines { plain, plain_pooled, fuel: OnceLock::new(), pool },
+            engines: Engines {
+                plain,
+                plain_pooled,
+                fuel: OnceLock::new(),
+                pool,
+            },
             tokio: Mutex::new(Some(rt)),
             handle,
             ticker: Mutex::new(None),
@@ -271,11 +282,20 @@ impl Runtime {
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         // The last holder may be a tokio worker (an exchange finishing): never block here.
-        let rt = self.tokio.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let rt = self
+            .tokio
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(rt) = rt {
             rt.shutdown_background();
         }
-        if let Some((tx, _thread)) = self.ticker.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((tx, _thread)) = self
+            .ticker
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             drop(tx); // the ticker holds only a weak reference: it ends at its next tick
         }
     }

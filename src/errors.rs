@@ -62,7 +62,13 @@ impl Kind {
     pub fn poisons(self) -> bool {
         matches!(
             self,
-            Kind::Trap | Kind::Timeout | Kind::Fuel | Kind::Memory | Kind::Stack | Kind::Host | Kind::Internal
+            Kind::Trap
+                | Kind::Timeout
+                | Kind::Fuel
+                | Kind::Memory
+                | Kind::Stack
+                | Kind::Host
+                | Kind::Internal
         )
     }
 }
@@ -84,7 +90,11 @@ impl std::error::Error for Fault {}
 
 impl Fault {
     pub fn new(kind: Kind, message: impl Into<String>) -> Fault {
-        Fault { kind, message: message.into(), status: None }
+        Fault {
+            kind,
+            message: message.into(),
+            status: None,
+        }
     }
     pub fn internal(message: impl Into<String>) -> Fault {
         Fault::new(Kind::Internal, message)
@@ -137,7 +147,11 @@ fn backtrace_summary(err: &wasmtime::Error, n: usize) -> Option<String> {
         .frames()
         .iter()
         .take(n)
-        .map(|f| f.func_name().map(str::to_owned).unwrap_or_else(|| format!("func[{}]", f.func_index())))
+        .map(|f| {
+            f.func_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("func[{}]", f.func_index()))
+        })
         .collect();
     (!names.is_empty()).then(|| names.join(" <- "))
 }
@@ -146,7 +160,13 @@ fn backtrace_summary(err: &wasmtime::Error, n: usize) -> Option<String> {
 ///
 /// `tag` names the version (`name@1.0.0`); `memory_hit` says whether the store's limiter refused a memory growth
 /// during this call; `cap` describes that cap for messages; `timeout` the route deadline in seconds.
-pub fn classify(err: &wasmtime::Error, tag: &str, memory_hit: bool, cap: &str, timeout: f64) -> Fault {
+pub fn classify(
+    err: &wasmtime::Error,
+    tag: &str,
+    memory_hit: bool,
+    cap: &str,
+    timeout: f64,
+) -> Fault {
     if let Some(HostTrap(fault)) = err.downcast_ref::<HostTrap>() {
         let mut f = fault.clone();
         f.message = format!("{tag} {}", f.message);
@@ -155,7 +175,10 @@ pub fn classify(err: &wasmtime::Error, tag: &str, memory_hit: bool, cap: &str, t
     if let Some(fault) = err.downcast_ref::<Fault>() {
         return fault.clone();
     }
-    let where_ = backtrace_summary(err, 4).map(|b| format!(" (in {b})")).unwrap_or_default();
+    let where_ = backtrace_summary(err, 4)
+        .map(|b| format!(" (in {b})"))
+        .unwrap_or_default();
+    let trap_text = |t: &Trap| t.to_string().trim_start_matches("wasm trap: ").to_owned();
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Fault::new(Kind::Timeout, format!("{tag} exceeded its {timeout}s deadline")),
         Some(Trap::OutOfFuel) => Fault::new(Kind::Fuel, format!("{tag} ran out of fuel")),
@@ -165,9 +188,9 @@ pub fn classify(err: &wasmtime::Error, tag: &str, memory_hit: bool, cap: &str, t
         ),
         Some(trap) if memory_hit => Fault::new(
             Kind::Memory,
-            format!("{tag} hit its memory limit of {cap} (a memory.grow was refused, then: {trap}){where_}"),
+            format!("{tag} hit its memory limit of {cap} (a memory.grow was refused, then: {}){where_}", trap_text(trap)),
         ),
-        Some(trap) => Fault::new(Kind::Trap, format!("{tag} trapped: {trap}{where_}")),
+        Some(trap) => Fault::new(Kind::Trap, format!("{tag} trapped: {}{where_}", trap_text(trap))),
         None => {
             let text = format!("{err:#}");
             if memory_hit {

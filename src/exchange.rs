@@ -22,6 +22,9 @@ use pyo3::types::PyBytes;
 
 use crate::errors::Fault;
 
+/// Header pairs as Python sees them.
+type PyPairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
 pub const READY_HEAD: u8 = 1;
 pub const READY_BODY: u8 = 2;
 pub const READY_SPACE: u8 = 4;
@@ -180,7 +183,10 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let shared = self.shared.clone();
         let out = {
             let mut s = shared.lock();
@@ -189,7 +195,9 @@ impl Body for RequestBody {
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             } else if let Some(err) = s.req_error.take() {
                 s.req_end = true;
-                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(err)))))
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    err,
+                )))))
             } else if s.req_end {
                 Poll::Ready(None)
             } else {
@@ -251,7 +259,11 @@ impl HttpExchange {
         notify: Option<Py<PyAny>>,
     ) -> HttpExchange {
         HttpExchange {
-            shared: Arc::new(Shared { state: Mutex::new(State::default()), capacity, notify }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                capacity,
+                notify,
+            }),
             method,
             scheme: scheme.to_owned(),
             authority,
@@ -325,10 +337,14 @@ impl HttpExchange {
     }
 
     /// `(status, headers)` once the guest set its response, else None.
-    fn head<'py>(&self, py: Python<'py>) -> Option<(u16, Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>)> {
+    fn head<'py>(&self, py: Python<'py>) -> Option<(u16, PyPairs<'py>)> {
         let s = self.shared.lock();
         let status = s.status?;
-        let headers = s.headers.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect();
+        let headers = s
+            .headers
+            .iter()
+            .map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v)))
+            .collect();
         Some((status, headers))
     }
 
@@ -368,9 +384,13 @@ impl HttpExchange {
     }
 
     #[getter]
-    fn trailers<'py>(&self, py: Python<'py>) -> Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+    fn trailers<'py>(&self, py: Python<'py>) -> Option<PyPairs<'py>> {
         let s = self.shared.lock();
-        s.trailers.as_ref().map(|t| t.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
+        s.trailers.as_ref().map(|t| {
+            t.iter()
+                .map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v)))
+                .collect()
+        })
     }
 
     /// The guest side is over (returned, failed or was cut off).

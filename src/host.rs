@@ -53,9 +53,9 @@ impl Settings {
 pub fn format_size(n: usize) -> String {
     const MIB: usize = 1 << 20;
     const KIB: usize = 1 << 10;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else {
         format!("{n} B")
@@ -76,15 +76,24 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(settings: Arc<Settings>, runtime: tokio::runtime::Handle) -> Result<HostState, Fault> {
+    pub fn new(
+        settings: Arc<Settings>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<HostState, Fault> {
         let output = Output::default();
         let mut b = WasiCtxBuilder::new();
         b.stdout(output.stream(1)).stderr(output.stream(2));
-        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         b.socket_addr_check(|_, _| Box::pin(async { false }));
         b.allow_blocking_current_thread(true);
         for p in &settings.preopens {
-            let perms = if p.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if p.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             b.preopened_dir(&p.host, &p.guest, perms).map_err(|e| {
                 Fault::new(
                     Kind::Link,
@@ -119,18 +128,27 @@ impl HostState {
 
     /// Seconds left before the deadline (0 when past it).
     pub fn remaining(&self) -> f64 {
-        self.deadline.saturating_duration_since(Instant::now()).as_secs_f64()
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
     }
 }

@@ -34,7 +34,12 @@ pub type P3Pre = wasmtime_wasi_http::p3::bindings::ServicePre<HostState>;
 
 /// Build the `http::Request` a guest receives from what Python gave the exchange.
 fn build_request(ex: &HttpExchange) -> Result<http::Request<RequestBody>, Fault> {
-    let bad = |why: String| Fault::new(Kind::Internal, format!("cannot build the guest's request: {why}"));
+    let bad = |why: String| {
+        Fault::new(
+            Kind::Internal,
+            format!("cannot build the guest's request: {why}"),
+        )
+    };
     let authority = ex
         .authority
         .clone()
@@ -48,7 +53,11 @@ fn build_request(ex: &HttpExchange) -> Result<http::Request<RequestBody>, Fault>
     let uri = http::Uri::builder()
         .scheme(ex.scheme.as_str())
         .authority(authority.as_str())
-        .path_and_query(if ex.path_with_query.is_empty() { "/" } else { ex.path_with_query.as_str() })
+        .path_and_query(if ex.path_with_query.is_empty() {
+            "/"
+        } else {
+            ex.path_with_query.as_str()
+        })
         .build()
         .map_err(|e| bad(e.to_string()))?;
     let method = http::Method::from_bytes(ex.method.as_bytes()).map_err(|e| bad(e.to_string()))?;
@@ -61,11 +70,16 @@ fn build_request(ex: &HttpExchange) -> Result<http::Request<RequestBody>, Fault>
             }
         }
     }
-    req.body(RequestBody::new(ex.shared.clone())).map_err(|e| bad(e.to_string()))
+    req.body(RequestBody::new(ex.shared.clone()))
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Check the guest's response head; the pairs Python receives.
-fn head_of(status: u16, headers: &http::HeaderMap, settings: &Settings) -> Result<Vec<(Bytes, Bytes)>, Fault> {
+fn head_of(
+    status: u16,
+    headers: &http::HeaderMap,
+    settings: &Settings,
+) -> Result<Vec<(Bytes, Bytes)>, Fault> {
     if !(100..=599).contains(&status) {
         return Err(Fault::bad_response(format!(
             "{} answered with invalid status {status} (must be 100-599)",
@@ -84,7 +98,10 @@ fn head_of(status: u16, headers: &http::HeaderMap, settings: &Settings) -> Resul
     let mut out = Vec::with_capacity(headers.len());
     for (k, v) in headers {
         total += k.as_str().len() + v.len();
-        out.push((Bytes::copy_from_slice(k.as_str().as_bytes()), Bytes::copy_from_slice(v.as_bytes())));
+        out.push((
+            Bytes::copy_from_slice(k.as_str().as_bytes()),
+            Bytes::copy_from_slice(v.as_bytes()),
+        ));
     }
     if total > settings.max_header_bytes {
         return Err(Fault::bad_response(format!(
@@ -99,18 +116,33 @@ fn head_of(status: u16, headers: &http::HeaderMap, settings: &Settings) -> Resul
 /// the error-code's case, as `Debug` prints it: the same in 0.2 and 0.3).
 fn status_for(case: &str) -> u16 {
     match case {
-        "DnsTimeout" | "ConnectionTimeout" | "ConnectionReadTimeout" | "ConnectionWriteTimeout"
+        "DnsTimeout"
+        | "ConnectionTimeout"
+        | "ConnectionReadTimeout"
+        | "ConnectionWriteTimeout"
         | "HttpResponseTimeout" => 504,
         "HttpRequestBodySize" => 413,
         "HttpRequestMethodInvalid" | "HttpRequestUriInvalid" => 400,
-        c if ["Dns", "Destination", "Connection", "Tls", "HttpResponse"].iter().any(|p| c.starts_with(p)) => 502,
+        c if ["Dns", "Destination", "Connection", "Tls", "HttpResponse"]
+            .iter()
+            .any(|p| c.starts_with(p)) =>
+        {
+            502
+        }
         _ => 500,
     }
 }
 
 fn error_code_fault(settings: &Settings, debug: String) -> Fault {
-    let case = debug.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("").to_owned();
-    let mut f = Fault::new(Kind::ErrorCode, format!("{} answered with error-code {debug}", settings.tag));
+    let case = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let mut f = Fault::new(
+        Kind::ErrorCode,
+        format!("{} answered with error-code {debug}", settings.tag),
+    );
     f.status = Some(status_for(&case));
     f
 }
@@ -147,7 +179,12 @@ where
                 if let Ok(trailers) = frame.into_trailers() {
                     let pairs = trailers
                         .iter()
-                        .map(|(k, v)| (Bytes::copy_from_slice(k.as_str().as_bytes()), Bytes::copy_from_slice(v.as_bytes())))
+                        .map(|(k, v)| {
+                            (
+                                Bytes::copy_from_slice(k.as_str().as_bytes()),
+                                Bytes::copy_from_slice(v.as_bytes()),
+                            )
+                        })
                         .collect();
                     shared.end_response(Some(pairs));
                     return Ok(());
@@ -157,7 +194,11 @@ where
     }
 }
 
-async fn deliver<B>(response: http::Response<B>, shared: &Arc<Shared>, settings: &Settings) -> Result<(), Fault>
+async fn deliver<B>(
+    response: http::Response<B>,
+    shared: &Arc<Shared>,
+    settings: &Settings,
+) -> Result<(), Fault>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -171,7 +212,11 @@ where
 fn deadline_fault(settings: &Settings) -> Fault {
     Fault::new(
         Kind::Timeout,
-        format!("{} exceeded its {}s deadline", settings.tag, settings.timeout.as_secs_f64()),
+        format!(
+            "{} exceeded its {}s deadline",
+            settings.tag,
+            settings.timeout.as_secs_f64()
+        ),
     )
 }
 
@@ -189,11 +234,16 @@ where
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Pending if self.returned.load(Ordering::Acquire) => Poll::Ready(Some(Err(
-                wasmtime_wasi_http::Error::InternalError(Some("the guest returned without finishing the body".into())),
-            ))),
+            Poll::Pending if self.returned.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the guest returned without finishing the body".into(),
+                )))))
+            }
             other => other,
         }
     }
@@ -213,10 +263,18 @@ pub async fn serve_p2(
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let (incoming, out) = {
         let mut http = store.data_mut().http();
-        (http.new_incoming_request(Scheme::Http, request)?, http.new_response_outparam(tx)?)
+        (
+            http.new_incoming_request(Scheme::Http, request)?,
+            http.new_response_outparam(tx)?,
+        )
     };
     let returned = AtomicBool::new(false);
-    let call = tokio::time::timeout(budget, proxy.wasi_http_incoming_handler().call_handle(&mut *store, incoming, out));
+    let call = tokio::time::timeout(
+        budget,
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut *store, incoming, out),
+    );
     let respond = async {
         // The head, unless the guest returns (or fails) without setting one: its outparam may then live on in
         // the store's table, so the channel alone would never say so.
@@ -229,7 +287,10 @@ pub async fn serve_p2(
         match head {
             Some(Ok(response)) => {
                 let (parts, body) = response.into_parts();
-                let body = AfterReturn { inner: body, returned: &returned };
+                let body = AfterReturn {
+                    inner: body,
+                    returned: &returned,
+                };
                 deliver(http::Response::from_parts(parts, body), &shared, &settings).await
             }
             Some(Err(code)) => Err(error_code_fault(&settings, format!("{code:?}"))),
@@ -256,7 +317,11 @@ pub async fn serve_p2(
                 delivered = Some(d);
             }
         }
-        if result.is_some() && delivered.is_some() { Poll::Ready(()) } else { Poll::Pending }
+        if result.is_some() && delivered.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     })
     .await;
     if let Some(Err(fault)) = delivered {
@@ -288,7 +353,10 @@ pub async fn serve_p3(
         let response = match service.handle(accessor, request).await? {
             Ok(response) => response,
             Err(code) => {
-                record(&shared, error_code_fault(&settings, format!("{:?}", P3Code(code))));
+                record(
+                    &shared,
+                    error_code_fault(&settings, format!("{:?}", P3Code(code))),
+                );
                 return Ok(());
             }
         };

@@ -63,7 +63,8 @@ fn link_error(tag: &str, e: &wasmtime::Error) -> Fault {
     let what = if let Some(rest) = text.split("component imports ").nth(1) {
         format!(
             "it imports {}, which this host does not provide",
-            first_line(rest).trim_end_matches(", but a matching implementation was not found in the linker")
+            first_line(rest)
+                .trim_end_matches(", but a matching implementation was not found in the linker")
         )
     } else {
         first_line(&text).to_owned()
@@ -119,19 +120,34 @@ impl Pre {
         let inner = runtime.inner.clone();
         inner.ensure_open()?;
         if fuel.is_some() && !component.fuel {
-            return Err(Fault::internal("a version with a fuel budget needs a component compiled with fuel=True").into());
+            return Err(Fault::internal(
+                "a version with a fuel budget needs a component compiled with fuel=True",
+            )
+            .into());
         }
         if !(timeout.is_finite() && timeout > 0.0) {
-            return Err(Fault::internal(format!("timeout must be a positive number of seconds, not {timeout}")).into());
+            return Err(Fault::internal(format!(
+                "timeout must be a positive number of seconds, not {timeout}"
+            ))
+            .into());
         }
         let world = component.detect()?.unwrap_or(World::Route);
         let engine = inner.engines.get(component.fuel)?.clone();
         let wasm = component.inner.clone();
         let typed = py.detach(|| -> Result<TypedPre, Fault> {
-            let linker = build_linker(&engine, world).map_err(|e| Fault::internal(format!("{e:#}")))?;
-            let pre = linker.instantiate_pre(&wasm).map_err(|e| link_error(&tag, &e))?;
+            let linker =
+                build_linker(&engine, world).map_err(|e| Fault::internal(format!("{e:#}")))?;
+            let pre = linker
+                .instantiate_pre(&wasm)
+                .map_err(|e| link_error(&tag, &e))?;
             let wrong = |e: wasmtime::Error| {
-                Fault::new(Kind::Invalid, format!("{tag}: its handler export does not match the contract: {}", first_line(&format!("{e:#}"))))
+                Fault::new(
+                    Kind::Invalid,
+                    format!(
+                        "{tag}: its handler export does not match the contract: {}",
+                        first_line(&format!("{e:#}"))
+                    ),
+                )
             };
             Ok(match world {
                 World::Route => TypedPre::Route(RouteBindingsPre::new(pre).map_err(wrong)?),
@@ -143,14 +159,29 @@ impl Pre {
         let settings = Arc::new(Settings {
             tag,
             config,
-            preopens: preopens.into_iter().map(|(host, guest, writable)| Preopen { host, guest, writable }).collect(),
+            preopens: preopens
+                .into_iter()
+                .map(|(host, guest, writable)| Preopen {
+                    host,
+                    guest,
+                    writable,
+                })
+                .collect(),
             memory,
             timeout,
             host,
             max_headers,
             max_header_bytes,
         });
-        Ok(Pre { runtime: inner, engine, typed, settings, world, ticks: deadline_ticks(timeout), fuel })
+        Ok(Pre {
+            runtime: inner,
+            engine,
+            typed,
+            settings,
+            world,
+            ticks: deadline_ticks(timeout),
+            fuel,
+        })
     }
 
     /// A new instance (releases the GIL while instantiating).
@@ -190,12 +221,22 @@ impl Pre {
         // One guest->host copy may be as large as the guest's memory, and no larger.
         store.set_hostcall_fuel(self.settings.memory.max(16 << 20));
         if self.fuel.is_some() {
-            store.set_fuel(START_FUEL).map_err(|e| Fault::internal(format!("{e:#}")))?;
+            store
+                .set_fuel(START_FUEL)
+                .map_err(|e| Fault::internal(format!("{e:#}")))?;
         }
         let result = match &self.typed {
             TypedPre::Route(pre) => pre.instantiate(&mut store).map(Bindings::Route),
-            TypedPre::P2(pre) => self.runtime.handle.block_on(pre.instantiate_async(&mut store)).map(Bindings::P2),
-            TypedPre::P3(pre) => self.runtime.handle.block_on(pre.instantiate_async(&mut store)).map(Bindings::P3),
+            TypedPre::P2(pre) => self
+                .runtime
+                .handle
+                .block_on(pre.instantiate_async(&mut store))
+                .map(Bindings::P2),
+            TypedPre::P3(pre) => self
+                .runtime
+                .handle
+                .block_on(pre.instantiate_async(&mut store))
+                .map(Bindings::P3),
         };
         match result {
             Ok(bindings) => Ok(Live { store, bindings }),
@@ -221,7 +262,13 @@ impl Pre {
                 ),
             );
         }
-        let f = classify(e, &s.tag, memory_hit, &s.memory_text(), s.timeout.as_secs_f64());
+        let f = classify(
+            e,
+            &s.tag,
+            memory_hit,
+            &s.memory_text(),
+            s.timeout.as_secs_f64(),
+        );
         match f.kind {
             Kind::Trap if e.downcast_ref::<wasmtime::Trap>().is_none() => link_error(&s.tag, e),
             _ => f,
@@ -280,14 +327,22 @@ fn text_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
 impl Instance {
     fn take_live(&self) -> Result<std::sync::MutexGuard<'_, Option<Live>>, Fault> {
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(Fault::closed(format!("{}: instance is closed", self.settings.tag)));
+            return Err(Fault::closed(format!(
+                "{}: instance is closed",
+                self.settings.tag
+            )));
         }
-        let guard = self
-            .live
-            .try_lock()
-            .map_err(|_| Fault::internal(format!("{}: instance is already serving a call", self.settings.tag)))?;
+        let guard = self.live.try_lock().map_err(|_| {
+            Fault::internal(format!(
+                "{}: instance is already serving a call",
+                self.settings.tag
+            ))
+        })?;
         if guard.is_none() {
-            return Err(Fault::closed(format!("{}: instance is closed", self.settings.tag)));
+            return Err(Fault::closed(format!(
+                "{}: instance is closed",
+                self.settings.tag
+            )));
         }
         Ok(guard)
     }
@@ -297,7 +352,9 @@ impl Instance {
         store.data_mut().begin_call();
         store.set_epoch_deadline(self.ticks);
         if let Some(fuel) = self.fuel {
-            store.set_fuel(fuel).map_err(|e| Fault::internal(format!("{e:#}")))?;
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Fault::internal(format!("{e:#}")))?;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -317,19 +374,45 @@ impl Instance {
         fault
     }
 
-    fn call_route(&self, method: String, path: String, query: String, headers: Headers, body: Vec<u8>) -> Result<(u16, Headers, Vec<u8>), Fault> {
+    fn call_route(
+        &self,
+        method: String,
+        path: String,
+        query: String,
+        headers: Headers,
+        body: Vec<u8>,
+    ) -> Result<(u16, Headers, Vec<u8>), Fault> {
         let mut guard = self.take_live()?;
-        let live = guard.as_mut().ok_or_else(|| Fault::closed("instance is closed"))?;
+        let live = guard
+            .as_mut()
+            .ok_or_else(|| Fault::closed("instance is closed"))?;
         let Bindings::Route(bindings) = &live.bindings else {
-            return Err(Fault::internal(format!("{} is not an airssys:web component", self.settings.tag)));
+            return Err(Fault::internal(format!(
+                "{} is not an airssys:web component",
+                self.settings.tag
+            )));
         };
         self.prepare(&mut live.store)?;
-        let req = Request { method, path, query, headers, body };
-        let result = bindings.airssys_web_handler().call_handle(&mut live.store, &req);
+        let req = Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        };
+        let result = bindings
+            .airssys_web_handler()
+            .call_handle(&mut live.store, &req);
         match result {
             Ok(resp) => {
                 let s = &self.settings;
-                check_response(&s.tag, resp.status, &resp.headers, s.max_headers, s.max_header_bytes)?;
+                check_response(
+                    &s.tag,
+                    resp.status,
+                    &resp.headers,
+                    s.max_headers,
+                    s.max_header_bytes,
+                )?;
                 Ok((resp.status, resp.headers, resp.body))
             }
             Err(e) => Err(self.fail(&mut guard, &e)),
@@ -338,15 +421,22 @@ impl Instance {
 
     fn serve_exchange(&self, ex: &HttpExchange) -> Result<(), Fault> {
         let mut guard = self.take_live()?;
-        let live = guard.as_mut().ok_or_else(|| Fault::closed("instance is closed"))?;
+        let live = guard
+            .as_mut()
+            .ok_or_else(|| Fault::closed("instance is closed"))?;
         self.prepare(&mut live.store)?;
         let budget = self.settings.timeout;
         let handle = self.runtime.handle.clone();
         let result = match &live.bindings {
             Bindings::P2(proxy) => handle.block_on(serve_p2(&mut live.store, proxy, ex, budget)),
-            Bindings::P3(service) => handle.block_on(serve_p3(&mut live.store, service, ex, budget)),
+            Bindings::P3(service) => {
+                handle.block_on(serve_p3(&mut live.store, service, ex, budget))
+            }
             Bindings::Route(_) => {
-                return Err(Fault::internal(format!("{} is not a wasi:http component", self.settings.tag)));
+                return Err(Fault::internal(format!(
+                    "{} is not a wasi:http component",
+                    self.settings.tag
+                )));
             }
         };
         match result {
@@ -363,7 +453,9 @@ fn flush_output(settings: &Settings, store: &Store<HostState>) {
         return;
     }
     let (chunks, dropped) = output.drain();
-    let Some(host) = settings.host.as_ref() else { return };
+    let Some(host) = settings.host.as_ref() else {
+        return;
+    };
     Python::attach(|py| {
         for (which, text) in chunks {
             let stream = if which == 1 { "stdout" } else { "stderr" };

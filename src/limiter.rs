@@ -22,7 +22,13 @@ pub struct MemoryCap {
 
 impl MemoryCap {
     pub fn new(cap: usize) -> MemoryCap {
-        MemoryCap { cap, total: 0, last_growth: 0, hit: false, refused: 0 }
+        MemoryCap {
+            cap,
+            total: 0,
+            last_growth: 0,
+            hit: false,
+            refused: 0,
+        }
     }
 
     pub fn reset_hit(&mut self) {
@@ -36,7 +42,12 @@ impl MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
         let after = self.total.saturating_add(growth);
         if after > self.cap {
@@ -56,7 +67,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -85,7 +101,8 @@ mod tests {
         let mut cap = MemoryCap::new(8 << 16);
         assert!(cap.memory_growing(0, 1 << 16, None).unwrap());
         assert!(cap.memory_growing(1 << 16, 5 << 16, Some(2 << 16)).unwrap());
-        cap.memory_grow_failed(wasmtime::Error::msg("past maximum")).unwrap();
+        cap.memory_grow_failed(wasmtime::Error::msg("past maximum"))
+            .unwrap();
         assert_eq!(cap.total(), 1 << 16);
     }
 }

@@ -39,7 +39,10 @@ pub struct FetchErr {
 
 impl FetchErr {
     fn new(code: &str, message: impl Into<String>) -> FetchErr {
-        FetchErr { code: code.to_owned(), message: message.into() }
+        FetchErr {
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -53,42 +56,82 @@ pub fn fetch(
     remaining: f64,
 ) -> Result<FetchOk, FetchErr> {
     let Some(host) = settings.host.as_ref() else {
-        return Err(FetchErr::new("denied", "no outbound hosts are granted to this component"));
+        return Err(FetchErr::new(
+            "denied",
+            "no outbound hosts are granted to this component",
+        ));
     };
     if remaining <= 0.0 {
-        return Err(FetchErr::new("deadline", "the route's deadline passed before the request was sent"));
+        return Err(FetchErr::new(
+            "deadline",
+            "the route's deadline passed before the request was sent",
+        ));
     }
     Python::attach(|py| {
-        let args = (method, url, headers.to_vec(), PyBytes::new(py, body), remaining);
+        let args = (
+            method,
+            url,
+            headers.to_vec(),
+            PyBytes::new(py, body),
+            remaining,
+        );
         let out = host
             .call_method1(py, "fetch", args)
             .map_err(|e| FetchErr::new("host", format!("the host's fetch failed: {e}")))?;
         let out = out.bind(py);
-        let tuple = out
-            .cast::<PyTuple>()
-            .map_err(|_| FetchErr::new("host", "the host's fetch returned something other than a tuple"))?;
+        let tuple = out.cast::<PyTuple>().map_err(|_| {
+            FetchErr::new(
+                "host",
+                "the host's fetch returned something other than a tuple",
+            )
+        })?;
         if tuple.len() == 3 {
-            let status: u16 = tuple.get_item(0).and_then(|v| v.extract()).map_err(bad_result)?;
-            let headers: Vec<(String, String)> = tuple.get_item(1).and_then(|v| v.extract()).map_err(bad_result)?;
-            let body: Vec<u8> = tuple.get_item(2).and_then(|v| v.extract()).map_err(bad_result)?;
-            Ok(FetchOk { status, headers, body })
+            let status: u16 = tuple
+                .get_item(0)
+                .and_then(|v| v.extract())
+                .map_err(bad_result)?;
+            let headers: Vec<(String, String)> = tuple
+                .get_item(1)
+                .and_then(|v| v.extract())
+                .map_err(bad_result)?;
+            let body: Vec<u8> = tuple
+                .get_item(2)
+                .and_then(|v| v.extract())
+                .map_err(bad_result)?;
+            Ok(FetchOk {
+                status,
+                headers,
+                body,
+            })
         } else {
-            let code: String = tuple.get_item(0).and_then(|v| v.extract()).map_err(bad_result)?;
-            let message: String = tuple.get_item(1).and_then(|v| v.extract()).map_err(bad_result)?;
+            let code: String = tuple
+                .get_item(0)
+                .and_then(|v| v.extract())
+                .map_err(bad_result)?;
+            let message: String = tuple
+                .get_item(1)
+                .and_then(|v| v.extract())
+                .map_err(bad_result)?;
             Err(FetchErr { code, message })
         }
     })
 }
 
 fn bad_result(e: PyErr) -> FetchErr {
-    FetchErr::new("host", format!("the host's fetch returned a malformed result: {e}"))
+    FetchErr::new(
+        "host",
+        format!("the host's fetch returned a malformed result: {e}"),
+    )
 }
 
 /// The wasi:http error a fetch failure stands for.
 fn http_error(e: &FetchErr) -> HttpError {
     match e.code.as_str() {
         "denied" => HttpError::HttpRequestDenied,
-        "dns" => HttpError::DnsError { rcode: Some(e.message.clone()), info_code: None },
+        "dns" => HttpError::DnsError {
+            rcode: Some(e.message.clone()),
+            info_code: None,
+        },
         "refused" => HttpError::ConnectionRefused,
         "connect-timeout" => HttpError::ConnectionTimeout,
         "response-timeout" | "deadline" => HttpError::HttpResponseTimeout,
@@ -107,8 +150,16 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(settings: Arc<Settings>, runtime: tokio::runtime::Handle, deadline: Instant) -> Outbound {
-        Outbound { settings, runtime, deadline }
+    pub fn new(
+        settings: Arc<Settings>,
+        runtime: tokio::runtime::Handle,
+        deadline: Instant,
+    ) -> Outbound {
+        Outbound {
+            settings,
+            runtime,
+            deadline,
+        }
     }
 }
 
@@ -151,21 +202,28 @@ impl WasiHttpHooks for Outbound {
                 };
                 headers.push((name.as_str().to_owned(), text.to_owned()));
             }
-            let remaining = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
             let result = runtime
                 .spawn_blocking(move || fetch(&settings, &method, &url, &headers, &body, remaining))
                 .await
-                .map_err(|e| HttpError::InternalError(Some(format!("outbound worker failed: {e}"))))?;
+                .map_err(|e| {
+                    HttpError::InternalError(Some(format!("outbound worker failed: {e}")))
+                })?;
             let ok = result.map_err(|e| http_error(&e))?;
             let mut response = http::Response::builder().status(ok.status);
             for (name, value) in &ok.headers {
                 response = response.header(name.as_str(), value.as_str());
             }
-            let body = Full::new(Bytes::from(ok.body)).map_err(|never| match never {}).boxed_unsync();
-            let response = response
-                .body(body)
-                .map_err(|e| HttpError::InternalError(Some(format!("invalid upstream response: {e}"))))?;
-            let done: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> = Box::new(async { Ok(()) });
+            let body = Full::new(Bytes::from(ok.body))
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let response = response.body(body).map_err(|e| {
+                HttpError::InternalError(Some(format!("invalid upstream response: {e}")))
+            })?;
+            let done: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
             Ok((response, done))
         })
     }

@@ -31,7 +31,10 @@ pub struct Output {
 
 impl Output {
     pub fn stream(&self, which: u8) -> Sink {
-        Sink { which, out: self.clone() }
+        Sink {
+            which,
+            out: self.clone(),
+        }
     }
 
     fn write(&self, which: u8, data: &[u8]) {
@@ -61,7 +64,10 @@ impl Output {
         let chunks = std::mem::take(&mut b.chunks);
         let dropped = std::mem::take(&mut b.dropped);
         b.size = 0;
-        let text = chunks.into_iter().map(|(w, v)| (w, String::from_utf8_lossy(&v).into_owned())).collect();
+        let text = chunks
+            .into_iter()
+            .map(|(w, v)| (w, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
         (text, dropped)
     }
 }
@@ -107,7 +113,11 @@ impl OutputStream for Sink {
 }
 
 impl AsyncWrite for Sink {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.out.write(self.which, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -133,7 +143,10 @@ mod tests {
         e.write(Bytes::from_static(b"err\n")).unwrap();
         assert!(out.pending());
         let (chunks, dropped) = out.drain();
-        assert_eq!(chunks, vec![(1, "ab\n".to_string()), (2, "err\n".to_string())]);
+        assert_eq!(
+            chunks,
+            vec![(1, "ab\n".to_string()), (2, "err\n".to_string())]
+        );
         assert_eq!(dropped, 0);
         assert!(!out.pending());
         o.write(Bytes::from(vec![b'x'; LIMIT + 10])).unwrap();

@@ -45,7 +45,11 @@ impl airssys::web::outbound::Host for HostState {
     ) -> wasmtime::Result<Result<Response, String>> {
         let remaining = self.remaining();
         match outbound::fetch(&self.settings, &method, &url, &headers, &body, remaining) {
-            Ok(ok) => Ok(Ok(Response { status: ok.status, headers: ok.headers, body: ok.body })),
+            Ok(ok) => Ok(Ok(Response {
+                status: ok.status,
+                headers: ok.headers,
+                body: ok.body,
+            })),
             Err(e) if e.code == "deadline" => Err(host_trap(
                 Kind::Timeout,
                 format!(
@@ -54,7 +58,10 @@ impl airssys::web::outbound::Host for HostState {
                     e.message
                 ),
             )),
-            Err(e) if e.code == "host" => Err(host_trap(Kind::Host, format!("trapped in outbound.fetch: {}", e.message))),
+            Err(e) if e.code == "host" => Err(host_trap(
+                Kind::Host,
+                format!("trapped in outbound.fetch: {}", e.message),
+            )),
             Err(e) => Ok(Err(e.message)),
         }
     }
@@ -67,13 +74,22 @@ fn kv_call(
     args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
 ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
     let Some(host) = state.settings.host.as_ref() else {
-        return Ok(Err("kv not granted to this component (deploy it with --kv)".to_owned()));
+        return Ok(Err(
+            "kv not granted to this component (deploy it with --kv)".to_owned(),
+        ));
     };
     Python::attach(|py| {
         let trap = |e: PyErr| host_trap(Kind::Host, format!("trapped in kv.{method}: {e}"));
-        let out = host.call_method1(py, method, args(py).map_err(trap)?).map_err(trap)?;
+        let out = host
+            .call_method1(py, method, args(py).map_err(trap)?)
+            .map_err(trap)?;
         let out = out.bind(py);
-        let bad = |e: PyErr| host_trap(Kind::Host, format!("kv.{method}: the host returned a malformed result: {e}"));
+        let bad = |e: PyErr| {
+            host_trap(
+                Kind::Host,
+                format!("kv.{method}: the host returned a malformed result: {e}"),
+            )
+        };
         let pair = out.cast::<PyTuple>().map_err(|e| bad(e.into()))?;
         let tag: String = pair.get_item(0).and_then(|v| v.extract()).map_err(bad)?;
         let value = pair.get_item(1).map_err(bad)?;
@@ -92,7 +108,13 @@ impl airssys::web::kv::Host for HostState {
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
         kv_call(self, "kv_set", |py| {
-            PyTuple::new(py, [key.into_pyobject(py)?.into_any(), PyBytes::new(py, &value).into_any()])
+            PyTuple::new(
+                py,
+                [
+                    key.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, &value).into_any(),
+                ],
+            )
         })
         .map(|r| r.map(|_| ()))
     }

@@ -45,26 +45,41 @@ def test_kv_answers_not_granted() -> None:
 
 def test_a_failing_host_function_is_named_in_the_trap(monkeypatch: pytest.MonkeyPatch) -> None:
     """A host function that raises is our bug: the guest traps and the log names the Python error."""
-    from wasmtime.component import Linker
+    from airssys_web.runtime import imports
 
-    from airssys_web.runtime import generation, imports
-    from airssys_web.runtime.convert import add_fast_func
+    def broken(self: imports.HostBridge, key: str) -> object:
+        return {}[key]  # raises KeyError
 
-    def broken_linker(ctx: imports.HostContext) -> Linker:
-        linker = Linker(imports.get_engine())
-        linker.add_wasip2()
-        with linker.root() as root:
-            with root.add_instance(imports.CONFIG_INTERFACE) as config:
-                add_fast_func(config, "get", lambda key: {}[key], "config.get")  # raises KeyError
-            with root.add_instance(imports.OUTBOUND_INTERFACE) as outbound:
-                add_fast_func(outbound, "fetch", lambda *a: ("err", "x"), "outbound.fetch")
-            with root.add_instance(imports.KV_INTERFACE) as kv:
-                for name in ("get", "set", "delete"):
-                    add_fast_func(kv, name, lambda *a: ("err", "x"), f"kv.{name}")
-        return linker
-
-    monkeypatch.setattr(generation, "build_linker", broken_linker)
+    monkeypatch.setattr(imports.HostBridge, "kv_get", broken)
     gen = _gen()
-    with pytest.raises(GuestTrap, match="trapped in a host function: KeyError"):
-        gen.call("@c", "missing-key")
+    with pytest.raises(GuestTrap, match=r"trapped in kv\.kv_get: KeyError: 'key'"):
+        gen.call("@g", "key")
+    assert gen.pool.discarded == 1
+    assert gen.call("@c", "greeting").status == 404  # a fresh instance serves on
     gen.close()
+
+
+def test_outbound_failures_become_error_codes() -> None:
+    """One classification for both worlds: the slug picks the wasi:http error-code, the text is the err."""
+    from airssys_web.errors import OutboundDenied, OutboundError, OutboundTimeout
+    from airssys_web.runtime.imports import HostBridge, HostContext
+
+    cases = [
+        (OutboundDenied("x is not granted"), "denied"),
+        (OutboundError("could not resolve a.test: no addresses"), "dns"),
+        (OutboundError("could not connect to http://a.test: refused"), "refused"),
+        (OutboundTimeout("http://a.test took longer than its deadline of 2s"), "deadline"),
+        (OutboundTimeout("http://a.test timed out"), "response-timeout"),
+        (OutboundError("http://a.test answered more than the 10-byte cap"), "response-too-large"),
+        (OutboundError("http://a.test sent 101 response headers, more than the cap of 100"), "headers-too-large"),
+        (OutboundError("request body of 11 bytes is over the 10-byte cap"), "request-too-large"),
+        (OutboundError("something else"), "error"),
+    ]
+    for exc, code in cases:
+        def fail(*_: object, exc: Exception = exc) -> tuple[int, list[tuple[str, str]], bytes]:
+            raise exc
+
+        bridge = HostBridge(HostContext("c", "1.0.0", fetch=fail))
+        got = bridge.fetch("GET", "http://a.test/", [], b"", 1.0)
+        assert got[0] == code, (exc, got)
+        assert isinstance(got[1], str) and str(exc) in got[1]

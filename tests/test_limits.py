@@ -10,13 +10,20 @@ import pytest
 from caps_support import caps_wat, generation
 from support import text_component
 
+from airssys_web import _native
 from airssys_web.deploy import deploy
-from airssys_web.errors import CapabilityError, GuestMemoryLimit, GuestTimeout, GuestTrap, InvalidComponent
+from airssys_web.errors import (
+    BadGuestResponse,
+    CapabilityError,
+    GuestMemoryLimit,
+    GuestTimeout,
+    GuestTrap,
+    InvalidComponent,
+    PoolExhausted,
+)
 from airssys_web.limits import GiB, KiB, Limits, MiB, parse_size
 from airssys_web.registry import EmbeddedRegistry
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
-from airssys_web import _native
-from airssys_web.errors import BadGuestResponse, PoolExhausted
 from airssys_web.runtime.engine import engine_fingerprint
 from airssys_web.runtime.imports import HostContext
 from airssys_web.runtime.instance import native_error

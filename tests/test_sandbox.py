@@ -173,7 +173,7 @@ def test_limits_answer_cleanly_and_other_routes_keep_serving(limits_site: str,
     assert any("exceeded its 0.3s deadline" in m for m in messages)
     assert any("stack overflow" in m for m in messages)
     assert any("ran out of fuel" in m for m in messages)
-    assert any("memory cap 2 MiB" in m for m in messages)
+    assert any("hit its memory limit of 2 MiB" in m for m in messages)
 
 
 def test_concurrency_limit_waits_then_503_while_others_serve(limits_site: str) -> None:

@@ -26,10 +26,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from support import text_component
-from wasmtime.component import Component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.artifacts import ArtifactCache, Component, sha256_hex
 
 pytestmark = pytest.mark.slow
 GUESTS = Path(__file__).parent / "guests" / "wasi_http"

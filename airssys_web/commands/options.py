@@ -18,12 +18,12 @@ import click
 from ..capabilities import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
 from ..errors import CapabilityError
 from ..kv import KVQuota
-from ..limits import Limits, parse_size
+from ..limits import ISOLATIONS, Limits, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota")
-_LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body")
+_LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body", "isolation")
 _OTHER_PARAMS = ("manifest", "grant_declared")
 
 
@@ -54,7 +54,8 @@ def grant_options(f: F) -> F:
 
 
 def limit_options(f: F) -> F:
-    """``--timeout``, ``--memory``, ``--fuel``, ``--min-instances``, ``--max-instances``, ``--max-body``."""
+    """``--timeout``, ``--memory``, ``--fuel``, ``--min-instances``, ``--max-instances``, ``--max-body``,
+    ``--isolation``."""
     return _stack(
         f,
         click.option("--timeout", default=None, metavar="DURATION",
@@ -69,6 +70,9 @@ def limit_options(f: F) -> F:
                      help="Maximum concurrent instances; overflow waits, then 503. [default: 16]"),
         click.option("--max-body", default=None, metavar="SIZE",
                      help="Largest request body (413 beyond): 1MiB, 512KiB, or a number of MiB. [default: 10MiB]"),
+        click.option("--isolation", default=None, type=click.Choice(ISOLATIONS),
+                     help="pooled: instances are reused, one request at a time each; request: a fresh instance "
+                          "for every request, so nothing can leak between requests. [default: pooled]"),
     )
 
 

@@ -35,9 +35,20 @@ log = logging.getLogger("airssys_web.dispatch")
 
 
 def default_threads() -> int:
-    """Worker threads per process: guests are CPU-bound between host calls, but ``outbound.fetch`` blocks on I/O,
-    so allow a few per core (threads start lazily; each generation's ``max_instances`` bounds its own share)."""
-    return min(32, 4 * (os.cpu_count() or 1) + 4)
+    """The most worker threads a process may start. Threads start as load requires and leave after
+    ``IDLE_EXIT`` idle seconds; what bounds them in practice is each generation's ``max_instances`` (its calls
+    wait for an instance, not for a thread). The cap is high on purpose: a component whose calls are stalled in
+    a host call (an upstream trickling bytes) must not occupy the threads another component's calls need."""
+    return 256
+
+
+#: Seconds a worker thread may wait for work before it leaves (beyond ``KEEP`` of them).
+IDLE_EXIT = 60.0
+
+
+def _keep() -> int:
+    """Worker threads kept however idle: enough for the cores, so a steady load never starts threads."""
+    return 2 * (os.cpu_count() or 1)
 
 
 class InlinePolicy:
@@ -150,7 +161,7 @@ class Dispatcher:
 
     def __init__(self, max_threads: int | None = None, name: str = "airssys-worker", *,
                  inline_budget: float = 0.001, inline_threshold: float = 0.0004, inline_warmup: int = 16,
-                 inline_max_body: int = 16 * 1024) -> None:
+                 inline_max_body: int = 16 * 1024, idle_exit: float = IDLE_EXIT) -> None:
         max_threads = default_threads() if max_threads is None else max_threads
         if max_threads < 1:
             raise ValueError("max_threads must be at least 1")
@@ -162,9 +173,11 @@ class Dispatcher:
         self._name = name
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads blocked in queue.get (or about to be)
+        self._idle = 0  # threads blocked in queue.get (or about to be), not yet promised to a queued job
         self._lock = threading.Lock()
         self._closed = False
+        self._idle_exit = idle_exit
+        self._keep = min(_keep(), max_threads)
 
     @property
     def closed(self) -> bool:
@@ -211,7 +224,15 @@ class Dispatcher:
     def _work(self) -> None:
         get, lock = self._queue.get, self._lock
         while True:
-            job = get()
+            try:
+                job = get(timeout=self._idle_exit)
+            except queue.Empty:
+                with lock:  # leave only if no queued job counts on this thread (submit took it from _idle)
+                    if self._idle > self._keep and not self._closed:
+                        self._idle -= 1
+                        self._threads.remove(threading.current_thread())
+                        return
+                continue
             if job is None:
                 return
             fn, args, loop, fut, on_skip = job

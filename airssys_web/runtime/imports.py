@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..capabilities import REDACTED, FileAccess
-from ..errors import KVError, OutboundDenied, OutboundError
+from ..errors import KVError, OutboundDenied, OutboundError, OutboundTimeout
 from ..kv import KVNamespace
 from ..outbound import Fetcher, OutboundPolicy
 
@@ -101,19 +101,18 @@ def _fetch_failure(exc: OutboundError) -> tuple[str, str]:
     """``(code, message)`` for a failed fetch: the code picks the wasi:http error-code, the message is what an
     ``airssys:web`` guest's ``err`` says."""
     text = str(exc)
-    if "deadline" in text:
-        return "deadline", f"error: {text}"
+    if isinstance(exc, OutboundTimeout) and "its deadline of" in text:
+        return "deadline", f"error: {text}"  # the route's deadline: the call ends with a 504
     if "could not resolve" in text:
         return "dns", f"error: {text}"
-    if "timed out while sending the body" in text or "took longer" in text:
-        return "response-timeout", f"error: {text}"
-    if "timed out" in text:
-        return "connect-timeout", f"error: {text}"
+    if isinstance(exc, OutboundTimeout):
+        connecting = "timed out while connecting" in text or "could not connect" in text
+        return ("connect-timeout" if connecting else "response-timeout"), f"error: {text}"
     if "could not connect" in text:
         return "refused", f"error: {text}"
     if "request body of" in text:
         return "request-too-large", f"error: {text}"
-    if "header" in text and ("more than" in text or "bytes of headers" in text):
+    if "response headers" in text and "cap" in text:
         return "headers-too-large", f"error: {text}"
     if "cap" in text and "answered" in text:
         return "response-too-large", f"error: {text}"
@@ -144,6 +143,8 @@ class HostBridge:
             if send is None:  # nothing granted: the empty policy explains the denial (never connects)
                 _DENY_ALL.check(url)
                 raise OutboundDenied("no outbound hosts are granted to this component")
+            if ctx.fetch is None and ctx.fetcher is not None:  # the route's deadline bounds the whole fetch
+                return ctx.fetcher.fetch(method, url, headers, body, deadline=remaining)
             return send(method, url, headers, body)
         except OutboundDenied as e:
             if send is None:

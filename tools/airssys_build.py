@@ -53,7 +53,7 @@ def _prepare() -> None:
 
 
 def _maturin() -> Any:
-    import maturin
+    import maturin  # type: ignore[import-not-found]  # present only inside the isolated build environment
 
     return maturin
 

@@ -215,7 +215,8 @@ class AirssysMiddleware:
             return
         try:
             if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
-                gen.outcome(await serve_asgi(gen, dict(scope, headers=raw_headers), receive, send, extra, _too_large))
+                gen.outcome(await serve_asgi(gen, dict(scope, headers=raw_headers), receive, send, extra, _too_large,
+                                             body_timeout=self.body_timeout))
                 return
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
             resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),

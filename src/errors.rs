@@ -192,17 +192,17 @@ pub fn classify(
         ),
         Some(trap) => Fault::new(Kind::Trap, format!("{tag} trapped: {}{where_}", trap_text(trap))),
         None => {
+            // Not a wasm trap: a host call refused to go on (a limit of wasi:http, a bad resource), or the engine
+            // could not make room. Its root cause says what; the chain's first line is generic context.
+            let root = err.root_cause().to_string();
             let text = format!("{err:#}");
             if memory_hit {
-                return Fault::new(Kind::Memory, format!("{tag} hit its memory limit of {cap} ({})", first_line(&text)));
+                return Fault::new(Kind::Memory, format!("{tag} hit its memory limit of {cap} ({root})"));
             }
             if text.contains("maximum concurrent") || text.contains("pooling allocator") && text.contains("limit") {
-                return Fault::new(
-                    Kind::Exhausted,
-                    format!("{tag}: no instance slot is free in this process ({})", first_line(&text)),
-                );
+                return Fault::new(Kind::Exhausted, format!("{tag}: no instance slot is free in this process ({root})"));
             }
-            Fault::new(Kind::Trap, format!("{tag} failed: {}", first_line(&text)))
+            Fault::new(Kind::Trap, format!("{tag} trapped in a host call: {}{where_}", first_line(&root)))
         }
     }
 }

@@ -88,3 +88,46 @@ def counting_server() -> Iterator[CountingServer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def trickling_server(interval: float = 0.5) -> Iterator[int]:
+    """A loopback upstream that answers every request with a head, then one body byte every ``interval`` seconds
+    (a slow upstream: what a guest's deadline must cut). Yields its port."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    handlers: list[threading.Thread] = []
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+                while not stop.wait(interval):
+                    conn.sendall(b"x")
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=handle, args=(conn,), daemon=True)
+            handlers.append(t)
+            t.start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+        for t in handlers:
+            t.join()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from airssys_web.build import compile_wat, wat_response_component
@@ -31,3 +34,17 @@ def write_wasm(tmp: Path, name: str, data: bytes) -> Path:
     path = tmp / name
     path.write_bytes(data)
     return path
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
+    """Wait until ``cond()`` holds, checking every few milliseconds; fail after ``timeout`` seconds.
+
+    The one wait helper of the suite: for state that another thread or process changes and that offers no event
+    to wait on. ``timeout`` is a generous bound on a failure, never a speed assertion.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g}s")
+        pause.wait(0.005)

@@ -83,3 +83,60 @@ def test_outbound_failures_become_error_codes() -> None:
         got = bridge.fetch("GET", "http://a.test/", [], b"", 1.0)
         assert got[0] == code, (exc, got)
         assert isinstance(got[1], str) and str(exc) in got[1]
+
+
+def test_the_deadline_cuts_a_fetch_to_a_trickling_upstream() -> None:
+    """A guest blocked in outbound.fetch on an upstream sending a byte now and then answers 504 at its deadline
+    (not at the fetcher's own 30 s), and the message says where it was waiting."""
+    import time
+
+    from caps_support import generation, imports_guest, trickling_server
+
+    from airssys_web.errors import GuestTimeout
+
+    with trickling_server() as port:
+        gen = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{port}"], "limits": {"timeout": 1.0}})
+        try:
+            started = time.monotonic()
+            with pytest.raises(GuestTimeout, match=r"exceeded its 1s deadline while waiting in outbound.fetch"):
+                gen.call("GET", f"http://127.0.0.1:{port}/slow")
+            assert time.monotonic() - started < 10  # the deadline (1 s) cut it, not the fetcher's 30 s
+            assert gen.pool.discarded == 1
+        finally:
+            gen.close()
+
+
+def test_stalled_fetches_of_one_component_do_not_starve_another() -> None:
+    """24 calls of one component stuck in fetches to a trickling upstream hold 24 threads; another component's
+    fetch still gets a thread at once (the dispatcher grows with the stalled calls)."""
+    import asyncio
+
+    from caps_support import counting_server, generation, imports_guest, trickling_server
+
+    from airssys_web.runtime.dispatch import Dispatcher
+
+    dispatcher = Dispatcher()
+    with trickling_server() as slow_port, counting_server() as fast:
+        slow = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{slow_port}"],
+                                            "limits": {"timeout": 30.0, "max_instances": 24}},
+                          name="slow", dispatcher=dispatcher)
+        quick = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{fast.port}"]}, name="quick",
+                           dispatcher=dispatcher)
+
+        async def main() -> tuple[int, bytes, int]:
+            stalled = [asyncio.ensure_future(slow.handle("GET", f"http://127.0.0.1:{slow_port}/s{i}", "", [], b""))
+                       for i in range(24)]
+            answer = await asyncio.wait_for(quick.handle("GET", f"http://127.0.0.1:{fast.port}/q", "", [], b""), 20)
+            still_stalled = sum(not t.done() for t in stalled)
+            for t in stalled:
+                t.cancel()
+            return answer.status, answer.body, still_stalled
+
+        try:
+            status, body, still_stalled = asyncio.run(main())
+        finally:
+            slow.close()
+            quick.close()
+            dispatcher.close()
+    assert (status, body) == (200, b"hello from /q")
+    assert still_stalled == 24  # answered while all 24 were still stuck

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.build import compile_wat, wat_response_component
 from airssys_web.errors import CapabilityError
 
 Server = Callable[..., AbstractContextManager[str]]
@@ -38,10 +40,23 @@ def site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Serv
         deploy(reg, "badheader", wat_guest("bad_header"), version="1.0.0", route="/badheader")
         deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small",
                settings={"limits": {"max_body": 10}})
+        deploy(reg, "flood", _flood(), version="1.0.0", route="/flood")
+        deploy(reg, "bigecho", wat_guest("echo"), version="1.0.0", route="/bigecho",
+               settings={"limits": {"max_body": 32 * 2**20}})
+        deploy(reg, "huge", wat_guest("big"), version="1.0.0", route="/huge")
     app = Starlette(routes=[Route("/{path:path}", native, methods=["GET", "POST"])])
     app.add_middleware(AirssysMiddleware, registry=reg_dir)
     with uvicorn_server(app) as url:
         yield url, reg_dir
+
+
+@functools.cache
+def _flood() -> bytes:
+    """A guest answering 100,000 headers (the host must not pass them on, nor hold them)."""
+    return compile_wat(wat_response_component("flood", headers=[(f"x-h{i}", "v") for i in range(100_000)]))
+
+
+HUGE = b"x" * (64 * 2**20)
 
 
 def test_component_routes_and_fall_through(site: tuple[str, Path]) -> None:
@@ -87,6 +102,26 @@ def test_invalid_guest_response_is_502(site: tuple[str, Path], route: str) -> No
     r = httpx.get(url + route)
     assert r.status_code == 502
     assert "request_id" in r.json()
+
+
+def test_a_header_flood_is_a_502_with_a_log_line(site: tuple[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = site
+    with caplog.at_level(logging.ERROR, logger="airssys_web"):
+        r = httpx.get(url + "/flood")
+    assert r.status_code == 502 and len(r.headers) < 20
+    assert any("100000 headers, more than the 256 allowed" in rec.getMessage() for rec in caplog.records)
+    assert httpx.get(url + "/hello").text == "hello v1"
+
+
+def test_bodies_of_many_megabytes_cross_intact(site: tuple[str, Path]) -> None:
+    """16 MiB up and back through the echo guest, and a 64 MiB response: bulk copies, no per-byte cap."""
+    url, _ = site
+    body = bytes(range(256)) * (16 * 4096)
+    with httpx.Client(base_url=url, timeout=120) as client:
+        r = client.post("/bigecho", content=body)
+        assert r.status_code == 200 and r.content == body
+        r = client.get("/huge")
+        assert r.status_code == 200 and r.headers["content-length"] == str(len(HUGE)) and r.content == HUGE
 
 
 def test_body_over_limit_is_413(site: tuple[str, Path]) -> None:

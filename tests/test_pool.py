@@ -8,20 +8,13 @@ import time
 from collections.abc import Callable
 
 import pytest
-from support import make_generation, text_component
+from support import make_generation, text_component, wait_until
 
 from airssys_web.errors import GuestTimeout, GuestTrap, PoolExhausted
 from airssys_web.limits import Limits
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.instance import Slot
 from airssys_web.runtime.pool import InstancePool
-
-
-def wait_until(cond: Callable[[], bool], bound: float = 10.0) -> None:
-    deadline = time.monotonic() + bound
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_warm_creates_min_instances() -> None:

@@ -157,6 +157,19 @@ def test_header_rules_seen_by_the_guest(site: str) -> None:
                       "x-bad=HeaderError_InvalidSyntax incoming=HeaderError_Immutable\n")
 
 
+def test_header_floods_are_refused(site: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Past the count cap the answer is a 502; a flood cannot even be built (its fields outgrow the host's size
+    limit: wasi:http 0.2 traps the guest then). The server serves on either way."""
+    assert len([k for k in httpx.get(site + "/sync/headers?n=20").headers if k.startswith("x-h")]) == 20
+    r = httpx.get(site + "/sync/headers?n=300")
+    assert r.status_code == 502 and len(r.headers) < 20
+    assert "300 headers, more than the 256 allowed" in caplog.text
+    r = httpx.get(site + "/sync/headers?n=100000")
+    assert r.status_code == 500 and len(r.headers) < 20
+    assert "total size of fields exceeds limit" in caplog.text
+    assert httpx.get(site + "/sync/after").text.startswith("hello from py_sync")
+
+
 def _stream_echo(url: str, path: str, total: int, chunk: int = 256 * 1024) -> dict[str, Any]:
     """POST ``total`` bytes while reading the response concurrently (an HTTP/1.1 echo needs both at once)."""
     parts = urlsplit(url)

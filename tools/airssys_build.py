@@ -28,8 +28,11 @@ HELP = (
 )
 
 
-class RustMissing(RuntimeError):
-    pass
+class RustMissing(SystemExit):
+    """Stops the build with the message alone (no traceback): what pip shows the user."""
+
+    def __str__(self) -> str:
+        return str(self.code)
 
 
 def _check_rust() -> None:

@@ -155,10 +155,12 @@ def _failure(gen: Generation, exchange: _native.HttpExchange, outcome: _Outcome)
 
 
 async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send,
-                     extra: list[tuple[bytes, bytes]], too_large: TooLarge) -> int:
+                     extra: list[tuple[bytes, bytes]], too_large: TooLarge, *, body_timeout: float = 10.0) -> int:
     """Answer one HTTP request with ``gen`` (a wasi:http generation); return the status sent.
 
-    Raises GuestError (nothing sent yet) for the caller to answer; ``too_large`` answers a 413.
+    Raises GuestError (nothing sent yet) for the caller to answer; ``too_large`` answers a 413. The request body
+    streams to the guest; a client that sends nothing for ``body_timeout`` seconds, or has not finished within the
+    route's deadline, breaks the guest's body stream (it reads an error, as if the client had gone).
     """
     limit = gen.limits.max_body
     for name, value in scope["headers"]:
@@ -197,7 +199,8 @@ async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send
         except RuntimeError:
             gen.pool.give_back(lease)
             raise
-    pump = loop.create_task(_pump(exchange, receive, waker, limit)) if more else None
+    bounds = (body_timeout, loop.time() + gen.limits.timeout)
+    pump = loop.create_task(_pump(exchange, receive, waker, limit, bounds)) if more else None
     try:
         return await _respond(gen, exchange, outcome, waker, scope, receive, send, extra, pump)
     finally:
@@ -223,8 +226,14 @@ def _skipped(gen: Generation, lease: Lease, exchange: _native.HttpExchange) -> N
     exchange.abort(f"{gen.tag}: the request was cancelled before it ran")
 
 
-async def _pump(exchange: _native.HttpExchange, receive: Receive, waker: _Waker, limit: int) -> None:
-    """Feed the rest of the request body as the guest makes room for it; then watch for a disconnect."""
+async def _pump(exchange: _native.HttpExchange, receive: Receive, waker: _Waker, limit: int,
+                bounds: tuple[float, float]) -> None:
+    """Feed the rest of the request body as the guest makes room for it; then watch for a disconnect.
+
+    ``bounds`` is (idle seconds, loop time by which the body must be complete): past either, the guest's body
+    stream breaks with a message saying which."""
+    idle, end = bounds
+    loop = asyncio.get_running_loop()
     total = 0
     while True:
         fut = waker.arm()
@@ -234,7 +243,15 @@ async def _pump(exchange: _native.HttpExchange, receive: Receive, waker: _Waker,
             if not exchange.ready(READY_SPACE):
                 await fut
             continue
-        message = await receive()
+        wake = min(loop.time() + idle, end)
+        try:
+            async with asyncio.timeout_at(wake):
+                message = await receive()
+        except TimeoutError:
+            why = (f"no byte of the request body for {idle:g}s" if wake < end
+                   else "the request body was not complete within the route's deadline")
+            exchange.end_request(f"request body timeout: {why}")
+            return
         if message["type"] != "http.request":
             exchange.end_request("the client disconnected")
             exchange.close_client()

@@ -1,7 +1,8 @@
 """A wasi:http/proxy guest in the blocking style (componentize-py's bindings, no SDK).
 
 Routes (by path): /echo streams the request body back; /big?n=N streams N bytes; /trap-mid sends a head and
-64 KiB, then raises; /fetch?url=U sends an outbound GET; /rules reports the header rules; anything else: hello.
+64 KiB, then raises; /fetch?url=U sends an outbound GET; /rules reports the header rules; /headers?n=N answers
+with N headers (as many as its fields accept); anything else: hello.
 """
 
 from urllib.parse import parse_qs, urlparse
@@ -85,6 +86,17 @@ class IncomingHandler(exports.IncomingHandler):
                 raise RuntimeError("failing mid-stream on purpose")
         elif target.path.endswith("/fetch"):
             send_text(response_out, 200, fetch(query["url"]))
+        elif target.path.endswith("/headers"):
+            fields = Fields()
+            for i in range(int(query.get("n", "10"))):
+                try:
+                    fields.append(f"x-h{i}", b"v")
+                except Err:
+                    break  # the host's fields size limit: keep what fitted
+            response = OutgoingResponse(fields)
+            body = response.body()
+            ResponseOutparam.set(response_out, Ok(response))
+            OutgoingBody.finish(body, None)
         elif target.path.endswith("/rules"):
             send_text(response_out, 200, rules(request))
         else:

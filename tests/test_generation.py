@@ -60,7 +60,7 @@ def test_request_isolation_on_the_event_loop_and_on_threads(wat_guest: Callable[
 
 
 def test_isolation_is_validated() -> None:
-    with pytest.raises(CapabilityError, match="isolation.*pooled, request"):
+    with pytest.raises(CapabilityError, match=r"isolation.*pooled, request"):
         Limits(isolation="shared")
     assert Limits.from_user({"isolation": "request"}) == {"isolation": "request"}
 

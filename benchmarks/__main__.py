@@ -208,9 +208,9 @@ def p3(report: Report, registry: Path, quick: bool) -> None:
 
 
 def p5(report: Report, guests: Guests, workdir: Path, quick: bool) -> None:
-    from airssys_web.build import compile_wat, wat_response_component
-    from airssys_web.deploy import deploy
-    from airssys_web.registry import EmbeddedRegistry
+    from airssys_web.guest.build import compile_wat, wat_response_component
+    from airssys_web.lifecycle.deploy import deploy
+    from airssys_web.lifecycle.registry import EmbeddedRegistry
 
     reg = workdir / "boot-registry"
     with EmbeddedRegistry(reg) as registry:

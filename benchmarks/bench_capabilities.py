@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from airssys_web.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component  # noqa: E402
+from airssys_web.guest.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component  # noqa: E402
+from airssys_web.lifecycle.services import HostServices  # noqa: E402
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex  # noqa: E402
 from airssys_web.runtime.generation import Generation  # noqa: E402
-from airssys_web.runtime.services import HostServices  # noqa: E402
 
 from .harness import write_section  # noqa: E402
 

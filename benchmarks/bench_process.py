@@ -38,7 +38,7 @@ def _child(*args: str) -> dict[str, Any]:
 def boot_in_process(registry: str) -> dict[str, Any]:
     """Import, then load and warm every active deployment (what the lifespan startup does), counting compiles."""
     started = time.perf_counter()
-    from airssys_web.host import AirssysHost
+    from airssys_web.lifecycle.host import AirssysHost
 
     imported = time.perf_counter()
     host = AirssysHost(registry)
@@ -83,11 +83,11 @@ def _memory_kib() -> tuple[int, int]:
 
 
 def memory_in_process(wasm_path: str, count: int) -> dict[str, Any]:
-    from airssys_web.limits import Limits
     from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
     from airssys_web.runtime.dispatch import Dispatcher
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
+    from airssys_web.runtime.limits import Limits
 
     wasm = Path(wasm_path).read_bytes()
     component = ArtifactCache(None).get(sha256_hex(wasm), wasm)
@@ -144,7 +144,7 @@ def _per_call(fn: Any, budget: float = 0.6) -> float:
 def asgi_in_process(registry: str) -> dict[str, Any]:
     import asyncio
 
-    from airssys_web.serve import build_app
+    from airssys_web.web.serve import build_app
 
     from .apps import new_plugin
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import httpx
 
-from airssys_web.auth import TokenAuthority
-from airssys_web.build import compile_wat, wat_response_component
-from airssys_web.client import AdminClient
+from airssys_web.guest.build import compile_wat, wat_response_component
+from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.web.auth import TokenAuthority
 
 from .harness import write_section
 

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airssys_web.build import compile_wat, wat_response_component
-from airssys_web.deploy import deploy
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.guest.build import compile_wat, wat_response_component
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 
 from .fixtures import HELLO, HELLO_HEADERS
 from .harness import REPO, Series, ensure_wrk, run_wrk, running_server, write_section
@@ -52,8 +52,8 @@ def make_registry(directory: Path, python: bool) -> list[str]:
                route="/wasm")
         deploy(reg, "wasi", wasi_hello(), version="1.0.0", route="/wasi")
         if python:
-            from airssys_web.build import build_python_guest
-            from airssys_web.build_wasi_http import build_wasi_http_guest
+            from airssys_web.guest.build import build_python_guest
+            from airssys_web.guest.build_wasi_http import build_wasi_http_guest
             cache = REPO / ".cache" / "guests"
             py = build_python_guest(REPO / "benchmarks" / "guests" / "py_hello", cache_dir=cache)
             deploy(reg, "pyhello", py.read_bytes(), version="1.0.0", route="/py")
@@ -74,10 +74,10 @@ def in_process(requests: int, repeats: int) -> tuple[Series, Series]:
     from airssys_web.runtime.wasi_http.http import Exchange
     from airssys_web.runtime.wasi_http.slot import WasiHttpSlot
 
-    from airssys_web.limits import Limits
     from airssys_web.runtime.artifacts import ArtifactCache
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
+    from airssys_web.runtime.limits import Limits
     from airssys_web.runtime.wasi_http.asgi import serve_asgi
 
     component = ArtifactCache(None).compile(wasi_hello())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from airssys_web.build import build_python_guest, compile_wat, wat_response_component
-from airssys_web.deploy import deploy
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.guest.build import build_python_guest, compile_wat, wat_response_component
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 
 from .harness import REPO
 

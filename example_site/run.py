@@ -21,8 +21,8 @@ from typing import Any
 import uvicorn
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.build import build_component
 from airssys_web.errors import AirssysError
+from airssys_web.guest.build import build_component
 from airssys_web.runtime.artifacts import sha256_hex
 from example_site.upstream import Upstream
 

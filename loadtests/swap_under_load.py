@@ -35,7 +35,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 def _swapper(environment: Environment, registry: str, interval: float) -> None:
-    from airssys_web.build import compile_wat, wat_response_component
+    from airssys_web.guest.build import compile_wat, wat_response_component
 
     folder = Path(tempfile.mkdtemp(prefix="airssys-swap-"))
     stamp = int(time.time())

@@ -12,11 +12,11 @@ from typing import Any
 
 from conftest import GUEST_CACHE, GUESTS
 
-from airssys_web.build import build_python_guest, compile_wat
+from airssys_web.guest.build import build_python_guest, compile_wat
+from airssys_web.lifecycle.services import HostServices
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.generation import Generation
-from airssys_web.runtime.services import HostServices
 
 CAPS = GUESTS / "caps"
 IMPORTS_WAT = GUESTS / "convert" / "imports.wat"

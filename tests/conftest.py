@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from airssys_web.build import build_python_guest, compile_wat
+from airssys_web.guest.build import build_python_guest, compile_wat
 
 REPO = Path(__file__).resolve().parents[1]
 GUESTS = Path(__file__).resolve().parent / "guests"

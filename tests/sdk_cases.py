@@ -1,7 +1,7 @@
 """The SDK behaviour both guest SDKs must show: tests/guests/py_sdk and tests/guests/js_sdk answer these alike.
 
 Each case is (method, path, request options, expected status, check of the httpx response). The component is
-called through :class:`airssys_web.testing.ComponentClient` with config ``greeting=hey``, KV, and an upstream mock
+called through :class:`airssys_web.guest.testing.ComponentClient` with config ``greeting=hey``, KV, and an upstream mock
 for the granted origin ``https://api.example.com``.
 """
 
@@ -16,8 +16,8 @@ from conftest import run_uvicorn
 from starlette.applications import Starlette
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.capabilities import Capability
-from airssys_web.testing import ComponentClient
+from airssys_web.capabilities.grants import Capability
+from airssys_web.guest.testing import ComponentClient
 
 Check = Callable[[httpx.Response], object]
 GRANTED = "https://api.example.com"

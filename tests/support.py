@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from airssys_web.build import compile_wat, wat_response_component
-from airssys_web.limits import Limits
+from airssys_web.guest.build import compile_wat, wat_response_component
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.generation import Generation
 from airssys_web.runtime.imports import HostContext
+from airssys_web.runtime.limits import Limits
 
 _cache = ArtifactCache(None)
 

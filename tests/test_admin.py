@@ -23,9 +23,9 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
-from airssys_web.auth import TokenAuthority
-from airssys_web.client import AdminClient
 from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
+from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "test-secret-" + "x" * 20
@@ -306,7 +306,7 @@ def test_a_client_that_hangs_up_mid_upload_is_no_server_error(site: Site) -> Non
     data = text_component("never complete") + bytes(20_000)
     sha = _sha(data)
     arrived = _Arrived("disconnected")
-    logger = logging.getLogger("airssys_web.admin")
+    logger = logging.getLogger("airssys_web.web.admin")
     logger.addHandler(arrived)
     try:
         host, port = site.url.removeprefix("http://").rsplit(":", 1)

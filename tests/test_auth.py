@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from airssys_web.auth import MIN_SECRET_LENGTH, TokenAuthority, load_secret
 from airssys_web.errors import AirssysError, AuthError
+from airssys_web.web.auth import MIN_SECRET_LENGTH, TokenAuthority, load_secret
 
 SECRET = "s" * 32
 
@@ -88,7 +88,7 @@ def test_mint_rejects_bad_scope_and_ttl() -> None:
 
 def test_mint_takes_a_duration() -> None:
     clock = Clock()
-    _, token = TokenAuthority(SECRET, timer=clock).mint("read", "30m")  # the grammar of airssys_web.durations
+    _, token = TokenAuthority(SECRET, timer=clock).mint("read", "30m")  # the grammar of airssys_web.units
     assert token.expires_at - token.issued_at == 1800
 
 

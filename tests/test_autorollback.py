@@ -8,8 +8,8 @@ import pytest
 from support import text_component
 
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
-from airssys_web.autorollback import ACTOR, AutoRollback, ErrorRateWatch, Policy
 from airssys_web.errors import CapabilityError
+from airssys_web.lifecycle.autorollback import ACTOR, AutoRollback, ErrorRateWatch, Policy
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""airssys_web.build and the guests in tests/guests, checked through the bare native runtime (no pool, no policy).
+"""airssys_web.guest.build and the guests in tests/guests, checked through the bare native runtime (no pool, no policy).
 
 Calling through ``airssys_web._native`` with stub host functions keeps these tests independent of the host's
 policy: a guest that passes here is a correct ``airssys:web/route`` component; what the host does with it is
@@ -24,7 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airssys_web import _native
-from airssys_web.build import (
+from airssys_web.cli import cli
+from airssys_web.errors import BuildError, InvalidComponent
+from airssys_web.guest.build import (
     _HEAD_LINES,
     _tail,
     _toolchain_error,
@@ -33,8 +35,6 @@ from airssys_web.build import (
     python_guest_key,
     wat_response_component,
 )
-from airssys_web.cli import cli
-from airssys_web.errors import BuildError, InvalidComponent
 from airssys_web.runtime.engine import get_runtime
 
 GUESTS = Path(__file__).resolve().parent / "guests"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airssys_web.capabilities import (
+from airssys_web.capabilities.grants import (
     REDACTED,
     Capability,
     ConfigValue,
@@ -23,9 +23,9 @@ from airssys_web.capabilities import (
     parse_grant,
     parse_pair,
 )
+from airssys_web.capabilities.kv import KVQuota
+from airssys_web.capabilities.outbound import AllowedHost
 from airssys_web.errors import CapabilityError
-from airssys_web.kv import KVQuota
-from airssys_web.outbound import AllowedHost
 
 
 def test_named_constructors_mirror_the_seed() -> None:

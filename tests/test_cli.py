@@ -124,7 +124,7 @@ def test_list_empty(runner: CliRunner, tmp_path: Path) -> None:
 
 
 def test_built_component_is_readable_by_others(runner: CliRunner, tmp_path: Path) -> None:
-    from airssys_web.build import wat_response_component
+    from airssys_web.guest.build import wat_response_component
 
     source = tmp_path / "hi.wat"
     source.write_text(wat_response_component("hi"))

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 from support import text_component, write_wasm
 
-from airssys_web.capabilities import FileAccess, Grants
+from airssys_web.capabilities.grants import FileAccess, Grants
+from airssys_web.capabilities.kv import KVQuota
+from airssys_web.capabilities.needs import Needs, embed_needs
 from airssys_web.cli import cli
-from airssys_web.commands.options import CapabilityOptions, capability_options
+from airssys_web.cli.commands.options import CapabilityOptions, capability_options
 from airssys_web.errors import CapabilityError
-from airssys_web.kv import KVQuota
-from airssys_web.needs import Needs, embed_needs
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 
 SECRET = "s3cr3t-value-never-shown"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from support import text_component
 
-from airssys_web.deploy import deploy
 from airssys_web.errors import DeployError, InvalidComponent, InvalidName, RouteConflict, VersionExists
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 
 
 @pytest.fixture

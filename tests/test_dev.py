@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
-from airssys_web.auth import TokenAuthority
 from airssys_web.cli import cli
-from airssys_web.dev import AdminTarget, Cycle, DevSession, RegistryTarget, dev_version
-from airssys_web.registry import validate_version
-from airssys_web.scaffold import scaffold
+from airssys_web.guest.dev import AdminTarget, Cycle, DevSession, RegistryTarget, dev_version
+from airssys_web.guest.scaffold import scaffold
+from airssys_web.lifecycle.registry import validate_version
+from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
 BOUND = 60.0  # a generous bound for a change to show, not a speed assertion

@@ -15,16 +15,16 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from support import make_generation, text_component, wait_until
 
-from airssys_web.build import compile_wat
 from airssys_web.errors import GuestTimeout
-from airssys_web.host import AirssysHost
-from airssys_web.limits import Limits
-from airssys_web.middleware import AirssysMiddleware
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.guest.build import compile_wat
+from airssys_web.lifecycle.host import AirssysHost
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher, InlinePolicy, default_threads
 from airssys_web.runtime.generation import Generation
 from airssys_web.runtime.imports import HostContext
+from airssys_web.runtime.limits import Limits
+from airssys_web.web.middleware import AirssysMiddleware
 
 BUSY = Path(__file__).resolve().parents[1] / "benchmarks" / "guests" / "busy.wat"
 
@@ -405,7 +405,7 @@ def test_closed_dispatcher_gives_the_lease_back() -> None:
 def test_native_route_answers_while_a_spinning_guest_holds_every_instance(
         tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Callable[..., object]) -> None:
     """Not timed: the native route must answer at all while both instances of a spin guest are busy."""
-    from airssys_web.deploy import deploy
+    from airssys_web.lifecycle.deploy import deploy
 
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         deploy(reg, "spin", wat_guest("spin"), version="1.0.0", route="/spin",

@@ -19,7 +19,8 @@ def _os_threads(code: str) -> int:
 
 
 def test_importing_starts_no_thread() -> None:
-    imports = "import airssys_web, airssys_web.runtime.engine, airssys_web.runtime.generation, airssys_web.host"
+    imports = ("import airssys_web, airssys_web.runtime.engine, airssys_web.runtime.generation, "
+               "airssys_web.lifecycle.host")
     assert _os_threads(imports) == 1
     # a runtime starts its epoch ticker and I/O threads, and close() stops them
     assert _os_threads(imports + "\nfrom airssys_web._native import Runtime\nr = Runtime(threads=2)") >= 4

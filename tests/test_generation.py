@@ -13,8 +13,8 @@ from support import make_generation
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.errors import CapabilityError
-from airssys_web.limits import Limits
 from airssys_web.runtime.dispatch import Dispatcher
+from airssys_web.runtime.limits import Limits
 
 
 def test_pooled_instances_keep_their_state_between_requests(wat_guest: Callable[[str], bytes]) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from support import make_generation
 
-from airssys_web.build import compile_wat
 from airssys_web.errors import GuestTrap
+from airssys_web.guest.build import compile_wat
 from airssys_web.runtime.imports import KV_NOT_GRANTED
 
 IMPORTS_GUEST = Path(__file__).parent / "guests" / "convert" / "imports.wat"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from caps_support import generation, imports_guest
 
+from airssys_web.capabilities.kv import KVNamespace, KVQuota, KVUsage, SqliteKVStore
 from airssys_web.errors import CapabilityError, KVError
-from airssys_web.kv import KVNamespace, KVQuota, KVUsage, SqliteKVStore
+from airssys_web.lifecycle.services import HostServices
 from airssys_web.runtime.imports import KV_NOT_GRANTED
-from airssys_web.runtime.services import HostServices
 
 QUOTA = KVQuota(max_key_bytes=8, max_value_bytes=16, max_keys=3, max_total_bytes=40)
 

@@ -26,9 +26,9 @@ from starlette.routing import Route
 from support import text_component, write_wasm
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
-from airssys_web.auth import TokenAuthority
 from airssys_web.cli import cli
-from airssys_web.client import AdminClient
+from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "cli-test-secret-" + "z" * 20

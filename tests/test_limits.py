@@ -11,7 +11,6 @@ from caps_support import caps_wat, generation
 from support import text_component
 
 from airssys_web import _native
-from airssys_web.deploy import deploy
 from airssys_web.errors import (
     BadGuestResponse,
     CapabilityError,
@@ -21,12 +20,14 @@ from airssys_web.errors import (
     InvalidComponent,
     PoolExhausted,
 )
-from airssys_web.limits import GiB, KiB, Limits, MiB, parse_size
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
 from airssys_web.runtime.engine import engine_fingerprint
 from airssys_web.runtime.imports import HostContext
 from airssys_web.runtime.instance import native_error
+from airssys_web.runtime.limits import Limits
+from airssys_web.units import GiB, KiB, MiB, parse_size
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from support import text_component
 
-from airssys_web.build import build_component, wat_response_component
-from airssys_web.capabilities import Capability, FileAccess
-from airssys_web.deploy import deploy
+from airssys_web.capabilities.grants import Capability, FileAccess
+from airssys_web.capabilities.needs import Needs, embed_needs, read_needs
 from airssys_web.errors import CapabilityError
-from airssys_web.manifest import MANIFEST_NAME, embed_manifest_needs, find_manifest, load_manifest
-from airssys_web.needs import Needs, embed_needs, read_needs
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.guest.build import build_component, wat_response_component
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.manifest import MANIFEST_NAME, embed_manifest_needs, find_manifest, load_manifest
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 
 FULL = """
 [needs]

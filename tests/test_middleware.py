@@ -19,8 +19,8 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.build import compile_wat, wat_response_component
 from airssys_web.errors import CapabilityError
+from airssys_web.guest.build import compile_wat, wat_response_component
 
 Server = Callable[..., AbstractContextManager[str]]
 

@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import make_generation, text_component
 
-from airssys_web.capabilities import Capability, Grants
-from airssys_web.errors import CapabilityError, InvalidComponent
-from airssys_web.needs import (
+from airssys_web.capabilities.grants import Capability, Grants
+from airssys_web.capabilities.needs import (
     SECTION_NAME,
     Needs,
     check_needs,
@@ -22,7 +21,8 @@ from airssys_web.needs import (
     with_defaults,
     write_custom_section,
 )
-from airssys_web.outbound import AllowedHost
+from airssys_web.capabilities.outbound import AllowedHost
+from airssys_web.errors import CapabilityError, InvalidComponent
 
 NEEDS = Needs.from_dict({
     "outbound": ["https://api.example.com", "https://*.cdn.example.com"],

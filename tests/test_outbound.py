@@ -31,9 +31,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from airssys_web.durations import format_duration
-from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError, OutboundTimeout
-from airssys_web.outbound import (
+from airssys_web.capabilities.outbound import (
     AllowedHost,
     Fetcher,
     IPAddress,
@@ -42,6 +40,8 @@ from airssys_web.outbound import (
     default_resolver,
     special_label,
 )
+from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError, OutboundTimeout
+from airssys_web.units import format_duration
 
 # --------------------------------------------------------------------------------------------------------------
 # A loopback HTTP server that counts accepted connections
@@ -714,7 +714,7 @@ def test_fetcher_settings_are_validated(kwargs: dict[str, Any]) -> None:
 def test_denials_are_counted_and_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
     recorder = Recorder()
     secret = "Bearer s3cr3t-token"
-    with caplog.at_level(logging.DEBUG, logger="airssys_web.outbound"):
+    with caplog.at_level(logging.DEBUG, logger="airssys_web.capabilities.outbound"):
         with remote_fetcher(["https://*.example.com"], recorder) as fetcher:
             for url in ("https://evil.example/?key=s3cr3t-token", "https://private.example.com/", "ftp://x/"):
                 with pytest.raises(OutboundDenied):

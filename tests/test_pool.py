@@ -11,9 +11,9 @@ import pytest
 from support import make_generation, text_component, wait_until
 
 from airssys_web.errors import GuestTimeout, GuestTrap, PoolExhausted
-from airssys_web.limits import Limits
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.instance import Slot
+from airssys_web.runtime.limits import Limits
 from airssys_web.runtime.pool import InstancePool
 
 
@@ -30,7 +30,8 @@ def test_warm_creates_min_instances() -> None:
 def test_trap_discards_slot_and_refills(wat_guest: Callable[[str], bytes]) -> None:
     gen = make_generation(wat_guest("trap"), limits=Limits(min_instances=2, max_instances=2))
     gen.warm()
-    before = set(map(id, gen.pool.idle_slots()))
+    originals = gen.pool.idle_slots()  # held, so that no new slot can reuse an original's id
+    before = set(map(id, originals))
     with pytest.raises(GuestTrap):
         gen.call("GET", "/")
     assert gen.pool.discarded == 1

@@ -9,6 +9,7 @@ EXPECTED = {
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",
     "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
     "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
+    "ComponentClient", "build_component",
 }
 
 
@@ -28,3 +29,26 @@ def test_errors_form_one_tree() -> None:
         obj = getattr(airssys_web, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, airssys_web.AirssysError), name
+
+
+def test_public_names_load_on_first_use() -> None:
+    """``import airssys_web`` loads only the error tree; each other name imports its module when first used."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, airssys_web\n"
+             "heavy = [m for m in ('airssys_web.web.middleware', 'airssys_web.lifecycle.host', 'starlette', "
+             "'httpx', 'airssys_web._native') if m in sys.modules]\n"
+             "assert not heavy, heavy\n"
+             "assert airssys_web.deploy.__module__ == 'airssys_web.lifecycle.deploy'\n"
+             "assert 'airssys_web.lifecycle.deploy' in sys.modules\n"
+             "print('ok')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert "nonexistent" not in dir(airssys_web)
+    try:
+        airssys_web.nonexistent  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as e:
+        assert "no attribute 'nonexistent'" in str(e)
+    else:
+        raise AssertionError("a missing name must raise AttributeError")

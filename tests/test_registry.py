@@ -26,7 +26,7 @@ from airssys_web.errors import (
     RouteConflict,
     VersionExists,
 )
-from airssys_web.registry import (
+from airssys_web.lifecycle.registry import (
     SCHEMA_VERSION,
     EmbeddedRegistry,
     Registry,
@@ -430,7 +430,7 @@ def test_change_token_sees_another_process(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path) as reg:
         before = reg.change_token()
         child = run_child(
-            "import sys; from airssys_web.registry import EmbeddedRegistry\n"
+            "import sys; from airssys_web.lifecycle.registry import EmbeddedRegistry\n"
             "with EmbeddedRegistry(sys.argv[1]) as r:\n"
             "    r.deploy('p', '1.0.0', sha256=r.put_blob(b'from child'), route='/p', actor='child')\n",
             str(tmp_path),
@@ -444,7 +444,7 @@ def test_change_token_sees_another_process(tmp_path: Path) -> None:
 
 _CRASH_LOOP = """
 import sys
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.lifecycle.registry import EmbeddedRegistry
 reg = EmbeddedRegistry(sys.argv[1])
 rnd, i = int(sys.argv[2]), 0
 while True:

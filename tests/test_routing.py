@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from airssys_web.routing import RouteTable, app_routes, route_matches, shadow_warning, shadowed_paths
+from airssys_web.lifecycle.routing import RouteTable, app_routes, route_matches, shadow_warning, shadowed_paths
 
 
 def test_prefix_owns_subpaths_but_not_siblings() -> None:

@@ -26,9 +26,9 @@ from starlette.routing import Route
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.capabilities import Capability
-from airssys_web.host import AirssysHost
-from airssys_web.runtime.services import HostServices
+from airssys_web.capabilities.grants import Capability
+from airssys_web.lifecycle.host import AirssysHost
+from airssys_web.lifecycle.services import HostServices
 
 Server = Callable[..., AbstractContextManager[str]]
 MARGIN = 5.0  # generous bound on scheduling noise; these tests prove "answered", not "fast"

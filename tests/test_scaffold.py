@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from airssys_web import AirssysMiddleware
 from airssys_web.cli import cli
 from airssys_web.errors import AirssysError, InvalidName
-from airssys_web.scaffold import scaffold
+from airssys_web.guest.scaffold import scaffold
 
 Server = Callable[..., AbstractContextManager[str]]
 LANGS = [

@@ -10,11 +10,11 @@ import pytest
 from conftest import GUEST_CACHE, GUESTS
 from sdk_cases import check_one_build_at_two_routes, client, run_cases
 
-from airssys_web.build import build_component, detect_language
 from airssys_web.errors import BuildError, GuestTrap
-from airssys_web.jsbuild import QJS_PACKAGE, build_js_guest, js_guest_key, qjs_version
-from airssys_web.sdk import JS_TOOLCHAIN
-from airssys_web.testing import ComponentClient
+from airssys_web.guest.build import build_component, detect_language
+from airssys_web.guest.build_js import QJS_PACKAGE, build_js_guest, js_guest_key, qjs_version
+from airssys_web.guest.sdk import JS_TOOLCHAIN
+from airssys_web.guest.testing import ComponentClient
 
 needs_npm = pytest.mark.skipif(shutil.which("npm") is None or shutil.which("node") is None,
                                reason="JavaScript guests need node and npm on PATH (apt-get install nodejs npm)")

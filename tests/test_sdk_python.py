@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sdk_cases import check_one_build_at_two_routes, client, run_cases
 
-from airssys_web.build import build_python_guest, python_guest_key
-from airssys_web.sdk import PYTHON_PATH
-from airssys_web.testing import ComponentClient
+from airssys_web.guest.build import build_python_guest, python_guest_key
+from airssys_web.guest.sdk import PYTHON_PATH
+from airssys_web.guest.testing import ComponentClient
 
 
 @pytest.fixture(scope="module")

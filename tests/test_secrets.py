@@ -10,14 +10,14 @@ import pytest
 from caps_support import generation, imports_guest
 from support import text_component
 
-from airssys_web.capabilities import Capability
-from airssys_web.deploy import deploy
+from airssys_web.capabilities.grants import Capability
+from airssys_web.capabilities.secrets import SecretStore
 from airssys_web.errors import CapabilityError, VersionExists
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.services import HostServices
+from airssys_web.lifecycle.strategies import Plan, Strategy, rollout_local
 from airssys_web.runtime.imports import HostContext, _log_writer
-from airssys_web.runtime.services import HostServices
-from airssys_web.secrets import SecretStore
-from airssys_web.strategies import Plan, Strategy, rollout_local
 
 SECRET = "correct-horse-battery-staple"
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import stop_process
 
 from airssys_web.cli import cli
-from airssys_web.serve import listening_url
+from airssys_web.web.serve import listening_url
 
 BOUND = 60.0  # a bound on shutdown, not a speed assertion
 

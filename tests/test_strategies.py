@@ -10,10 +10,10 @@ from support import text_component
 
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
 from airssys_web.errors import Conflict, DeployError, InvalidComponent, InvalidName, NotFound, RouteConflict
-from airssys_web.host import Code, Split
-from airssys_web.registry import settings_json
+from airssys_web.lifecycle.host import Code, Split
+from airssys_web.lifecycle.registry import settings_json
+from airssys_web.lifecycle.strategies import BucketCookie, Plan, Strategy, rollout_local
 from airssys_web.runtime.artifacts import ArtifactCache
-from airssys_web.strategies import BucketCookie, Plan, Strategy, rollout_local
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""airssys_web.testing.ComponentClient: a component called in-process, with the host's grants, limits and checks."""
+"""guest.testing.ComponentClient: a component called in-process, with the host's grants, limits and checks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airssys_web.capabilities.kv import SqliteKVStore
 from airssys_web.errors import (
     BadGuestResponse,
     CapabilityError,
@@ -16,8 +17,7 @@ from airssys_web.errors import (
     InvalidComponent,
     InvalidName,
 )
-from airssys_web.kv import SqliteKVStore
-from airssys_web.testing import ComponentClient
+from airssys_web.guest.testing import ComponentClient
 
 Guest = Callable[[str], bytes]
 

@@ -20,11 +20,11 @@ from starlette.routing import Route
 from support import make_generation, text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
-from airssys_web.build import compile_wat
-from airssys_web.deploy import check_component
 from airssys_web.errors import GuestTimeout, InvalidComponent
-from airssys_web.limits import Limits
+from airssys_web.guest.build import compile_wat
+from airssys_web.lifecycle.deploy import check_component
 from airssys_web.runtime.artifacts import ArtifactCache
+from airssys_web.runtime.limits import Limits
 from airssys_web.runtime.wasi_http import (
     AIRSSYS_WORLD,
     WASI_HTTP_WORLD,

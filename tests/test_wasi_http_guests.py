@@ -39,14 +39,14 @@ ARTIFACTS = CACHE.parent / "wasi-http-artifacts"
 @pytest.fixture(scope="session")
 def py_sync_wasm() -> bytes:
     pytest.importorskip("componentize_py", reason="componentize-py is not installed")
-    from airssys_web.build_wasi_http import build_wasi_http_guest
+    from airssys_web.guest.build_wasi_http import build_wasi_http_guest
     return build_wasi_http_guest(GUESTS / "py_sync", cache_dir=CACHE).read_bytes()
 
 
 @pytest.fixture(scope="session")
 def py_async_wasm() -> bytes:
     pytest.importorskip("componentize_py", reason="componentize-py is not installed")
-    from airssys_web.build_wasi_http import build_wasi_http_guest
+    from airssys_web.guest.build_wasi_http import build_wasi_http_guest
     return build_wasi_http_guest(GUESTS / "py_async", cache_dir=CACHE).read_bytes()
 
 
@@ -62,7 +62,7 @@ await writeFile(out, component);
 @pytest.fixture(scope="session")
 def js_hello_wasm() -> bytes:
     """tests/guests/wasi_http/js_hello built with componentize-js (npm; cached under .cache like the others)."""
-    from airssys_web.build_wasi_http import wasi_http_wit_dir
+    from airssys_web.guest.build_wasi_http import wasi_http_wit_dir
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not installed")
     root = CACHE.parent / "wasi-http-js"

@@ -22,7 +22,7 @@ from support import text_component
 
 from airssys_web import EmbeddedRegistry, deploy
 from airssys_web.errors import AirssysError
-from airssys_web.serve import OPTIONS_ENV, ServeOptions, app_from_env, run
+from airssys_web.web.serve import OPTIONS_ENV, ServeOptions, app_from_env, run
 
 BOUND = 60.0
 
@@ -126,7 +126,7 @@ def test_a_deploy_reaches_every_worker(two_workers: tuple[str, Path]) -> None:
 
 
 def test_each_worker_socket_joins_one_reuseport_group() -> None:
-    from airssys_web.serve import _ReusePortBinder
+    from airssys_web.web.serve import _ReusePortBinder
 
     bind = _ReusePortBinder("127.0.0.1", 0, 16)
     first, second = bind(), bind()
@@ -139,7 +139,7 @@ def test_each_worker_socket_joins_one_reuseport_group() -> None:
 
 
 def test_a_port_taken_by_another_server_is_a_clear_error() -> None:
-    from airssys_web.serve import _ReusePortBinder
+    from airssys_web.web.serve import _ReusePortBinder
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

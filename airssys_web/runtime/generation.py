@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from time import perf_counter, thread_time
 
 from .. import _native
-from ..limits import Limits
 from .dispatch import Dispatcher, InlinePolicy
 from .engine import get_runtime
 from .imports import HostBridge, HostContext
 from .instance import GuestFault, GuestResponse, Slot, native_error
+from .limits import Limits
 from .pool import CREATE, InstancePool, Lease
 from .wasi_http import detect_world
 

@@ -4,7 +4,7 @@ calls for the host functions that need policy.
 The native core provides WASI (only the granted directories; no environment, arguments or sockets), config
 values, stdio and, for wasi:http components, the HTTP types. What a guest may reach beyond that is exactly what
 its HostContext holds: ``fetch`` - from ``airssys:web/outbound`` and from wasi:http's outgoing handlers alike -
-goes through the version's :class:`~airssys_web.outbound.Fetcher` (none: every request is denied), ``kv``
+goes through the version's :class:`~airssys_web.capabilities.outbound.Fetcher` (none: every request is denied), ``kv``
 through its own namespace (none: ``err("kv not granted ...")``).
 """
 
@@ -15,13 +15,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..capabilities import REDACTED, FileAccess
+from ..capabilities.grants import REDACTED, FileAccess
+from ..capabilities.kv import KVNamespace
+from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..errors import KVError, OutboundDenied, OutboundError, OutboundTimeout
-from ..kv import KVNamespace
-from ..outbound import Fetcher, OutboundPolicy
 
+#: The contract: ``airssys-web.wit`` (the Rust bindings are generated from the same file at build time).
+WIT_DIR = Path(__file__).resolve().parents[1] / "wit"
+WIT_FILE = WIT_DIR / "airssys-web.wit"
 PACKAGE = "airssys:web"
 WIT_VERSION = "0.1.0"
 HANDLER_INTERFACE = f"{PACKAGE}/handler@{WIT_VERSION}"

@@ -24,8 +24,8 @@ from ..errors import (
     InvalidComponent,
     PoolExhausted,
 )
-from ..limits import Limits
 from .imports import HostContext
+from .limits import Limits
 
 Headers = list[tuple[str, str]]
 HeaderPairs = Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]]

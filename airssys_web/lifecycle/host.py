@@ -1,0 +1,366 @@
+"""The running side of airssys-web: keeps live generations in step with the registry.
+
+``AirssysHost`` loads the active deployments at start, then a watcher thread polls the registry's change token
+(cheap) and applies changes made by any process as swaps: warm the new generation, publish a new route table in
+one assignment, drain and close the old generation in the background. A deployment that cannot be loaded is
+logged and skipped; whatever was serving keeps serving.
+
+A generation is identified by its *code* (component, version, blob, settings): a route move, a canary promoted to
+active or a rollback to a version still live reuses the running generation instead of building and warming a new
+one. ``prepare()`` lets a strategy build and warm (and probe) a generation *before* it writes the registry; the next
+``sync()`` adopts it. A component with a canary in progress is served by a :class:`Split` of two generations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AirssysError
+from ..runtime.artifacts import ArtifactCache
+from ..runtime.dispatch import Dispatcher
+from ..runtime.generation import Generation
+from ..runtime.imports import HostContext
+from ..runtime.limits import Limits
+from .autorollback import AutoRollback
+from .registry import Deployment, EmbeddedRegistry, Registry
+from .routing import RouteTable
+from .services import HostServices, state_dir
+
+log = logging.getLogger("airssys_web.lifecycle.host")
+
+#: How long an old generation may take to finish its in-flight requests after a swap.
+DRAIN_TIMEOUT = 60.0
+#: Canary buckets: a client's bucket is uniform in ``range(BUCKETS)``; bucket < percent -> canary.
+BUCKETS = 100
+
+
+@dataclass(frozen=True)
+class Code:
+    """What makes two generations interchangeable."""
+
+    component: str
+    version: str
+    sha256: str
+    settings_json: str
+
+
+def settings_to_context(component: str, version: str, settings: dict[str, Any],
+                        services: HostServices | None = None) -> tuple[HostContext, Limits]:
+    """Build the host context and limits a version was deployed with (so a rollback restores them too).
+
+    ``services`` (the host's, or ``HostServices(state_dir(registry))``) supplies the KV store and the secret store;
+    without it, a version granted KV or stored secrets cannot be built.
+    """
+    return (services or HostServices(None)).context(component, version, settings)
+
+
+class Split:
+    """A route shared by the active (``stable``) generation and a ``canary`` serving ``percent`` % of clients."""
+
+    __slots__ = ("canary", "percent", "stable")
+
+    def __init__(self, stable: Generation, canary: Generation, percent: int) -> None:
+        self.stable = stable
+        self.canary = canary
+        self.percent = percent
+
+    def pick(self, bucket: int) -> Generation:
+        return self.canary if bucket < self.percent else self.stable
+
+    @property
+    def name(self) -> str:
+        return self.stable.name
+
+    @property
+    def tag(self) -> str:
+        return f"{self.stable.tag} + {self.canary.tag} ({self.percent}%)"
+
+
+Target = Generation | Split
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What serves one component: its route, the active generation and an optional canary."""
+
+    route: str
+    stable: Generation
+    stable_code: Code
+    canary: Generation | None = None
+    canary_code: Code | None = None
+    percent: int = 0
+
+    def target(self) -> Target:
+        return self.stable if self.canary is None else Split(self.stable, self.canary, self.percent)
+
+    def generations(self) -> Iterable[tuple[Code, Generation]]:
+        yield self.stable_code, self.stable
+        if self.canary is not None and self.canary_code is not None:
+            yield self.canary_code, self.canary
+
+
+class AirssysHost:
+    """Serve the active versions of a registry, hot-swapping them as the registry changes.
+
+    ``registry`` is a directory path (the embedded registry) or a :class:`Registry`. ``poll_interval`` bounds how
+    long a change made by another process (the CLI) takes to be noticed.
+    """
+
+    def __init__(self, registry: str | Path | Registry, *, poll_interval: float = 0.2,
+                 dispatcher: Dispatcher | None = None, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+        if isinstance(registry, (str, Path)):
+            self.registry: Registry = EmbeddedRegistry(registry)
+            self._owns_registry = True
+        else:
+            self.registry = registry
+            self._owns_registry = False
+        self.artifacts = ArtifactCache(self.registry.artifacts_dir)
+        self.services = HostServices(state_dir(self.registry))
+        self.dispatcher = dispatcher or Dispatcher()
+        self.poll_interval = poll_interval
+        self.drain_timeout = drain_timeout
+        self.routes: RouteTable[Target] = RouteTable()
+        self.autorollback = AutoRollback(self.registry)
+        self._live: dict[str, _Live] = {}
+        self._prepared: dict[Code, Generation] = {}
+        self._prepare_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._token: Any = None
+        self._started = False
+        self._closed = False
+        self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self, *, watch: bool = True) -> None:
+        """Load and warm every active deployment, then (by default) start watching the registry."""
+        if self._started:
+            return
+        self._started = True
+        self.sync()
+        if watch:
+            self._watcher = threading.Thread(target=self._watch, name="airssys-watch", daemon=True)
+            self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching, close every generation and the dispatcher (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        with self._sync_lock:
+            live, self._live = self._live, {}
+            self.routes = RouteTable()
+        with self._prepare_lock:
+            prepared, self._prepared = self._prepared, {}
+        for entry in live.values():
+            for _, gen in entry.generations():
+                gen.close()
+        for gen in prepared.values():
+            gen.close()
+        self.dispatcher.close()
+        self.services.close()
+        if self._owns_registry:
+            self.registry.close()
+
+    def __enter__(self) -> AirssysHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- matching -------------------------------------------------------------------------------------------
+    def match(self, path: str) -> Target | None:
+        return self.routes.match(path)
+
+    def enter(self, path: str, bucket: Callable[[], int] | None = None) -> Generation | None:
+        """Find and enter the generation owning ``path``; retries if it began draining under our feet.
+
+        On a route split by a canary, ``bucket()`` gives the client's bucket (0-99); without it the stable
+        generation answers.
+        """
+        entered = self.enter_route(path, bucket)
+        return None if entered is None else entered[0]
+
+    def enter_route(self, path: str, bucket: Callable[[], int] | None = None) -> tuple[Generation, str] | None:
+        """:meth:`enter`, also returning the route that matched ``path`` in the route table: the component's mount
+        point now (a route move keeps the generation, so the generation cannot know it)."""
+        for _ in range(8):
+            hit = self.routes.match_route(path)
+            if hit is None:
+                return None
+            route, target = hit
+            if isinstance(target, Split):
+                gen = target.pick(bucket()) if bucket is not None else target.stable
+            else:
+                gen = target
+            if gen.enter():
+                return gen, route
+        return None
+
+    def route_of(self, name: str) -> str | None:
+        """The route component ``name`` is served at in this process, if it is served."""
+        entry = self._live.get(name)
+        return None if entry is None else entry.route
+
+    # -- preparing generations ahead of a registry change ----------------------------------------------------
+    def prepare(self, code: Code) -> Generation:
+        """Build and warm the generation for ``code`` now (blocking; call it off the event loop) and keep it for
+        the next :meth:`sync` to adopt. A generation already live for ``code`` is returned as it is."""
+        with self._sync_lock:
+            for entry in self._live.values():
+                for live_code, gen in entry.generations():
+                    if live_code == code:
+                        return gen
+        with self._prepare_lock:
+            ready = self._prepared.get(code)
+        if ready is not None:
+            return ready
+        gen = self._build(code)
+        with self._prepare_lock:
+            if self._closed or code in self._prepared:
+                gen.close()
+                return self._prepared[code] if code in self._prepared else gen
+            self._prepared[code] = gen
+        return gen
+
+    def discard_prepared(self, code: Code) -> None:
+        """Close the prepared generation for ``code`` unless a sync adopted it (call after the registry write)."""
+        with self._prepare_lock:
+            gen = self._prepared.pop(code, None)
+        if gen is not None:
+            gen.close()
+
+    # -- keeping in step with the registry -------------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                token = self.registry.change_token()
+                if token != self._token:
+                    self.sync()
+                if self.autorollback.check():
+                    self.sync()
+            except Exception:
+                log.exception("registry watcher: sync failed; will retry")
+
+    def sync(self) -> list[str]:
+        """Apply the registry's active deployments now. Returns the names of components that changed."""
+        with self._sync_lock:
+            if self._closed:
+                return []
+            self._token = self.registry.change_token()
+            deployments = {dep.component: dep for dep in self.registry.active()}
+            running = dict(pair for entry in self._live.values() for pair in entry.generations())
+            live: dict[str, _Live] = {}
+            for name, dep in deployments.items():
+                entry = self._entry(dep, running, self._live.get(name))
+                if entry is not None:
+                    live[name] = entry
+            changed = sorted(name for name in set(live) | set(self._live) if live.get(name) != self._live.get(name))
+            kept = {id(gen) for entry in live.values() for _, gen in entry.generations()}
+            retired = [gen for gen in running.values() if id(gen) not in kept]
+            swaps = [(name, self._live[name].stable if name in self._live else None, live[name].stable
+                      if name in live else None) for name in changed]
+            self._live = live
+            self.routes = RouteTable({entry.route: entry.target() for entry in live.values()})  # the atomic switch
+            self._arm(deployments, live)
+        for name, old, new in swaps:
+            if old is not new:
+                log.info("swapped %s: %s -> %s", name, old.version if old else "(none)",
+                         new.version if new else "(removed)")
+            for cb in self.on_swap:
+                cb(name, old, new)
+        for gen in retired:
+            threading.Thread(target=gen.drain, args=(self.drain_timeout,), name=f"airssys-drain-{gen.tag}",
+                             daemon=True).start()
+        return changed
+
+    def _entry(self, dep: Deployment, running: dict[Code, Generation], current: _Live | None) -> _Live | None:
+        """The live entry for ``dep``, reusing running or prepared generations; on failure keep ``current``."""
+        code = Code(dep.component, dep.active_version, dep.sha256, dep.settings_json)
+        stable = self._obtain(code, running)
+        if stable is None:
+            if current is not None:
+                log.error("%s: the previous version keeps serving", dep.component)
+                return _Live(dep.route, current.stable, current.stable_code, current.canary, current.canary_code,
+                             current.percent)
+            return None
+        if dep.canary_version is None or dep.canary_sha256 is None:
+            return _Live(dep.route, stable, code)
+        canary_code = Code(dep.component, dep.canary_version, dep.canary_sha256, dep.canary_settings_json or "{}")
+        canary = self._obtain(canary_code, running)
+        if canary is None:
+            log.error("%s: canary %s is not served; %s serves every client", dep.component, dep.canary_version,
+                      dep.active_version)
+            return _Live(dep.route, stable, code)
+        return _Live(dep.route, stable, code, canary, canary_code, dep.canary_percent)
+
+    def _obtain(self, code: Code, running: dict[Code, Generation]) -> Generation | None:
+        gen = running.get(code)
+        if gen is not None:
+            return gen
+        with self._prepare_lock:
+            gen = self._prepared.pop(code, None)
+        if gen is not None:
+            return gen
+        try:
+            return self._build(code)
+        except AirssysError as e:
+            log.error("cannot activate %s@%s: %s", code.component, code.version, e)
+        except Exception:
+            log.exception("cannot activate %s@%s", code.component, code.version)
+        return None
+
+    def _arm(self, deployments: dict[str, Deployment], live: dict[str, _Live]) -> None:
+        """Point the auto-rollback watches at the newest live version of each component that has a policy."""
+        for name in set(self.autorollback.watching()) - set(live):
+            self.autorollback.disarm(name)
+        for name, entry in live.items():
+            dep = deployments[name]
+            watched = entry.canary if dep.canary_version is not None else entry.stable
+            if dep.auto_rollback is None or watched is None or watched.version != dep.newest_version:
+                self.autorollback.disarm(name)
+            else:
+                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
+
+    def _build(self, code: Code) -> Generation:
+        ctx, limits = settings_to_context(code.component, code.version, json.loads(code.settings_json or "{}"),
+                                          self.services)
+        if not self.artifacts.has_artifact(code.sha256, fuel=ctx.fuel):
+            log.warning("%s@%s: no compiled artifact on disk; compiling now (deploy should have done this)",
+                        code.component, code.version)
+        component = self.artifacts.get(code.sha256, loader=lambda: self.registry.read_blob(code.sha256),
+                                       fuel=ctx.fuel)
+        gen = Generation(component, ctx, limits, sha256=code.sha256, dispatcher=self.dispatcher)
+        try:
+            gen.warm()
+        except BaseException:
+            gen.close()
+            raise
+        return gen
+
+    # -- introspection ----------------------------------------------------------------------------------------
+    def generations(self) -> dict[str, Generation]:
+        """component -> the generation serving its active version."""
+        return {name: entry.stable for name, entry in self._live.items()}
+
+    def canaries(self) -> dict[str, tuple[Generation, int]]:
+        """component -> (canary generation, percent) for every canary being served."""
+        return {name: (entry.canary, entry.percent) for name, entry in self._live.items() if entry.canary}
+
+    def serving(self, name: str) -> tuple[str | None, str | None, int]:
+        """(active version, canary version, canary percent) this process serves for ``name``."""
+        entry = self._live.get(name)
+        if entry is None:
+            return None, None, 0
+        return entry.stable.version, entry.canary.version if entry.canary else None, entry.percent

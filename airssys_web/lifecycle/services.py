@@ -1,0 +1,90 @@
+"""Turning a version's stored settings into what its generation runs with: a HostContext and Limits.
+
+:class:`HostServices` belongs to one host (one registry) and owns what all its generations share: the KV store
+and the secret store, both in the registry directory so grants, data and secrets survive restarts. Everything a
+context owns on its own (the outbound Fetcher and its connections) is released by ``HostContext.close()`` when
+its generation closes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..capabilities.grants import Grants
+from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
+from ..capabilities.outbound import Fetcher
+from ..capabilities.secrets import SecretStore
+from ..errors import CapabilityError
+from ..runtime.imports import HostContext
+from ..runtime.limits import Limits
+
+KV_FILE = "kv.db"
+SECRETS_DIR = "secrets"
+
+
+def state_dir(registry: Any) -> Path | None:
+    """Where a registry keeps KV data and secrets: its root directory (beside ``artifacts/``), if it has one."""
+    root = getattr(registry, "root", None)
+    if root is not None:
+        return Path(root)
+    artifacts = getattr(registry, "artifacts_dir", None)
+    return Path(artifacts).parent if artifacts is not None else None
+
+
+class HostServices:
+    """Per-host shared resources and the settings -> (HostContext, Limits) factory.
+
+    ``directory`` is the registry directory (None: no KV and no secrets, e.g. a trial instantiation).
+    ``fetcher_options`` go to every :class:`~airssys_web.capabilities.outbound.Fetcher` (timeouts, caps, a test
+    transport).
+    """
+
+    def __init__(self, directory: str | Path | None, *, kv_store: KVStore | None = None,
+                 fetcher_options: Mapping[str, Any] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._kv = kv_store
+        self._owns_kv = kv_store is None
+        self._fetcher_options = dict(fetcher_options or {})
+        self._lock = threading.Lock()
+        self.secrets = SecretStore(self.directory / SECRETS_DIR) if self.directory is not None else None
+
+    @property
+    def kv_store(self) -> KVStore:
+        """The KV store, opened on first use (``<registry>/kv.db``)."""
+        with self._lock:
+            if self._kv is None:
+                if self.directory is None:
+                    raise CapabilityError("kv needs a registry directory to keep its data in")
+                self._kv = SqliteKVStore(self.directory / KV_FILE)
+            return self._kv
+
+    def context(self, component: str, version: str, settings: Mapping[str, Any]) -> tuple[HostContext, Limits]:
+        """The host context and limits a version was deployed with (so a rollback restores them too)."""
+        limits = Limits.from_dict(settings.get("limits"))
+        grants = Grants.from_settings(settings)
+        config = dict(grants.config)
+        secret_values: list[str] = []
+        for key, secret in grants.secrets.items():
+            if secret.value is not None:
+                value = secret.value
+            elif self.secrets is None or secret.ref is None:
+                raise CapabilityError(f"{component}@{version}: secret {key!r} cannot be read without its registry")
+            else:
+                value = self.secrets.get(secret.ref)
+            config[key] = value
+            secret_values.append(value)
+        kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv is not None else None
+        fetcher = Fetcher(grants.outbound, **self._fetcher_options) if grants.outbound.grants else None
+        ctx = HostContext(component=component, version=version, config=config, fetcher=fetcher, kv=kv,
+                          files=grants.files, secret_values=tuple(secret_values), fuel=limits.fuel is not None)
+        return ctx, limits
+
+    def close(self) -> None:
+        """Close the KV store if this object opened it (idempotent)."""
+        with self._lock:
+            kv, self._kv = self._kv, None
+        if kv is not None and self._owns_kv:
+            kv.close()

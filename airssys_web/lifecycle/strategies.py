@@ -1,0 +1,311 @@
+"""How a new version replaces the active one: ``immediate``, ``blue-green`` or ``canary``.
+
+Every strategy does its risky work *before* the registry changes, so a failure leaves everything as it was and the
+error names the step that failed (``check``, ``warm``, ``probe``, ``switch``):
+
+- **immediate**: check (validate, compile, trial instance), warm, switch; the old generation drains.
+- **blue-green**: as immediate, and a probe request (``GET PATH`` through the new generation itself, must be 2xx)
+  before the switch.
+- **canary**: check, warm, optional probe, then ``percent`` % of clients go to the new version. A client's bucket
+  (0-99) lives in a signed cookie, so one client keeps seeing one version; ``promote`` moves to 100 %, ``rollback``
+  back to 0 %.
+
+In a server (the admin API) the warmed generation is handed to the host (:meth:`AirssysHost.prepare`) and adopted
+by the sync that follows the registry write, so nothing is warmed twice and the call returns once the new version
+serves. On a registry directory (the CLI without a server) the same steps run in the CLI process on a throw-away
+generation, then the registry is written and the running server picks the change up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from itsdangerous import BadSignature, Signer
+
+from ..errors import Conflict, DeployError, GuestError, NotFound
+from ..runtime.artifacts import ArtifactCache
+from ..runtime.generation import Generation
+from ..runtime.limits import Limits
+from .autorollback import Policy
+from .deploy import check_component, finalize_settings
+from .host import BUCKETS, AirssysHost, Code, settings_to_context
+from .registry import Deployment, Registry, settings_json, validate_name, validate_route, validate_version
+from .services import HostServices, state_dir
+
+log = logging.getLogger("airssys_web.lifecycle.strategies")
+
+T = TypeVar("T")
+DEFAULT_CANARY_PERCENT = 10
+
+
+class Strategy(StrEnum):
+    IMMEDIATE = "immediate"
+    BLUE_GREEN = "blue-green"
+    CANARY = "canary"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated strategy with its options; build one from user input with :meth:`parse`."""
+
+    strategy: Strategy = Strategy.IMMEDIATE
+    percent: int = 0
+    probe: str | None = None
+    auto_rollback: Policy | None = None
+
+    @classmethod
+    def parse(cls, strategy: str = "immediate", *, percent: int | None = None, probe: str | None = None,
+              auto_rollback: str | None = None) -> Plan:
+        try:
+            kind = Strategy(strategy)
+        except ValueError:
+            raise DeployError(
+                f"unknown strategy {strategy!r}: use one of {', '.join(s.value for s in Strategy)}") from None
+        if kind is Strategy.CANARY:
+            percent = DEFAULT_CANARY_PERCENT if percent is None else percent
+            if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+                raise DeployError(f"invalid canary percent {percent!r}: use a whole number from 1 to 100")
+        elif percent is not None:
+            raise DeployError(f"--percent applies to --strategy canary only (got --strategy {kind})")
+        if probe is not None:
+            if kind is Strategy.IMMEDIATE:
+                raise DeployError("--probe needs --strategy blue-green or canary")
+            if not isinstance(probe, str) or not probe.startswith("/") or any(c in probe for c in " \r\n#"):
+                raise DeployError(f"invalid probe path {probe!r}: give an absolute request path such as /hello/health")
+        policy = Policy.parse(auto_rollback) if auto_rollback else None
+        return cls(kind, percent or 0, probe, policy)
+
+    @property
+    def policy_text(self) -> str | None:
+        return None if self.auto_rollback is None else str(self.auto_rollback)
+
+
+class BucketCookie:
+    """The sticky canary cookie: a client's bucket (0-99), signed so a client cannot choose its version."""
+
+    name = "airssys_bucket"
+    max_age = 30 * 86400
+
+    def __init__(self, secret: str | bytes) -> None:
+        self._signer = Signer(secret, salt="airssys-web canary bucket")
+
+    def issue(self) -> tuple[int, bytes]:
+        """A fresh random bucket and the ``Set-Cookie`` header value that pins it."""
+        bucket = secrets.randbelow(BUCKETS)
+        value = self._signer.sign(str(bucket)).decode()
+        return bucket, f"{self.name}={value}; Path=/; Max-Age={self.max_age}; HttpOnly; SameSite=Lax".encode()
+
+    def read(self, value: str | None) -> int | None:
+        """The bucket in a cookie value, or ``None`` if it is missing, forged or out of range."""
+        if not value:
+            return None
+        try:
+            raw = self._signer.unsign(value).decode()
+        except BadSignature:
+            return None
+        return int(raw) if raw.isdigit() and int(raw) < BUCKETS else None
+
+
+# -- steps shared by both modes ----------------------------------------------------------------------------------
+def preflight(registry: Registry, name: str, version: str, route: str | None, settings: dict[str, Any],
+              plan: Plan, *, allow_nested: bool = False) -> None:
+    """The cheap checks, before anything is compiled: names, limits, route ownership, and what the strategy
+    needs."""
+    validate_name(name)
+    validate_version(version)
+    if route is not None:
+        validate_route(route)
+    Limits.from_dict(settings.get("limits"))
+    settings_json(settings)
+    try:
+        component = registry.get_component(name)
+    except NotFound:
+        if route is None:
+            raise DeployError(f"component {name!r} is new: give it a route, e.g. --route /{name}") from None
+        if plan.strategy is Strategy.CANARY:
+            raise DeployError(f"a canary needs an active version of {name!r}; deploy one first "
+                              "(--strategy immediate or blue-green)") from None
+        registry.check_route(name, route, allow_nested=allow_nested)
+        return
+    if route is not None and route != component.route:
+        registry.check_route(name, route, allow_nested=allow_nested)
+    if plan.strategy is Strategy.CANARY:
+        if component.active_version is None:
+            raise DeployError(f"a canary needs an active version of {name!r}; deploy one first")
+        if route is not None and route != component.route:
+            raise DeployError(f"a canary cannot move {name} from {component.route} to {route}; "
+                              "use --strategy immediate or blue-green to move the route")
+        running = registry.get_deployment(name).canary_version
+        if running not in (None, version):  # refuse before compiling and warming anything
+            raise Conflict(f"{name} already runs canary {running}; promote or roll it back first")
+
+
+def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes, settings: dict[str, Any]) -> str:
+    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob; its sha256.
+
+    ``settings`` is replaced in place by what will be stored: grants checked against the component's declared
+    needs, secret values moved to the registry's secret store (only references remain)."""
+    final = finalize_settings(registry, wasm, settings)
+    settings.clear()
+    settings.update(final)
+    _, report = check_component(wasm, artifacts, label=name, settings=settings)
+    sha = registry.put_blob(wasm)
+    assert sha == report.sha256
+    return sha
+
+
+def probe(gen: Generation, path: str) -> None:
+    """``GET path`` through ``gen`` itself; anything but a 2xx answer raises."""
+    try:
+        resp = gen.call("GET", path, "", [("user-agent", "airssys-web probe")], b"")
+    except GuestError as e:
+        raise DeployError(f"GET {path} failed: {e}") from None
+    if not 200 <= resp.status < 300:
+        raise DeployError(f"GET {path} answered {resp.status}, not 2xx")
+
+
+def switch(registry: Registry, name: str, version: str, sha: str, route: str | None, settings: dict[str, Any],
+           plan: Plan, actor: str, *, allow_nested: bool = False) -> Deployment:
+    """The registry write that makes the change (one transaction; a canary adds the version first)."""
+    if plan.strategy is Strategy.CANARY:
+        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=allow_nested)
+        return registry.start_canary(name, version, plan.percent, actor=actor, auto_rollback=plan.policy_text)
+    return registry.deploy(name, version, sha256=sha, route=route, settings=settings, actor=actor,
+                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=allow_nested)
+
+
+def _failed(plan: Plan, step: str, e: Exception) -> Exception:
+    """Name the step in a refusal while keeping its class (so the admin API keeps the right status); a guest that
+    fails to start is a refusal too. Anything else (a broken registry disk, a bug) passes through unchanged."""
+    if not isinstance(e, (DeployError, GuestError)):
+        return e
+    message = f"{plan.strategy} step '{step}' failed: {e}; nothing changed"
+    return type(e)(message) if type(e).__init__ is Exception.__init__ else DeployError(message)
+
+
+def _record_failure(registry: Registry, name: str, version: str, plan: Plan, actor: str, error: Exception) -> None:
+    try:
+        registry.record(name, version, action="deploy", strategy=plan.strategy.value, actor=actor, outcome="failed",
+                        detail=str(error))
+    except NotFound:
+        pass  # a failed first deploy leaves no component to attach the entry to
+    except Exception:
+        log.exception("could not record the failed deploy of %s@%s in the history", name, version)
+
+
+# -- in a server: the admin API ------------------------------------------------------------------------------------
+async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, route: str | None = None,
+                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "admin",
+                  allow_nested: bool = False) -> Deployment:
+    """Deploy ``wasm`` as ``name@version`` with ``plan`` in this server; returns once the new version serves.
+
+    Compilation, warming and the probe run on worker threads, never on the event loop. ``allow_nested`` lets the
+    component claim a route under or above another component's (see :mod:`airssys_web.lifecycle.registry.base`).
+    """
+    plan = plan or Plan()
+    settings = dict(settings or {})
+    registry = host.registry
+    await _off_loop(preflight, registry, name, version, route, settings, plan, allow_nested=allow_nested)
+    step = "check"
+    code: Code | None = None
+    try:
+        sha = await _off_loop(check, registry, host.artifacts, name, wasm, settings)
+        code = Code(name, version, sha, settings_json(settings))
+        step = "warm"
+        gen = await _off_loop(host.prepare, code)
+        if plan.probe is not None:
+            step = "probe"
+            await _off_loop(probe, gen, plan.probe)
+        step = "switch"
+        dep = await _off_loop(switch, registry, name, version, sha, route, settings, plan, actor,
+                              allow_nested=allow_nested)
+    except Exception as e:
+        error = _failed(plan, step, e)
+        await _off_loop(_record_failure, registry, name, version, plan, actor, error)
+        if error is e:
+            raise
+        raise error from None
+    finally:
+        if code is not None:
+            host.discard_prepared(code)
+    await _off_loop(host.sync)
+    return dep
+
+
+async def promote(host: AirssysHost, name: str, *, actor: str = "admin") -> Deployment:
+    """Make the running canary of ``name`` the active version (its generation is reused: nothing is warmed)."""
+    dep = await _off_loop(host.registry.promote, name, actor=actor)
+    await _off_loop(host.sync)
+    return dep
+
+
+async def rollback(host: AirssysHost, name: str, to_version: str | None = None, *, actor: str = "admin") -> Deployment:
+    """Undo the last change of ``name`` (a canary goes to 0 %), or activate ``to_version``, with the settings that
+    version was deployed with. The target is warmed from the artifact cache *before* the registry changes."""
+    registry = host.registry
+    dep = await _off_loop(registry.get_deployment, name)
+    target = to_version if to_version is not None else (
+        dep.active_version if dep.canary_version is not None else dep.previous_version)
+    code: Code | None = None
+    if target is not None and target != dep.active_version:
+        info = await _off_loop(registry.get_version, name, target)
+        code = Code(name, target, info.sha256, info.settings_json)
+        try:
+            await _off_loop(host.prepare, code)
+        except Exception as e:
+            host.discard_prepared(code)
+            raise DeployError(f"rollback step 'warm' failed for {name}@{target}: {e}; nothing changed") from None
+    try:
+        dep = await _off_loop(registry.rollback, name, to_version, actor=actor)
+    finally:
+        if code is not None:
+            host.discard_prepared(code)
+    await _off_loop(host.sync)
+    return dep
+
+
+# -- on a registry directory: the CLI without a server -------------------------------------------------------------
+def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, route: str | None = None,
+                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "cli",
+                  artifacts: ArtifactCache | None = None, allow_nested: bool = False) -> Deployment:
+    """The same steps as :func:`rollout`, run in this process on a throw-away generation, then the registry write;
+    a server watching the registry picks the change up (and warms its own instances)."""
+    plan = plan or Plan()
+    settings = dict(settings or {})
+    cache = artifacts or ArtifactCache(registry.artifacts_dir)
+    preflight(registry, name, version, route, settings, plan, allow_nested=allow_nested)
+    step = "check"
+    try:
+        sha = check(registry, cache, name, wasm, settings)
+        if plan.strategy is not Strategy.IMMEDIATE:
+            step = "warm"
+            services = HostServices(state_dir(registry))
+            ctx, limits = settings_to_context(name, version, json.loads(settings_json(settings)), services)
+            gen = Generation(cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha)
+            try:
+                gen.warm()
+                if plan.probe is not None:
+                    step = "probe"
+                    probe(gen, plan.probe)
+            finally:
+                gen.close()
+                services.close()
+            step = "switch"
+        return switch(registry, name, version, sha, route, settings, plan, actor, allow_nested=allow_nested)
+    except Exception as e:
+        error = _failed(plan, step, e)
+        _record_failure(registry, name, version, plan, actor, error)
+        if error is e:
+            raise
+        raise error from None

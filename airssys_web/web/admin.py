@@ -1,0 +1,370 @@
+"""The admin API: upload, deploy with a strategy, promote, roll back, and read state - JSON over HTTP.
+
+The middleware mounts it under a prefix (default ``/_airssys/api``) only when a secret is configured. Every call
+needs ``Authorization: Bearer <token>`` (``airssys-web token``): ``read`` for GETs, ``deploy`` for changes.
+Errors are ``{"error": short reason, "detail": what to do}`` with a 4xx status for anything the caller can fix; the
+active version is unchanged then. Every change is written to the registry's audit log (token id, action, target,
+outcome, time).
+
+An upload is two requests so that bytes are sent once and verified: ``PUT /blobs/{sha256}`` stores the ``.wasm``
+(checked against the digest in its URL; compiled artifacts are never accepted over the network, since wasmtime
+trusts them blindly), then ``POST /components/{name}/deploy`` names that digest. Changes of one component are
+serialized: a second change while one runs gets 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import (
+    API_ERRORS,
+    AirssysError,
+    AuthError,
+    CapabilityError,
+    Conflict,
+    InvalidComponent,
+    InvalidName,
+    NotFound,
+)
+from ..lifecycle import strategies
+from ..lifecycle.host import AirssysHost
+from ..lifecycle.registry import Deployment, HistoryEntry
+from ..lifecycle.routing import shadow_warning
+from .auth import Token, TokenAuthority
+
+log = logging.getLogger("airssys_web.web.admin")
+
+_DEPLOY_FIELDS = {"version", "sha256", "route", "nested", "settings", "strategy", "percent", "probe", "auto_rollback"}
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+class _ClientGone(Exception):
+    """The client hung up while sending its request; nothing was changed. Not a server error."""
+
+
+def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _classify(e: Exception) -> tuple[int, str]:
+    for kind, status, reason in API_ERRORS:
+        if isinstance(e, kind):
+            return status, reason
+    return 500, "internal error"
+
+
+def deployment_json(dep: Deployment) -> dict[str, Any]:
+    return {"component": dep.component, "route": dep.route, "nested": dep.nested, "active_version": dep.active_version,
+            "previous_version": dep.previous_version, "canary_version": dep.canary_version,
+            "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback, "sha256": dep.sha256,
+            "settings": dep.settings, "updated_at": dep.updated_at.isoformat()}
+
+
+def history_json(h: HistoryEntry) -> dict[str, Any]:
+    return {"id": h.id, "version": h.version, "previous_version": h.previous_version, "action": h.action,
+            "strategy": h.strategy, "actor": h.actor, "outcome": h.outcome, "detail": h.detail,
+            "at": h.at.isoformat()}
+
+
+Handler = Callable[[Request, Token], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class AdminAPI:
+    """The endpoints, bound to one host; see :func:`admin_app`."""
+
+    def __init__(self, host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
+                 shadows: Callable[[str], list[str]] | None = None) -> None:
+        self.host = host
+        self.registry = host.registry
+        self.authority = authority
+        self.max_upload = max_upload
+        self.shadows = shadows
+        self._busy: set[str] = set()
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def endpoint(self, scope: str, handler: Handler, action: str | None = None) -> Endpoint:
+        """Wrap ``handler``: authorize for ``scope``, map errors to JSON, audit changes (``action``)."""
+
+        async def run(request: Request) -> Response:
+            try:
+                token = self.authority.authorize(request.headers.get("authorization"), scope)
+            except AuthError as e:
+                return await self._refused(request, e, action)
+            target = request.path_params.get("name") or request.path_params.get("sha256", "")
+            try:
+                response = await handler(request, token)
+            except (_ClientGone, ClientDisconnect) as e:
+                why = str(e) or "the client disconnected before its request was complete; nothing changed"
+                if action is not None:
+                    await self._audit(token.id, action, getattr(request.state, "target", target), "aborted", why)
+                log.warning("admin API: %s %s: %s", request.method, request.url.path, why)
+                return error_response(400, "client disconnected", why)  # nobody is left to read it
+            except Exception as e:
+                status, error, detail = self._error(e)
+                if action is not None:
+                    target = getattr(request.state, "target", target)
+                    await self._audit(token.id, action, target, "error", f"{status} {detail}")
+                return error_response(status, error, detail)
+            if action is not None:
+                await self._audit(token.id, action, getattr(request.state, "target", target), "ok",
+                                  getattr(request.state, "detail", ""))
+            return response
+
+        return run
+
+    def _error(self, e: Exception) -> tuple[int, str, str]:
+        if isinstance(e, _HTTPError):
+            return e.status, e.error, e.detail
+        status, error = _classify(e)
+        if status == 500:
+            log.exception("admin API: internal error")
+            return status, error, f"{type(e).__name__}: see the server log"
+        return status, error, str(e)
+
+    async def _refused(self, request: Request, e: AuthError, action: str | None) -> Response:
+        client = request.client.host if request.client else "?"
+        log.warning("admin API: refused %s %s from %s: %s", request.method, request.url.path, client, e)
+        if e.status == 403 and action is not None:  # a valid token tried more than it may: worth an audit row
+            token = self.authority.verify(request.headers["authorization"].partition(" ")[2].strip())
+            await self._audit(token.id, action, request.path_params.get("name", ""), "denied", str(e))
+        headers = {"www-authenticate": 'Bearer realm="airssys-web"'} if e.status == 401 else None
+        return error_response(e.status, "unauthorized" if e.status == 401 else "forbidden", str(e), headers)
+
+    async def _audit(self, token_id: str, action: str, target: str, outcome: str, detail: str) -> None:
+        try:
+            await asyncio.to_thread(self.registry.audit, action, target, outcome, token_id=token_id, detail=detail)
+        except AirssysError:
+            log.exception("admin API: could not write the audit log")
+
+    async def _json(self, request: Request, allowed: set[str]) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _HTTPError(400, "invalid JSON", "the request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _HTTPError(400, "invalid JSON", "the request body must be a JSON object")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise _HTTPError(400, "invalid input", f"unknown field(s) {', '.join(unknown)}; "
+                                                   f"known: {', '.join(sorted(allowed))}")
+        return data
+
+    def _claim(self, name: str) -> None:
+        if name in self._busy:
+            raise Conflict(f"another change of {name} is in progress on this server; retry when it has finished")
+        self._busy.add(name)
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    async def token(self, request: Request, token: Token) -> Response:
+        return JSONResponse(token.as_json())
+
+    async def components(self, request: Request, token: Token) -> Response:
+        def read() -> list[dict[str, Any]]:
+            deployments = {d.component: d for d in self.registry.active()}
+            rows = []
+            for comp in self.registry.components():
+                dep = deployments.get(comp.name)
+                rows.append({"component": comp.name, "route": comp.route, "nested": comp.nested,
+                             "active": comp.active_version,
+                             "canary": dep.canary_version if dep else None,
+                             "canary_percent": dep.canary_percent if dep else 0,
+                             "versions": [v.version for v in self.registry.versions(comp.name)]})
+            return rows
+
+        return JSONResponse(await asyncio.to_thread(read))
+
+    async def component(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+
+        def read() -> dict[str, Any]:
+            comp = self.registry.get_component(name)
+            versions = [{"version": v.version, "sha256": v.sha256, "settings": v.settings,
+                         "created_at": v.created_at.isoformat()} for v in self.registry.versions(name)]
+            dep = self.registry.get_deployment(name) if comp.active_version else None
+            return {"component": name, "route": comp.route, "nested": comp.nested, "versions": versions,
+                    "deployment": deployment_json(dep) if dep else None, "serving": self._serving(name)}
+
+        return JSONResponse(await asyncio.to_thread(read))
+
+    async def history(self, request: Request, token: Token) -> Response:
+        entries = await asyncio.to_thread(self.registry.history, request.path_params["name"])
+        return JSONResponse([history_json(h) for h in entries])
+
+    async def status(self, request: Request, token: Token) -> Response:
+        rows = {}
+        watching = self.host.autorollback.watching()
+        for name, gen in sorted(self.host.generations().items()):
+            canary = self.host.canaries().get(name)
+            gens = [gen] + ([canary[0]] if canary else [])
+            rows[name] = {**self._serving(name), "auto_rollback_watching": watching.get(name),
+                          "generations": [{"version": g.version, "in_flight": g.in_flight, "completed": g.completed,
+                                           "failed": g.failed, "instances": g.pool.size} for g in gens]}
+        return JSONResponse({"components": rows})
+
+    async def audit(self, request: Request, token: Token) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+            if not 1 <= limit <= 10_000:
+                raise ValueError
+        except ValueError:
+            raise _HTTPError(400, "invalid input", "limit must be a whole number from 1 to 10000") from None
+        entries = await asyncio.to_thread(self.registry.audit_log, limit)
+        return JSONResponse([{"id": a.id, "token_id": a.token_id, "action": a.action, "target": a.target,
+                              "outcome": a.outcome, "detail": a.detail, "at": a.at.isoformat()} for a in entries])
+
+    async def blob(self, request: Request, token: Token) -> Response:
+        sha = _sha_param(request)
+        path = self.registry.blob_path(sha)
+        if not path.is_file():
+            raise NotFound(f"no blob {sha} on this server; upload it with PUT")
+        return JSONResponse({"sha256": sha, "size": path.stat().st_size})
+
+    def _serving(self, name: str) -> dict[str, Any]:
+        active, canary, percent = self.host.serving(name)
+        return {"active": active, "canary": canary, "canary_percent": percent}
+
+    # -- changes --------------------------------------------------------------------------------------------
+    async def upload(self, request: Request, token: Token) -> Response:
+        sha = _sha_param(request)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_upload:
+            raise _HTTPError(413, "upload too large", self._too_large())
+        digest = hashlib.sha256()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_upload:
+                    raise _HTTPError(413, "upload too large", self._too_large())
+                digest.update(chunk)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            of = f" of {declared}" if declared is not None else ""
+            raise _ClientGone(f"the client disconnected after sending {size}{of} bytes of blob {sha[:12]}; "
+                              "nothing was stored") from None
+        data = b"".join(chunks)
+        if digest.hexdigest() != sha:
+            raise _HTTPError(400, "digest mismatch", f"the body's sha256 is {digest.hexdigest()}, not {sha} as in "
+                                                     "the URL; the upload was corrupted or the URL is wrong")
+        if data[:4] != b"\x00asm":
+            raise InvalidComponent("the upload is not a WebAssembly file (it does not start with \\0asm); "
+                                   "upload the component's .wasm")
+        await asyncio.to_thread(self.registry.put_blob, data)
+        request.state.target, request.state.detail = f"blob {sha[:12]}", f"{size} bytes"
+        return JSONResponse({"sha256": sha, "size": size}, status_code=201)
+
+    def _too_large(self) -> str:
+        return (f"the upload is larger than this server's cap of {self.max_upload} bytes; "
+                "raise it with --max-upload (serve) or max_upload= (middleware)")
+
+    async def deploy(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        body = await self._json(request, _DEPLOY_FIELDS)
+        version, sha = body.get("version"), body.get("sha256")
+        if not isinstance(version, str) or not isinstance(sha, str):
+            raise _HTTPError(400, "invalid input", "give \"version\" and \"sha256\" (of a blob uploaded with PUT "
+                                                   "/blobs/{sha256}) as strings")
+        settings = body.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise CapabilityError("\"settings\" must be a JSON object such as {\"limits\": {\"timeout\": 5}}")
+        nested = body.get("nested", False)
+        if not isinstance(nested, bool):
+            raise _HTTPError(400, "invalid input", "\"nested\" must be true or false")
+        plan = strategies.Plan.parse(str(body.get("strategy", "immediate")), percent=body.get("percent"),
+                                     probe=body.get("probe"), auto_rollback=body.get("auto_rollback"))
+        request.state.target, request.state.detail = f"{name}@{version}", f"strategy {plan.strategy}"
+        self._claim(name)
+        try:
+            wasm = await asyncio.to_thread(self.registry.read_blob, _sha(sha))
+            dep = await strategies.rollout(self.host, name, wasm, version=version, route=body.get("route"),
+                                           settings=settings, plan=plan, actor=token.id, allow_nested=nested)
+        finally:
+            self._busy.discard(name)
+        paths = self.shadows(dep.route) if self.shadows is not None else []
+        warnings = [shadow_warning(name, dep.route, paths)] if paths else []
+        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name),
+                             "warnings": warnings})
+
+    async def promote(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        await self._json(request, set())
+        self._claim(name)
+        try:
+            dep = await strategies.promote(self.host, name, actor=token.id)
+        finally:
+            self._busy.discard(name)
+        request.state.target = f"{name}@{dep.active_version}"
+        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name)})
+
+    async def rollback(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        body = await self._json(request, {"to_version"})
+        to_version = body.get("to_version")
+        if to_version is not None and not isinstance(to_version, str):
+            raise _HTTPError(400, "invalid input", "\"to_version\" must be a string such as \"1.0.0\"")
+        self._claim(name)
+        try:
+            dep = await strategies.rollback(self.host, name, to_version, actor=token.id)
+        finally:
+            self._busy.discard(name)
+        request.state.target = f"{name}@{dep.active_version}"
+        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name)})
+
+
+def _sha(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidName(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
+    return value
+
+
+def _sha_param(request: Request) -> str:
+    return _sha(request.path_params["sha256"])
+
+
+def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
+              shadows: Callable[[str], list[str]] | None = None) -> Starlette:
+    """The admin API as a Starlette app (the middleware mounts it under its prefix). ``shadows(route)`` names the
+    host app's routes a component at ``route`` would shadow; a deploy answers them as ``warnings``."""
+    api = AdminAPI(host, authority, max_upload=max_upload, shadows=shadows)
+    e = api.endpoint
+    routes = [
+        Route("/token", e("read", api.token)),
+        Route("/status", e("read", api.status)),
+        Route("/audit", e("read", api.audit)),
+        Route("/components", e("read", api.components)),
+        Route("/components/{name}", e("read", api.component)),
+        Route("/components/{name}/history", e("read", api.history)),
+        Route("/components/{name}/deploy", e("deploy", api.deploy, "deploy"), methods=["POST"]),
+        Route("/components/{name}/promote", e("deploy", api.promote, "promote"), methods=["POST"]),
+        Route("/components/{name}/rollback", e("deploy", api.rollback, "rollback"), methods=["POST"]),
+        Route("/blobs/{sha256}", e("read", api.blob)),
+        Route("/blobs/{sha256}", e("deploy", api.upload, "upload"), methods=["PUT"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "not found", f"no admin endpoint {request.method} {request.url.path}")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error_response(405, "method not allowed", f"{request.method} is not allowed on {request.url.path}")
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})

@@ -1,0 +1,327 @@
+"""The ASGI middleware: requests for a deployed component's route go to its guest, the rest to the wrapped app.
+
+Mount it in any ASGI app (Starlette, FastAPI, ...)::
+
+    app.add_middleware(AirssysMiddleware, registry="./airssys-data")
+
+It starts the host (loads and warms the active versions, starts watching the registry) on lifespan startup, or on
+the first request when the server runs no lifespan, and closes it on shutdown.
+
+It also mounts the admin API (``airssys_web.web.admin``) under ``admin_prefix`` when a secret is configured, and
+splits a route between two versions while a canary runs (a client's bucket lives in a signed cookie).
+
+Every request passed to a component carries ``x-airssys-route: <the route it matched>`` (its mount point, from the
+route table; a client's own header of that name is dropped), so a guest routes below wherever it is deployed.
+Reading a request body is bounded twice: ``body_timeout`` without a byte, or the route's deadline in all, gives 408.
+A component route that shadows one of the wrapped app's own routes is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import GuestError, PoolExhausted
+from ..lifecycle.host import AirssysHost
+from ..lifecycle.registry import Registry
+from ..lifecycle.routing import app_routes, route_matches, shadow_warning, shadowed_paths
+from ..lifecycle.strategies import BucketCookie
+from ..runtime.generation import Generation
+from ..runtime.wasi_http import WASI_HTTP_WORLD
+from ..runtime.wasi_http.asgi import serve_asgi
+from ..units import format_duration, parse_duration
+from .auth import SECRET_ENV, TokenAuthority, load_secret
+
+log = logging.getLogger("airssys_web")
+
+VERSION_HEADER = b"x-airssys-version"
+#: The request header that tells a component the route it was reached through (its mount point).
+ROUTE_HEADER = b"x-airssys-route"
+#: How long reading a request body may wait for the next byte before the request gets 408.
+BODY_TIMEOUT = 10.0
+# Framing is the server's job: whatever the guest says about these is dropped and recomputed.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length",
+                         "proxy-connection", "te", "trailer"})
+
+
+ADMIN_PREFIX = "/_airssys/api"
+MAX_UPLOAD = 128 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BodyTimeout(Exception):
+    pass
+
+
+class _Bucket:
+    """The client's canary bucket, read from its cookie (or newly issued) only when a split route needs it."""
+
+    __slots__ = ("cookies", "scope", "set_cookie", "value")
+
+    def __init__(self, cookies: BucketCookie, scope: Scope) -> None:
+        self.cookies = cookies
+        self.scope = scope
+        self.value: int | None = None
+        self.set_cookie: bytes | None = None
+
+    def __call__(self) -> int:
+        if self.value is None:
+            raw = b"; ".join(v for k, v in self.scope["headers"] if k == b"cookie").decode("latin-1")
+            self.value = self.cookies.read(cookie_parser(raw).get(self.cookies.name)) if raw else None
+            if self.value is None:
+                self.value, self.set_cookie = self.cookies.issue()
+        return self.value
+
+
+class AirssysMiddleware:
+    """Route requests owned by deployed components to their guests; everything else falls through to ``app``.
+
+    Give either ``registry`` (a directory or a :class:`Registry`) or a ready ``host``. ``version_header`` adds
+    ``x-airssys-version: NAME@VERSION`` to every component response.
+
+    The admin API answers under ``admin_prefix`` (``None`` turns it off) if there is a ``secret`` (default: the
+    ``AIRSSYS_SECRET`` environment variable); without one it answers 404: it is never open by default.
+    ``max_upload`` caps the size of an uploaded ``.wasm`` in bytes. ``body_timeout`` (seconds, or a duration such
+    as ``"10s"``) is how long reading a request body may wait for the next byte (408 beyond it).
+    """
+
+    def __init__(self, app: ASGIApp, registry: str | Path | Registry | None = None, *,
+                 host: AirssysHost | None = None, version_header: bool = True, poll_interval: float = 0.2,
+                 admin_prefix: str | None = ADMIN_PREFIX, secret: str | None = None,
+                 max_upload: int = MAX_UPLOAD, body_timeout: float | str = BODY_TIMEOUT) -> None:
+        if (registry is None) == (host is None):
+            raise TypeError("AirssysMiddleware needs exactly one of registry=... or host=...")
+        if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
+            raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
+        self.body_timeout = parse_duration(body_timeout, what="body_timeout")
+        self.app = app
+        self.host = host if host is not None else AirssysHost(registry, poll_interval=poll_interval)  # type: ignore[arg-type]
+        self.version_header = version_header
+        self.admin_prefix = admin_prefix
+        secret = secret if secret is not None else load_secret()
+        self.admin: ASGIApp | None = None
+        if admin_prefix is not None and secret:
+            from .admin import admin_app
+
+            self.admin = admin_app(self.host, TokenAuthority(secret), max_upload=max_upload,
+                                   shadows=self.shadowed_paths)
+        self._shadow_checked: set[tuple[str, str]] = set()
+        self.host.on_swap.append(self._warn_shadowing)
+        self._buckets = BucketCookie(secret or secrets.token_bytes(32))
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if not self._started:
+                await self._start()
+            path = scope["path"]
+            if self.admin_prefix is not None and route_matches(self.admin_prefix, path):
+                await self._admin(scope, receive, send)
+                return
+            bucket = _Bucket(self._buckets, scope)
+            entered = self.host.enter_route(path, bucket)
+            if entered is None:
+                await self.app(scope, receive, send)
+                return
+            gen, route = entered
+            try:
+                await self._serve(gen, route, scope, receive, send, bucket.set_cookie)
+            finally:
+                gen.leave()
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    async def _start(self) -> None:
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._started:
+                if self.admin is None and self.admin_prefix is not None:
+                    log.warning("the admin API at %s is off: no secret (set %s or pass --secret-file)",
+                                self.admin_prefix, SECRET_ENV)
+                await asyncio.to_thread(self.host.start)
+                self._started = True
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.admin is None:
+            await _send_error(send, 404, "not found", "the admin API is off on this server", [])
+            return
+        root = scope.get("root_path", "") + self.admin_prefix
+        await self.admin(dict(scope, root_path=root), receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._start()
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.host.close)
+            return message
+
+        await self.app(scope, wrapped_receive, send)
+
+    # -- the wrapped app's own routes -----------------------------------------------------------------------
+    def shadowed_paths(self, route: str) -> list[str]:
+        """The wrapped app's routes a component at ``route`` takes requests from (when the app exposes them)."""
+        routes = app_routes(self.app)
+        return [] if routes is None else shadowed_paths(route, routes)
+
+    def _warn_shadowing(self, name: str, old: Generation | None, new: Generation | None) -> None:
+        route = self.host.route_of(name)
+        if new is None or route is None or (name, route) in self._shadow_checked:
+            return
+        self._shadow_checked.add((name, route))
+        paths = self.shadowed_paths(route)
+        if paths:
+            log.warning("%s", shadow_warning(name, route, paths))
+
+    # -- serving --------------------------------------------------------------------------------------------
+    async def _serve(self, gen: Generation, route: str, scope: Scope, receive: Receive, send: Send,
+                     set_cookie: bytes | None) -> None:
+        extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
+        if set_cookie is not None:
+            extra.append((b"set-cookie", set_cookie))
+        # The guest learns its mount point from the route table's match; a client cannot spoof it.
+        raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
+        raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
+        wasi_http = gen.world == WASI_HTTP_WORLD
+        try:
+            body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body, self.body_timeout,
+                                                          gen.limits.timeout)
+        except _TooLarge:
+            gen.outcome(413)
+            await _send_error(send, 413, "request body too large",
+                              f"the limit for this route is {gen.limits.max_body} bytes", extra)
+            return
+        except _BodyTimeout as e:
+            gen.outcome(408)
+            await _send_error(send, 408, "request body timeout", str(e), [*extra, (b"connection", b"close")])
+            return
+        try:
+            if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
+                gen.outcome(await serve_asgi(gen, dict(scope, headers=raw_headers), receive, send, extra, _too_large,
+                                             body_timeout=self.body_timeout))
+                return
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
+            resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
+                                    headers, body)
+        except GuestError as e:
+            request_id = uuid.uuid4().hex[:16]
+            log.error("request %s %s %s failed [%s]: %s", request_id, scope["method"], scope["path"],
+                      type(e).__name__, e)
+            if isinstance(e, PoolExhausted):
+                extra.append((b"retry-after", b"1"))
+            gen.outcome(e.status)
+            await _send_error(send, e.status, _PUBLIC_REASON.get(type(e).__name__, "guest error"), None, extra,
+                              request_id=request_id)
+            return
+        out: list[tuple[bytes, bytes]] = []
+        for k, v in resp.headers:
+            k = k.lower()
+            if k not in _HOP_BY_HOP:
+                out.append((k.encode("latin-1"), v.encode("latin-1")))
+        out.append((b"content-length", str(len(resp.body)).encode()))
+        out.extend(extra)
+        gen.outcome(resp.status)
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
+        await send({"type": "http.response.body", "body": resp.body})
+
+
+_PUBLIC_REASON = {
+    "GuestTrap": "the component failed",
+    "GuestTimeout": "the component ran past its deadline",
+    "GuestMemoryLimit": "the component failed",
+    "BadGuestResponse": "the component sent an invalid response",
+    "PoolExhausted": "the component is busy; retry shortly",
+}
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int, idle: float, deadline: float) -> bytes:
+    """The whole request body: at most ``limit`` bytes (_TooLarge), no wait for the next chunk longer than ``idle``
+    seconds and ``deadline`` seconds in all (_BodyTimeout, saying which)."""
+    framed = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    raise _TooLarge
+                framed = framed or int(value) > 0
+            except ValueError:
+                framed = True
+        elif name == b"transfer-encoding":
+            framed = True
+    first: Message | None = None
+    if not framed and scope.get("http_version") in ("1.1", "1.0"):
+        # HTTP/1 without Content-Length or Transfer-Encoding has no body: the server answers at once, so no timer.
+        first = await receive()
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            body: bytes = first.get("body", b"")
+            if len(body) > limit:
+                raise _TooLarge
+            return body
+    return await _read_bounded(receive, limit, idle, deadline, first)
+
+
+async def _read_bounded(receive: Receive, limit: int, idle: float, deadline: float, first: Message | None) -> bytes:
+    """:func:`_read_body` under one asyncio timeout, moved on by every chunk (``first``: a message already read)."""
+    chunks: list[bytes] = []
+    size = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    wake = min(loop.time() + idle, end)
+    try:
+        async with asyncio.timeout_at(wake) as bound:
+            message = first if first is not None else await receive()
+            while message["type"] != "http.disconnect":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+                wake = min(loop.time() + idle, end)
+                bound.reschedule(wake)
+                message = await receive()
+    except TimeoutError:
+        if wake >= end:
+            raise _BodyTimeout(f"the request body did not arrive within this route's deadline of "
+                               f"{format_duration(deadline)} ({size} bytes received)") from None
+        raise _BodyTimeout(f"no request body bytes arrived for {format_duration(idle)} ({size} bytes received); "
+                           "send the body without pausing") from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _too_large(send: Send, limit: int, extra: list[tuple[bytes, bytes]]) -> None:
+    await _send_error(send, 413, "request body too large", f"the limit for this route is {limit} bytes", extra)
+
+
+async def _send_error(send: Send, status: int, error: str, detail: str | None,
+                      extra: list[tuple[bytes, bytes]], *, request_id: str | None = None) -> None:
+    payload: dict[str, Any] = {"error": error}
+    if detail:
+        payload["detail"] = detail
+    headers = list(extra)
+    if request_id:
+        payload["request_id"] = request_id
+        headers.append((b"x-request-id", request_id.encode()))
+    body = json.dumps(payload).encode()
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

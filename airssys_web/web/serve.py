@@ -1,0 +1,237 @@
+"""``airssys-web serve``: wrap an ASGI app (or the landing app) in the middleware and run it with uvicorn.
+
+With ``workers > 1`` uvicorn starts that many processes, which need an import string rather than an app object:
+the options travel in one environment variable (``AIRSSYS_WEB_SERVE``, JSON) to :func:`app_from_env`, the
+factory every worker calls. Each worker runs its own host, pool and registry watcher, so a deploy reaches every
+worker within the watcher's ``poll_interval`` plus the time to warm the new version; nothing is shared between
+workers but the registry directory (SQLite in WAL mode and compiled artifacts, read-only once deployed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.importer import ImportFromStringError, import_from_string
+
+from ..errors import AirssysError
+from ..lifecycle.host import AirssysHost
+from ..runtime.dispatch import Dispatcher
+from .auth import SECRET_ENV
+from .landing import landing_app
+from .middleware import BODY_TIMEOUT, AirssysMiddleware
+
+#: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
+OPTIONS_ENV = "AIRSSYS_WEB_SERVE"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What a worker needs to build the served app (JSON-serialisable; the admin secret is not in it)."""
+
+    registry: str
+    app: str | None = None
+    version_header: bool = True
+    poll_interval: float = 0.2
+    admin_prefix: str | None = "/_airssys/api"
+    max_upload: int = 128 * 1024 * 1024
+    threads: int | None = None
+    inline: bool = True
+    body_timeout: float = BODY_TIMEOUT
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, text: str | None) -> ServeOptions:
+        if not text:
+            raise AirssysError(f"{OPTIONS_ENV} is not set: start workers with `airssys-web serve --workers N`")
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as e:
+            raise AirssysError(f"{OPTIONS_ENV} is not valid serve options: {e}") from None
+
+
+def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
+              poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
+              body_timeout: float = BODY_TIMEOUT, **admin: Any) -> AirssysMiddleware:
+    """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
+
+    ``threads`` caps the worker threads that run guest calls (default: :func:`~.dispatch.default_threads`);
+    ``inline=False`` sends every guest call to a thread, even those measured to be short. ``body_timeout`` bounds
+    the wait for the next byte of a request body (408). ``admin`` takes the middleware's admin API options
+    (``secret``, ``admin_prefix``, ``max_upload``)."""
+    holder: list[AirssysHost] = []
+    if app is None:
+        inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
+    elif isinstance(app, str):
+        try:
+            inner = import_from_string(app)
+        except ImportFromStringError as e:
+            raise AirssysError(f"--app {app!r}: {e}") from None
+    else:
+        inner = app
+    dispatcher = Dispatcher(threads, inline_budget=0.001 if inline else 0.0)
+    host = AirssysHost(registry, poll_interval=poll_interval, dispatcher=dispatcher)
+    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout, **admin)
+    holder.append(mw.host)
+    return mw
+
+
+def app_from_env() -> AirssysMiddleware:
+    """uvicorn factory for worker processes (``airssys_web.web.serve:app_from_env``): options from the environment."""
+    options = ServeOptions.from_env(os.environ.get(OPTIONS_ENV))
+    return build_app(options.registry, options.app, version_header=options.version_header,
+                     poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
+                     body_timeout=options.body_timeout, admin_prefix=options.admin_prefix,
+                     max_upload=options.max_upload)
+
+
+def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
+        version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
+        inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
+        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
+    """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
+
+    The address printed is the one the socket is bound to (``port=0``: the port the system chose)."""
+    if workers < 1:
+        raise AirssysError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise AirssysError(f"--threads must be at least 1, got {threads}")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if workers == 1:
+        asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
+                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
+        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+        sock = _ReusePortBinder(host, port, config.backlog, reuse_port=False)()
+        click.echo(f"airssys-web serving registry {registry} at {listening_url(*sock.getsockname()[:2])}", err=True)
+        _run_one(uvicorn.Server(config), sock)
+        return
+    if app is not None:
+        try:  # fail here, once, with a clear message, rather than in every worker
+            import_from_string(app)
+        except ImportFromStringError as e:
+            raise AirssysError(f"--app {app!r}: {e}") from None
+    options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
+                           admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
+                           body_timeout=body_timeout)
+    os.environ[OPTIONS_ENV] = options.to_env()
+    if secret:  # the workers read it the documented way (load_secret)
+        os.environ[SECRET_ENV] = secret
+    config = uvicorn.Config("airssys_web.web.serve:app_from_env", factory=True, host=host, port=port,
+                            log_level=log_level, lifespan="on", workers=workers)
+    _run_workers(config, f"airssys-web serving registry {registry} at {{url}} with {workers} workers")
+
+
+def listening_url(host: str, port: int) -> str:
+    """``http://127.0.0.1:8000/`` for the address a socket is bound to (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _run_one(server: uvicorn.Server, sock: socket.socket) -> None:
+    """What ``uvicorn.run`` does for one process, on a socket bound here (so the printed address is the real one)."""
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise AirssysError("the server did not start; see the log above")
+
+
+def _run_workers(config: uvicorn.Config, banner: str) -> None:
+    """What ``uvicorn.run`` does for ``workers > 1``, except that each worker gets a listening socket of its own.
+
+    uvicorn shares one listener between its workers, and asyncio accepts every pending connection in one go, so
+    the first worker to wake takes a whole burst (all 32 connections of a load test, measured) and the others
+    idle. Sockets in one ``SO_REUSEPORT`` group are balanced by the kernel instead. They are also created with
+    ``IPPROTO_TCP``: uvicorn's shared listener has ``proto=0``, which keeps asyncio from setting ``TCP_NODELAY``
+    on accepted connections (every keep-alive response then waits ~40 ms for a delayed ACK; Kludex/uvicorn#3149).
+    """
+    binder = _ReusePortBinder(config.host, config.port, config.backlog)
+    supervisor = _ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
+    click.echo(banner.format(url=listening_url(binder.host, binder.port)), err=True)
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    finally:
+        supervisor.close_pending()
+
+
+class _ReusePortBinder:
+    """Binds one more listening socket to the same address and port (the first bind fixes an ephemeral port).
+    ``reuse_port=False`` binds a plain socket (one process: no other may share the port)."""
+
+    def __init__(self, host: str, port: int, backlog: int, *, reuse_port: bool = True) -> None:
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host, self.port, self.backlog, self.reuse_port = host, port, backlog, reuse_port
+
+    def __call__(self) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(self.backlog)
+        except OSError as e:
+            sock.close()
+            raise AirssysError(f"cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
+        self.port = sock.getsockname()[1]
+        sock.set_inheritable(True)
+        return sock
+
+
+def _supervisor_base() -> type[Any]:
+    from uvicorn.supervisors import Multiprocess
+
+    return Multiprocess
+
+
+class _ReusePortSupervisor(_supervisor_base()):  # type: ignore[misc]
+    """uvicorn's worker supervisor (restarts, signals, health checks), handing every process it starts a fresh
+    socket of the ``SO_REUSEPORT`` group. The parent's copy is closed once the process is started (spawned
+    children inherit their descriptors at exec), so a dead worker's socket leaves the group with it."""
+
+    def __init__(self, config: uvicorn.Config, bind: _ReusePortBinder) -> None:
+        self._bind = bind
+        self._pending: list[socket.socket] = []
+        bind().close()  # fail early, in the parent, if the address is taken (and fix an ephemeral port)
+        super().__init__(config, sockets=[])
+
+    @property
+    def sockets(self) -> list[socket.socket]:  # read by uvicorn once per process it creates
+        self.close_pending()
+        sock = self._bind()
+        self._pending.append(sock)
+        return [sock]
+
+    @sockets.setter
+    def sockets(self, value: list[socket.socket]) -> None:
+        pass  # uvicorn's __init__ stores the (empty) shared list; every process gets its own socket instead
+
+    def close_pending(self) -> None:
+        while self._pending:
+            self._pending.pop().close()
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self.close_pending()
+
+    def restart_all(self) -> None:
+        super().restart_all()
+        self.close_pending()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self.close_pending()

@@ -25,7 +25,8 @@ runtime boundary (``airssys_web.runtime.instance``), so callers never need to im
         ├── GuestTimeout          the epoch deadline expired (504); the instance is discarded
         ├── GuestMemoryLimit      the guest hit its memory cap (500); the instance is discarded
         ├── BadGuestResponse      invalid status or header from the guest (502)
-        └── PoolExhausted         no instance became free within the wait bound (503)
+        ├── PoolExhausted         no instance became free within the wait bound (503)
+        └── HostClosed            the host is shutting down and takes no new calls (503)
 """
 
 from __future__ import annotations
@@ -144,6 +145,12 @@ class BadGuestResponse(GuestError):
 
 class PoolExhausted(GuestError):
     """Every instance stayed busy for the whole wait bound."""
+
+    status = 503
+
+
+class HostClosed(GuestError):
+    """The host is shutting down: its worker threads take no new calls."""
 
     status = 503
 

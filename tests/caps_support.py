@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from conftest import GUEST_CACHE, GUESTS
+from support import runtime_for, shared_artifacts
 
 from airssys_web.guest.build import build_python_guest, compile_wat
 from airssys_web.lifecycle.services import HostServices
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.generation import Generation
 
 CAPS = GUESTS / "caps"
 IMPORTS_WAT = GUESTS / "convert" / "imports.wat"
-_cache = ArtifactCache(None)
 
 
 def caps_wat(name: str) -> bytes:
@@ -42,8 +42,10 @@ def generation(wasm: bytes, settings: dict[str, Any], services: HostServices | N
                version: str = "1.0.0", dispatcher: Dispatcher | None = None) -> Generation:
     """A generation built the way the host builds one: from stored-form settings through HostServices."""
     ctx, limits = (services or HostServices(None)).context(name, version, settings)
+    runtime = runtime_for(dispatcher)
     sha = sha256_hex(wasm)
-    return Generation(_cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha, dispatcher=dispatcher)
+    component = shared_artifacts(runtime).get(sha, wasm, fuel=ctx.fuel)
+    return Generation(component, ctx, limits, runtime=runtime, sha256=sha)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -30,6 +30,15 @@ PYTHON_GUEST_FIXTURES = {"py_echo_path", "py_echo_wasm"}
 _STARTUP_BOUND = 60.0  # a generous bound on server startup, not a speed assertion
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_runtimes() -> Iterator[None]:
+    """Close every runtime the tests' helpers made (tests/support.py), at the end of the session."""
+    yield
+    from support import close_runtimes
+
+    close_runtimes()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs a componentize-py build as ``slow`` (deselect with ``-m 'not slow'``)."""
     for item in items:

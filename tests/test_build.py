@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import runtime_for
 
 from airssys_web import _native
 from airssys_web.cli import cli
@@ -35,7 +36,6 @@ from airssys_web.guest.build import (
     python_guest_key,
     wat_response_component,
 )
-from airssys_web.runtime.engine import get_runtime
 
 GUESTS = Path(__file__).resolve().parent / "guests"
 WAT_GUESTS = sorted(path.stem for path in GUESTS.glob("*.wat"))
@@ -77,7 +77,7 @@ class Guest:
 
     def __init__(self, component: _native.Component, host: Host, config: dict[str, str], memory: int,
                  timeout: float) -> None:
-        pre = _native.Pre(get_runtime(), component, tag="guest@test", config=config, host=host, memory=memory,
+        pre = _native.Pre(runtime_for().native, component, tag="guest@test", config=config, host=host, memory=memory,
                           timeout=timeout)
         self.instance = pre.instantiate()
 
@@ -89,7 +89,7 @@ class Guest:
 
 
 def compile_component(wasm: bytes) -> _native.Component:
-    return _native.Component.compile(get_runtime(), wasm)
+    return _native.Component.compile(runtime_for().native, wasm)
 
 
 @pytest.fixture(scope="module")

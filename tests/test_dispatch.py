@@ -13,13 +13,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import make_generation, text_component, wait_until
+from support import artifacts, make_generation, runtime_for, text_component, wait_until
 
-from airssys_web.errors import GuestTimeout
+from airssys_web.errors import GuestTimeout, HostClosed
 from airssys_web.guest.build import compile_wat
 from airssys_web.lifecycle.host import AirssysHost
 from airssys_web.lifecycle.registry import EmbeddedRegistry
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher, InlinePolicy, default_threads
 from airssys_web.runtime.generation import Generation
 from airssys_web.runtime.imports import HostContext
@@ -344,12 +344,13 @@ def test_a_guest_with_outbound_access_never_goes_inline() -> None:
     dispatcher = Dispatcher(2, inline_warmup=1)
     wasm = text_component("x")
 
-    def fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes
+    def fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, deadline: float | None = None
               ) -> tuple[int, list[tuple[str, str]], bytes]:
         return 200, [], b""
 
     ctx = HostContext(component="t", version="1.0.0", fetch=fetch)
-    gen = Generation(ArtifactCache(None).get(sha256_hex(wasm), wasm), ctx, Limits(), dispatcher=dispatcher)
+    runtime = runtime_for(dispatcher)
+    gen = Generation(artifacts(runtime=runtime).get(sha256_hex(wasm), wasm), ctx, Limits(), runtime=runtime)
     gen.warm()
     assert gen.inline.long_running  # outbound I/O may block: never on the event loop
     _serve_many(lambda: gen.handle("GET", "/", "", [], b""), 10)
@@ -386,14 +387,17 @@ def test_guest_errors_and_cancellation_give_slots_back(wat_guest: Callable[[str]
 
 
 def test_closed_dispatcher_gives_the_lease_back() -> None:
+    """A call after the host began closing is a 503 the middleware answers and auto-rollback counts, not a bare
+    RuntimeError, and the instance it reserved goes back to the pool."""
     dispatcher = Dispatcher(1)
     gen = make_generation(text_component("x"), dispatcher=dispatcher, limits=Limits(min_instances=1, max_instances=1))
     gen.warm()
     dispatcher.close()
 
     async def main() -> None:
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(HostClosed, match="shutting down") as caught:
             await gen.handle("GET", "/", "", [], b"")
+        assert caught.value.status == 503
 
     asyncio.run(main())
     assert gen.pool.idle == 1
@@ -415,7 +419,7 @@ def test_native_route_answers_while_a_spinning_guest_holds_every_instance(
     async def native(request: object) -> PlainTextResponse:
         return PlainTextResponse("native ok")
 
-    host = AirssysHost(tmp_path / "reg", dispatcher=Dispatcher(4))
+    host = AirssysHost(tmp_path / "reg", threads=4)
     app = AirssysMiddleware(Starlette(routes=[Route("/native", native)]), host=host)
     with uvicorn_server(app) as url:  # type: ignore[attr-defined]
         results: list[int] = []

@@ -76,7 +76,8 @@ def test_outbound_failures_become_error_codes() -> None:
         (OutboundError("something else"), "error"),
     ]
     for exc, code in cases:
-        def fail(*_: object, exc: Exception = exc) -> tuple[int, list[tuple[str, str]], bytes]:
+        def fail(*_: object, exc: Exception = exc, deadline: float | None = None
+                 ) -> tuple[int, list[tuple[str, str]], bytes]:
             raise exc
 
         bridge = HostBridge(HostContext("c", "1.0.0", fetch=fail))

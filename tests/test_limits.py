@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from caps_support import caps_wat, generation
-from support import text_component
+from support import artifacts, text_component
 
 from airssys_web import _native
 from airssys_web.errors import (
@@ -22,7 +22,7 @@ from airssys_web.errors import (
 )
 from airssys_web.lifecycle.deploy import deploy
 from airssys_web.lifecycle.registry import EmbeddedRegistry
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.engine import engine_fingerprint
 from airssys_web.runtime.imports import HostContext
 from airssys_web.runtime.instance import native_error
@@ -96,7 +96,7 @@ def test_fuel_budget_is_per_request(wat_guest: Callable[[str], bytes]) -> None:
 
 def test_fuel_versions_use_a_separate_engine_and_artifacts(tmp_path: Path) -> None:
     wasm, sha = text_component("fuel"), sha256_hex(text_component("fuel"))
-    cache = ArtifactCache(tmp_path)
+    cache = artifacts(tmp_path)
     plain, metered = cache.get(sha, wasm), cache.get(sha, wasm, fuel=True)
     assert plain is not metered and cache.compilations == 2
     assert not plain.fuel and metered.fuel

@@ -14,6 +14,7 @@ from airssys_web.errors import GuestTimeout, GuestTrap, PoolExhausted
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.instance import Slot
 from airssys_web.runtime.limits import Limits
+from airssys_web.runtime.maintenance import Maintenance
 from airssys_web.runtime.pool import InstancePool
 
 
@@ -154,8 +155,9 @@ class FakeClock:
 def make_pool(min_size: int, max_size: int, *, clock: FakeClock | None = None, grow_ahead: int = 0,
               idle_ttl: float = 60.0) -> InstancePool:
     gen = make_generation(text_component("p"))
+    maintenance = Maintenance(timer=clock or FakeClock())
     return InstancePool(gen._new_slot, min_size=min_size, max_size=max_size, name="p", idle_ttl=idle_ttl,
-                        grow_ahead=grow_ahead, timer=clock or FakeClock())
+                        grow_ahead=grow_ahead, maintenance=maintenance)
 
 
 def test_try_acquire_never_waits_nor_instantiates() -> None:

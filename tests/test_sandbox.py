@@ -129,8 +129,7 @@ def test_granted_fetch_reaches_the_server(loopback: CountingServer, grant: str) 
     r = gen.call("GET", f"http://{host}:{loopback.port}/hello")
     assert (r.status, r.body) == (200, b"hello from /hello")
     assert loopback.accepted == before + 1 and gen.ctx.outbound_denials() == {}
-    fetcher = gen.ctx.fetcher
-    assert fetcher is not None
+    (fetcher,) = gen.ctx.resources
     gen.close()
     assert fetcher._client.is_closed  # the generation released its fetcher
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import text_component
+from support import artifacts, text_component
 
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
 from airssys_web.errors import Conflict, DeployError, InvalidComponent, InvalidName, NotFound, RouteConflict
 from airssys_web.lifecycle.host import Code, Split
 from airssys_web.lifecycle.registry import settings_json
 from airssys_web.lifecycle.strategies import BucketCookie, Plan, Strategy, rollout_local
-from airssys_web.runtime.artifacts import ArtifactCache
 
 
 @pytest.fixture
@@ -171,7 +170,7 @@ def test_local_canary_and_its_preconditions(reg: EmbeddedRegistry) -> None:
         rollout_local(reg, "a", text_component("A3"), version="3.0.0", route="/elsewhere", plan=plan)
     with pytest.raises(DeployError, match="give it a route"):
         rollout_local(reg, "c", text_component("C"), version="1.0.0")
-    cache = ArtifactCache(None)
+    cache = artifacts(None)
     with pytest.raises(Conflict, match=r"already runs canary 2\.0\.0"):
         rollout_local(reg, "a", text_component("A3"), version="3.0.0", plan=plan, artifacts=cache)
     assert cache.compilations == 0  # refused before any work
@@ -187,7 +186,7 @@ def test_local_check_failure_is_named_and_recorded(reg: EmbeddedRegistry) -> Non
 
 @pytest.mark.parametrize("strategy", ["immediate", "blue-green"])
 def test_a_nested_route_is_refused_before_any_work(reg: EmbeddedRegistry, strategy: str) -> None:
-    cache = ArtifactCache(None)
+    cache = artifacts(None)
     before = (reg.change_token(), reg.components(), reg.history())
     with pytest.raises(RouteConflict, match=r"route /a/b is inside /a, owned by a; .*pass --nested to allow it"):
         rollout_local(reg, "b", text_component("B"), version="1.0.0", route="/a/b", plan=Plan.parse(strategy),

@@ -110,7 +110,7 @@ def test_failed_activation_keeps_previous_version(tmp_path: Path) -> None:
             dep = deploy(reg, "a", text_component("A2"), version="1.1.0", route="/a")
             for p in [reg.blob_path(dep.sha256), *reg.artifacts_dir.glob(f"{dep.sha256}-*")]:
                 p.unlink()
-            host.artifacts = type(host.artifacts)(reg.artifacts_dir)  # forget what memory holds
+            host.factory.artifacts = type(host.artifacts)(reg.artifacts_dir, host.runtime)  # forget memory
             host.sync()
             assert host.generations()["a"].version == "1.0.0"
             assert host.generations()["a"].call("GET", "/a").body == b"A1"

@@ -17,13 +17,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import make_generation, text_component
+from support import artifacts, make_generation, text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.errors import GuestTimeout, InvalidComponent
 from airssys_web.guest.build import compile_wat
 from airssys_web.lifecycle.deploy import check_component
-from airssys_web.runtime.artifacts import ArtifactCache
 from airssys_web.runtime.limits import Limits
 from airssys_web.runtime.wasi_http import (
     AIRSSYS_WORLD,
@@ -44,7 +43,7 @@ def wasi_hello() -> bytes:
 
 
 def test_world_detection(wasi_hello: bytes) -> None:
-    cache = ArtifactCache(None)
+    cache = artifacts(None)
     assert detect_world(cache.compile(wasi_hello)) == WASI_HTTP_WORLD
     assert detect_world(cache.compile(text_component("x"))) == AIRSSYS_WORLD
     assert world_of_exports(["wasi:http/incoming-handler@0.2.3", "exports"]) == WASI_HTTP_WORLD
@@ -55,17 +54,17 @@ def test_world_detection(wasi_hello: bytes) -> None:
 
 
 def test_check_component_reports_the_world(wasi_hello: bytes) -> None:
-    _, report = check_component(wasi_hello, ArtifactCache(None), label="hello")
+    _, report = check_component(wasi_hello, artifacts(None), label="hello")
     assert report.world == WASI_HTTP_WORLD
     assert "wasi:http/incoming-handler@0.2.0" in report.exports
     assert "wasi:http/types@0.2.0" in report.imports
-    _, report = check_component(text_component("x"), ArtifactCache(None), label="x")
+    _, report = check_component(text_component("x"), artifacts(None), label="x")
     assert report.world == AIRSSYS_WORLD
 
 
 def test_a_component_of_neither_world_is_refused(wat_guest: Callable[[str], bytes]) -> None:
     with pytest.raises(InvalidComponent, match="wasi:http/proxy"):
-        check_component(wat_guest("wrong_world"), ArtifactCache(None), label="w")
+        check_component(wat_guest("wrong_world"), artifacts(None), label="w")
 
 
 def test_generation_calls_a_wasi_http_guest(wasi_hello: bytes) -> None:

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import text_component
+from support import artifacts, runtime_for, text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.runtime.artifacts import ArtifactCache, Component, sha256_hex
@@ -106,10 +106,10 @@ class _Reuse(ArtifactCache):
 def _deploy(reg: EmbeddedRegistry, name: str, wasm: bytes, **kw: Any) -> None:
     """``deploy``, with the compiled artifact taken from (or added to) a cache kept across test sessions."""
     sha = sha256_hex(wasm)
-    ArtifactCache(ARTIFACTS).get(sha, wasm)
+    artifacts(ARTIFACTS).get(sha, wasm)
     for path in ARTIFACTS.glob(f"{sha}*"):
         shutil.copy2(path, Path(reg.artifacts_dir) / path.name)
-    deploy(reg, name, wasm, artifacts=_Reuse(reg.artifacts_dir), **kw)
+    deploy(reg, name, wasm, artifacts=_Reuse(reg.artifacts_dir, runtime_for()), **kw)
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,8 @@ def test_options_round_trip_through_the_environment(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(OPTIONS_ENV, options.to_env())
     app = app_from_env()
     assert app.version_header is False
-    assert app.host.dispatcher.max_threads == 3
-    assert app.host.dispatcher.new_policy().long_running  # inline=False: every call on a thread
+    assert app.host.runtime.dispatcher.max_threads == 3
+    assert app.host.runtime.dispatcher.new_policy().long_running  # inline=False: every call on a thread
     app.host.close()
 
 

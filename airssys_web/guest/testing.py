@@ -31,10 +31,12 @@ from ..capabilities.grants import Capability, ConfigValue, Grants, KeyValue
 from ..capabilities.kv import KVNamespace, KVStore
 from ..errors import AirssysError, BadGuestResponse, GuestError, GuestTimeout, InvalidComponent, PoolExhausted
 from ..lifecycle.deploy import check_component, plan_capabilities
+from ..lifecycle.generations import Code, GenerationFactory
 from ..lifecycle.manifest import Manifest, find_manifest, load_manifest
-from ..lifecycle.registry import validate_route
+from ..lifecycle.registry import settings_json, validate_route
 from ..lifecycle.services import HostServices
 from ..runtime.artifacts import ArtifactCache
+from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from ..runtime.limits import Limits
 from .build import default_cache_dir
@@ -71,9 +73,9 @@ def load_component_settings(wasm: bytes, *, source: Path | None = None, manifest
     return plan.settings
 
 
-def default_artifacts() -> ArtifactCache:
-    """The shared artifact cache beside the build cache (``.cache/artifacts``)."""
-    return ArtifactCache(default_cache_dir().parent / "artifacts")
+def default_artifacts_dir() -> Path:
+    """The artifact directory beside the build cache (``.cache/artifacts``), shared by every ComponentClient."""
+    return default_cache_dir().parent / "artifacts"
 
 
 class ComponentTransport(httpx.BaseTransport):
@@ -171,31 +173,35 @@ class ComponentClient(httpx.Client):
             transport = upstream if isinstance(upstream, httpx.BaseTransport) else _by_name(upstream)
             fetcher_options = {"transport": transport, "resolver": lambda host, port: [PLACEHOLDER_ADDRESS]}
         self.services = HostServices(self._tmp.name, kv_store=kv_store, fetcher_options=fetcher_options)
-        cache = ArtifactCache(artifacts) if artifacts is not None else default_artifacts()
+        self.runtime = Runtime(threads=2)
+        cache = ArtifactCache(artifacts if artifacts is not None else default_artifacts_dir(), self.runtime)
         try:
-            ctx, parsed = self.services.context(name, version, full)
-            compiled, self.report = check_component(wasm, cache, label=source.name if source else name,
-                                                    settings=full)
-            generation = Generation(compiled, ctx, parsed, sha256=self.report.sha256)
-            generation.warm()
+            _, self.report = check_component(wasm, cache, label=source.name if source else name, settings=full)
+            factory = GenerationFactory(self.runtime, cache, self.services)
+            generation = factory.build(Code(name, version, self.report.sha256, settings_json(full)), wasm=wasm)
         except BaseException:
-            self.services.close()
-            self._tmp.cleanup()
+            self._release()
             raise
         self.settings = full
-        self.limits = parsed
+        self.limits = generation.limits
         self.generation = generation
         #: The component's KV namespace (None unless KV was granted): seed data or check what the guest wrote.
-        self.kv: KVNamespace | None = ctx.kv
+        namespace = generation.ctx.kv
+        self.kv: KVNamespace | None = namespace if isinstance(namespace, KVNamespace) else None
         super().__init__(transport=ComponentTransport(generation, raise_guest_errors=raise_guest_errors, route=route),
                          base_url=base_url, **client_options)
 
+    def _release(self) -> None:
+        self.runtime.close()
+        self.services.close()
+        self._tmp.cleanup()
+
     def close(self) -> None:
+        """Close the component's instances, then its runtime, services and temporary state (idempotent)."""
         try:
             super().close()
         finally:
-            self.services.close()
-            self._tmp.cleanup()
+            self._release()
 
     def __enter__(self) -> ComponentClient:
         super().__enter__()

@@ -27,7 +27,7 @@ from ..capabilities.needs import Needs, NeedsCheck, check_needs, grant_declared,
 from ..capabilities.secrets import SecretStore
 from ..errors import CapabilityError, InvalidComponent, InvalidName
 from ..runtime.artifacts import ArtifactCache, Component, sha256_hex
-from ..runtime.engine import get_runtime
+from ..runtime.engine import Runtime
 from ..runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
 from ..runtime.instance import GuestFault, Slot, native_error
 from ..runtime.limits import Limits
@@ -85,7 +85,7 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     trial = Limits(timeout=min(limits.timeout, 30.0), memory=limits.memory, fuel=limits.fuel, min_instances=0,
                    max_instances=1)
     try:
-        pre = _native.Pre(get_runtime(), component, tag=label, preopens=[(f.host, f.guest, f.writable)
+        pre = _native.Pre(artifacts.runtime.native, component, tag=label, preopens=[(f.host, f.guest, f.writable)
                                                                         for f in ctx.files],
                           memory=trial.memory, timeout=trial.timeout, fuel=trial.fuel, host=HostBridge(ctx))
     except GuestFault as e:
@@ -227,8 +227,12 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     plan = plan_capabilities(data, settings=settings, grants=grants, limits=limits, manifest=loaded,
                              grant_declared_needs=grant_declared_needs)
     final = finalize_settings(registry, data, plan.settings)
-    cache = artifacts or ArtifactCache(registry.artifacts_dir)
-    _, report = check_component(data, cache, label=name, settings=final)
+    if artifacts is None:
+        with Runtime(threads=1) as runtime:
+            _, report = check_component(data, ArtifactCache(registry.artifacts_dir, runtime), label=name,
+                                        settings=final)
+    else:
+        _, report = check_component(data, artifacts, label=name, settings=final)
     sha = registry.put_blob(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,

@@ -9,13 +9,19 @@ A generation is identified by its *code* (component, version, blob, settings): a
 active or a rollback to a version still live reuses the running generation instead of building and warming a new
 one. ``prepare()`` lets a strategy build and warm (and probe) a generation *before* it writes the registry; the next
 ``sync()`` adopts it. A component with a canary in progress is served by a :class:`Split` of two generations.
+
+The host owns what runs in the background: its :class:`~airssys_web.runtime.engine.Runtime` (engines, epoch
+ticker, worker threads, pool upkeep), the registry watcher and one drainer thread; :meth:`close` stops them all.
+A sync builds and warms new generations without holding the lock that ``prepare()``, ``close()`` and the
+introspection methods take: it publishes under it, in one assignment of the route table.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +29,10 @@ from typing import Any
 
 from ..errors import AirssysError
 from ..runtime.artifacts import ArtifactCache
-from ..runtime.dispatch import Dispatcher
+from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
-from ..runtime.imports import HostContext
-from ..runtime.limits import Limits
 from .autorollback import AutoRollback
+from .generations import Code, GenerationFactory
 from .registry import Deployment, EmbeddedRegistry, Registry
 from .routing import RouteTable
 from .services import HostServices, state_dir
@@ -38,26 +43,6 @@ log = logging.getLogger("airssys_web.lifecycle.host")
 DRAIN_TIMEOUT = 60.0
 #: Canary buckets: a client's bucket is uniform in ``range(BUCKETS)``; bucket < percent -> canary.
 BUCKETS = 100
-
-
-@dataclass(frozen=True)
-class Code:
-    """What makes two generations interchangeable."""
-
-    component: str
-    version: str
-    sha256: str
-    settings_json: str
-
-
-def settings_to_context(component: str, version: str, settings: dict[str, Any],
-                        services: HostServices | None = None) -> tuple[HostContext, Limits]:
-    """Build the host context and limits a version was deployed with (so a rollback restores them too).
-
-    ``services`` (the host's, or ``HostServices(state_dir(registry))``) supplies the KV store and the secret store;
-    without it, a version granted KV or stored secrets cannot be built.
-    """
-    return (services or HostServices(None)).context(component, version, settings)
 
 
 class Split:
@@ -105,38 +90,99 @@ class _Live:
             yield self.canary_code, self.canary
 
 
+class _Drainer:
+    """One thread that drains retired generations: each refuses new requests as soon as it is retired, finishes
+    what it holds (at most ``timeout`` seconds), then closes. Started on first use; :meth:`close` closes what is
+    left at once."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._queue: queue.SimpleQueue[tuple[Generation, float] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._pending: list[Generation] = []
+
+    def retire(self, gen: Generation) -> None:
+        gen.retire()  # no new request enters it from now on
+        with self._lock:
+            if self._closed:
+                gen.close()
+                return
+            self._pending.append(gen)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="airssys-drain", daemon=True)
+                self._thread.start()
+        self._queue.put((gen, time.monotonic() + self.timeout))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            gen, deadline = item
+            gen.drain(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                if gen in self._pending:
+                    self._pending.remove(gen)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, []
+            thread = self._thread
+        for gen in pending:
+            gen.close()
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+
 class AirssysHost:
     """Serve the active versions of a registry, hot-swapping them as the registry changes.
 
     ``registry`` is a directory path (the embedded registry) or a :class:`Registry`. ``poll_interval`` bounds how
-    long a change made by another process (the CLI) takes to be noticed.
+    long a change made by another process (the CLI) takes to be noticed. The host makes its own :class:`Runtime`
+    (``threads`` and ``inline`` configure its worker threads) unless given one, and closes only what it made;
+    ``artifacts``, ``services`` and ``timer`` (the clock of pool idle times and auto-rollback windows) can be
+    injected too.
     """
 
-    def __init__(self, registry: str | Path | Registry, *, poll_interval: float = 0.2,
-                 dispatcher: Dispatcher | None = None, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    def __init__(self, registry: str | Path | Registry, *, poll_interval: float = 0.2, runtime: Runtime | None = None,
+                 threads: int | None = None, inline: bool = True, artifacts: ArtifactCache | None = None,
+                 services: HostServices | None = None, timer: Callable[[], float] = time.monotonic,
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         if isinstance(registry, (str, Path)):
             self.registry: Registry = EmbeddedRegistry(registry)
             self._owns_registry = True
         else:
             self.registry = registry
             self._owns_registry = False
-        self.artifacts = ArtifactCache(self.registry.artifacts_dir)
-        self.services = HostServices(state_dir(self.registry))
-        self.dispatcher = dispatcher or Dispatcher()
+        self._owns_runtime = runtime is None
+        self.runtime = runtime if runtime is not None else Runtime(threads=threads, inline=inline, timer=timer)
+        cache = artifacts if artifacts is not None else ArtifactCache(self.registry.artifacts_dir, self.runtime)
+        self._owns_services = services is None
+        self.services = services if services is not None else HostServices(state_dir(self.registry))
+        #: Builds this host's generations (its runtime, artifact cache and services).
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.read_blob)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()
-        self.autorollback = AutoRollback(self.registry)
+        self.autorollback = AutoRollback(self.registry, timer=timer)
         self._live: dict[str, _Live] = {}
         self._prepared: dict[Code, Generation] = {}
         self._prepare_lock = threading.Lock()
-        self._sync_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # _live, routes and _token: held only to read or publish
+        self._sync_mutex = threading.Lock()  # one sync at a time (held while it builds)
+        self._drainer = _Drainer(drain_timeout)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._token: Any = None
         self._started = False
         self._closed = False
         self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = []
+
+    @property
+    def artifacts(self) -> ArtifactCache:
+        """The compile cache of this host's runtime."""
+        return self.factory.artifacts
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self, *, watch: bool = True) -> None:
@@ -150,16 +196,17 @@ class AirssysHost:
             self._watcher.start()
 
     def close(self) -> None:
-        """Stop watching, close every generation and the dispatcher (idempotent)."""
+        """Stop watching, close every generation, then the runtime and services this host made (idempotent)."""
         if self._closed:
             return
         self._closed = True
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        with self._sync_lock:
-            live, self._live = self._live, {}
-            self.routes = RouteTable()
+        with self._sync_mutex:  # a sync under way finishes (or sees _closed) first
+            with self._state_lock:
+                live, self._live = self._live, {}
+                self.routes = RouteTable()
         with self._prepare_lock:
             prepared, self._prepared = self._prepared, {}
         for entry in live.values():
@@ -167,8 +214,11 @@ class AirssysHost:
                 gen.close()
         for gen in prepared.values():
             gen.close()
-        self.dispatcher.close()
-        self.services.close()
+        self._drainer.close()
+        if self._owns_runtime:
+            self.runtime.close()
+        if self._owns_services:
+            self.services.close()
         if self._owns_registry:
             self.registry.close()
 
@@ -195,8 +245,9 @@ class AirssysHost:
     def enter_route(self, path: str, bucket: Callable[[], int] | None = None) -> tuple[Generation, str] | None:
         """:meth:`enter`, also returning the route that matched ``path`` in the route table: the component's mount
         point now (a route move keeps the generation, so the generation cannot know it)."""
-        for _ in range(8):
-            hit = self.routes.match_route(path)
+        while True:
+            table = self.routes
+            hit = table.match_route(path)
             if hit is None:
                 return None
             route, target = hit
@@ -206,7 +257,10 @@ class AirssysHost:
                 gen = target
             if gen.enter():
                 return gen, route
-        return None
+            # It was retired: a newer table is published before any generation is retired, so look again;
+            # if the table is the same, the host is closing.
+            if self.routes is table:
+                return None
 
     def route_of(self, name: str) -> str | None:
         """The route component ``name`` is served at in this process, if it is served."""
@@ -217,7 +271,7 @@ class AirssysHost:
     def prepare(self, code: Code) -> Generation:
         """Build and warm the generation for ``code`` now (blocking; call it off the event loop) and keep it for
         the next :meth:`sync` to adopt. A generation already live for ``code`` is returned as it is."""
-        with self._sync_lock:
+        with self._state_lock:
             for entry in self._live.values():
                 for live_code, gen in entry.generations():
                     if live_code == code:
@@ -226,7 +280,7 @@ class AirssysHost:
             ready = self._prepared.get(code)
         if ready is not None:
             return ready
-        gen = self._build(code)
+        gen = self.factory.build(code)
         with self._prepare_lock:
             if self._closed or code in self._prepared:
                 gen.close()
@@ -254,26 +308,42 @@ class AirssysHost:
                 log.exception("registry watcher: sync failed; will retry")
 
     def sync(self) -> list[str]:
-        """Apply the registry's active deployments now. Returns the names of components that changed."""
-        with self._sync_lock:
+        """Apply the registry's active deployments now. Returns the names of components that changed.
+
+        New generations are built and warmed first, without the state lock (serving, ``prepare()`` and
+        ``close()`` go on meanwhile); the new route table is then published in one assignment, and the
+        generations no longer served are retired to the drainer.
+        """
+        with self._sync_mutex:
             if self._closed:
                 return []
-            self._token = self.registry.change_token()
+            token = self.registry.change_token()  # read first: a change made after it is seen by the next sync
             deployments = {dep.component: dep for dep in self.registry.active()}
-            running = dict(pair for entry in self._live.values() for pair in entry.generations())
+            with self._state_lock:
+                current = dict(self._live)
+            running = dict(pair for entry in current.values() for pair in entry.generations())
             live: dict[str, _Live] = {}
             for name, dep in deployments.items():
-                entry = self._entry(dep, running, self._live.get(name))
+                entry = self._entry(dep, running, current.get(name))
                 if entry is not None:
                     live[name] = entry
-            changed = sorted(name for name in set(live) | set(self._live) if live.get(name) != self._live.get(name))
             kept = {id(gen) for entry in live.values() for _, gen in entry.generations()}
+            with self._state_lock:
+                if self._closed:  # closed while building: what this sync made is closed here, the rest by close()
+                    before = {id(g) for g in running.values()}
+                    for entry in live.values():
+                        for _, gen in entry.generations():
+                            if id(gen) not in before:
+                                gen.close()
+                    return []
+                changed = sorted(n for n in set(live) | set(current) if live.get(n) != current.get(n))
+                swaps = [(n, current[n].stable if n in current else None, live[n].stable if n in live else None)
+                         for n in changed]
+                self._token = token
+                self._live = live
+                self.routes = RouteTable({entry.route: entry.target() for entry in live.values()})  # the switch
+                self._arm(deployments, live)
             retired = [gen for gen in running.values() if id(gen) not in kept]
-            swaps = [(name, self._live[name].stable if name in self._live else None, live[name].stable
-                      if name in live else None) for name in changed]
-            self._live = live
-            self.routes = RouteTable({entry.route: entry.target() for entry in live.values()})  # the atomic switch
-            self._arm(deployments, live)
         for name, old, new in swaps:
             if old is not new:
                 log.info("swapped %s: %s -> %s", name, old.version if old else "(none)",
@@ -281,13 +351,12 @@ class AirssysHost:
             for cb in self.on_swap:
                 cb(name, old, new)
         for gen in retired:
-            threading.Thread(target=gen.drain, args=(self.drain_timeout,), name=f"airssys-drain-{gen.tag}",
-                             daemon=True).start()
+            self._drainer.retire(gen)
         return changed
 
     def _entry(self, dep: Deployment, running: dict[Code, Generation], current: _Live | None) -> _Live | None:
         """The live entry for ``dep``, reusing running or prepared generations; on failure keep ``current``."""
-        code = Code(dep.component, dep.active_version, dep.sha256, dep.settings_json)
+        code = Code.active(dep)
         stable = self._obtain(code, running)
         if stable is None:
             if current is not None:
@@ -295,9 +364,9 @@ class AirssysHost:
                 return _Live(dep.route, current.stable, current.stable_code, current.canary, current.canary_code,
                              current.percent)
             return None
-        if dep.canary_version is None or dep.canary_sha256 is None:
+        canary_code = Code.canary(dep)
+        if canary_code is None:
             return _Live(dep.route, stable, code)
-        canary_code = Code(dep.component, dep.canary_version, dep.canary_sha256, dep.canary_settings_json or "{}")
         canary = self._obtain(canary_code, running)
         if canary is None:
             log.error("%s: canary %s is not served; %s serves every client", dep.component, dep.canary_version,
@@ -314,7 +383,7 @@ class AirssysHost:
         if gen is not None:
             return gen
         try:
-            return self._build(code)
+            return self.factory.build(code)
         except AirssysError as e:
             log.error("cannot activate %s@%s: %s", code.component, code.version, e)
         except Exception:
@@ -332,22 +401,6 @@ class AirssysHost:
                 self.autorollback.disarm(name)
             else:
                 self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
-
-    def _build(self, code: Code) -> Generation:
-        ctx, limits = settings_to_context(code.component, code.version, json.loads(code.settings_json or "{}"),
-                                          self.services)
-        if not self.artifacts.has_artifact(code.sha256, fuel=ctx.fuel):
-            log.warning("%s@%s: no compiled artifact on disk; compiling now (deploy should have done this)",
-                        code.component, code.version)
-        component = self.artifacts.get(code.sha256, loader=lambda: self.registry.read_blob(code.sha256),
-                                       fuel=ctx.fuel)
-        gen = Generation(component, ctx, limits, sha256=code.sha256, dispatcher=self.dispatcher)
-        try:
-            gen.warm()
-        except BaseException:
-            gen.close()
-            raise
-        return gen
 
     # -- introspection ----------------------------------------------------------------------------------------
     def generations(self) -> dict[str, Generation]:

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..capabilities.grants import Grants
+from ..capabilities.grants import REDACTED, Grants
 from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
-from ..capabilities.outbound import Fetcher
+from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..capabilities.secrets import SecretStore
-from ..errors import CapabilityError
-from ..runtime.imports import HostContext
+from ..errors import CapabilityError, OutboundDenied
+from ..runtime.imports import NOTHING_GRANTED, HostContext
 from ..runtime.limits import Limits
 
 KV_FILE = "kv.db"
@@ -32,6 +32,19 @@ def state_dir(registry: Any) -> Path | None:
         return Path(root)
     artifacts = getattr(registry, "artifacts_dir", None)
     return Path(artifacts).parent if artifacts is not None else None
+
+
+_DENY_ALL = OutboundPolicy()
+
+
+def explain_denial(url: str) -> OutboundDenied:
+    """Why a request is refused when a version has no outbound grant: the empty policy's own verdict (a bad URL,
+    or the origin not granted, with the flag that grants it)."""
+    try:
+        _DENY_ALL.check(url)
+    except OutboundDenied as e:
+        return e
+    return OutboundDenied(NOTHING_GRANTED)  # pragma: no cover - the empty policy refuses everything
 
 
 class HostServices:
@@ -78,8 +91,11 @@ class HostServices:
             secret_values.append(value)
         kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv is not None else None
         fetcher = Fetcher(grants.outbound, **self._fetcher_options) if grants.outbound.grants else None
-        ctx = HostContext(component=component, version=version, config=config, fetcher=fetcher, kv=kv,
-                          files=grants.files, secret_values=tuple(secret_values), fuel=limits.fuel is not None)
+        ctx = HostContext(component=component, version=version, config=config,
+                          fetch=fetcher.fetch if fetcher is not None else None, explain_denial=explain_denial, kv=kv,
+                          files=grants.files, secret_values=tuple(secret_values), redaction=REDACTED,
+                          fuel=limits.fuel is not None, denials=(lambda: fetcher.denials) if fetcher else None,
+                          resources=(fetcher,) if fetcher is not None else ())
         return ctx, limits
 
     def close(self) -> None:

@@ -19,23 +19,25 @@ generation, then the registry is written and the running server picks the change
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from itsdangerous import BadSignature, Signer
 
 from ..errors import Conflict, DeployError, GuestError, NotFound
 from ..runtime.artifacts import ArtifactCache
+from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from ..runtime.limits import Limits
 from .autorollback import Policy
 from .deploy import check_component, finalize_settings
-from .host import BUCKETS, AirssysHost, Code, settings_to_context
+from .generations import Code, GenerationFactory
+from .host import BUCKETS, AirssysHost
 from .registry import Deployment, Registry, settings_json, validate_name, validate_route, validate_version
 from .services import HostServices, state_dir
 
@@ -200,9 +202,62 @@ def _record_failure(registry: Registry, name: str, version: str, plan: Plan, act
         log.exception("could not record the failed deploy of %s@%s in the history", name, version)
 
 
+# -- the steps, in order ------------------------------------------------------------------------------------------
+class _Warmer(Protocol):
+    """Where the warm step happens: in the server that will serve the version, or on a throw-away generation."""
+
+    def warm(self, code: Code, wasm: bytes) -> Generation: ...
+    def done(self, code: Code, gen: Generation) -> None: ...
+
+
+def _roll_out(registry: Registry, artifacts: ArtifactCache, warmer: _Warmer | None, name: str, wasm: bytes, *,
+              version: str, route: str | None, settings: dict[str, Any] | None, plan: Plan | None, actor: str,
+              allow_nested: bool) -> Deployment:
+    """preflight, check, warm (unless ``warmer`` is None), probe, switch; a failed step is named and recorded."""
+    plan = plan or Plan()
+    settings = dict(settings or {})
+    preflight(registry, name, version, route, settings, plan, allow_nested=allow_nested)
+    step = "check"
+    code: Code | None = None
+    gen: Generation | None = None
+    try:
+        sha = check(registry, artifacts, name, wasm, settings)
+        code = Code(name, version, sha, settings_json(settings))
+        if warmer is not None:
+            step = "warm"
+            gen = warmer.warm(code, wasm)
+            if plan.probe is not None:
+                step = "probe"
+                probe(gen, plan.probe)
+        step = "switch"
+        return switch(registry, name, version, sha, route, settings, plan, actor, allow_nested=allow_nested)
+    except Exception as e:
+        error = _failed(plan, step, e)
+        _record_failure(registry, name, version, plan, actor, error)
+        if error is e:
+            raise
+        raise error from None
+    finally:
+        if warmer is not None and code is not None and gen is not None:
+            warmer.done(code, gen)
+
+
 # -- in a server: the admin API ------------------------------------------------------------------------------------
 async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class _InHost:
+    """Warm in the server itself: the generation is handed to the host and adopted by the sync after the switch."""
+
+    def __init__(self, host: AirssysHost) -> None:
+        self.host = host
+
+    def warm(self, code: Code, wasm: bytes) -> Generation:
+        return self.host.prepare(code)
+
+    def done(self, code: Code, gen: Generation) -> None:
+        self.host.discard_prepared(code)  # a no-op once the sync adopted it
 
 
 async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, route: str | None = None,
@@ -210,35 +265,11 @@ async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, ro
                   allow_nested: bool = False) -> Deployment:
     """Deploy ``wasm`` as ``name@version`` with ``plan`` in this server; returns once the new version serves.
 
-    Compilation, warming and the probe run on worker threads, never on the event loop. ``allow_nested`` lets the
-    component claim a route under or above another component's (see :mod:`airssys_web.lifecycle.registry.base`).
+    The steps run on a worker thread, never on the event loop. ``allow_nested`` lets the component claim a route
+    under or above another component's (see :mod:`airssys_web.lifecycle.registry.base`).
     """
-    plan = plan or Plan()
-    settings = dict(settings or {})
-    registry = host.registry
-    await _off_loop(preflight, registry, name, version, route, settings, plan, allow_nested=allow_nested)
-    step = "check"
-    code: Code | None = None
-    try:
-        sha = await _off_loop(check, registry, host.artifacts, name, wasm, settings)
-        code = Code(name, version, sha, settings_json(settings))
-        step = "warm"
-        gen = await _off_loop(host.prepare, code)
-        if plan.probe is not None:
-            step = "probe"
-            await _off_loop(probe, gen, plan.probe)
-        step = "switch"
-        dep = await _off_loop(switch, registry, name, version, sha, route, settings, plan, actor,
-                              allow_nested=allow_nested)
-    except Exception as e:
-        error = _failed(plan, step, e)
-        await _off_loop(_record_failure, registry, name, version, plan, actor, error)
-        if error is e:
-            raise
-        raise error from None
-    finally:
-        if code is not None:
-            host.discard_prepared(code)
+    dep = await _off_loop(_roll_out, host.registry, host.artifacts, _InHost(host), name, wasm, version=version,
+                          route=route, settings=settings, plan=plan, actor=actor, allow_nested=allow_nested)
     await _off_loop(host.sync)
     return dep
 
@@ -276,36 +307,32 @@ async def rollback(host: AirssysHost, name: str, to_version: str | None = None, 
 
 
 # -- on a registry directory: the CLI without a server -------------------------------------------------------------
+class _ThrowAway:
+    """Warm a generation in this process only to prove it starts (and to probe it), then close it."""
+
+    def __init__(self, factory: GenerationFactory) -> None:
+        self.factory = factory
+
+    def warm(self, code: Code, wasm: bytes) -> Generation:
+        return self.factory.build(code, wasm=wasm)
+
+    def done(self, code: Code, gen: Generation) -> None:
+        gen.close()
+
+
 def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, route: str | None = None,
                   settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "cli",
                   artifacts: ArtifactCache | None = None, allow_nested: bool = False) -> Deployment:
-    """The same steps as :func:`rollout`, run in this process on a throw-away generation, then the registry write;
-    a server watching the registry picks the change up (and warms its own instances)."""
-    plan = plan or Plan()
-    settings = dict(settings or {})
-    cache = artifacts or ArtifactCache(registry.artifacts_dir)
-    preflight(registry, name, version, route, settings, plan, allow_nested=allow_nested)
-    step = "check"
-    try:
-        sha = check(registry, cache, name, wasm, settings)
-        if plan.strategy is not Strategy.IMMEDIATE:
-            step = "warm"
+    """The same steps as :func:`rollout`, run in this process on a throw-away generation (immediate: none; the
+    server warms its own), then the registry write; a server watching the registry picks the change up."""
+    with contextlib.ExitStack() as stack:
+        if artifacts is None:
+            runtime = stack.enter_context(Runtime(threads=1))
+            artifacts = ArtifactCache(registry.artifacts_dir, runtime)
+        warmer: _Warmer | None = None
+        if plan is not None and plan.strategy is not Strategy.IMMEDIATE:
             services = HostServices(state_dir(registry))
-            ctx, limits = settings_to_context(name, version, json.loads(settings_json(settings)), services)
-            gen = Generation(cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha)
-            try:
-                gen.warm()
-                if plan.probe is not None:
-                    step = "probe"
-                    probe(gen, plan.probe)
-            finally:
-                gen.close()
-                services.close()
-            step = "switch"
-        return switch(registry, name, version, sha, route, settings, plan, actor, allow_nested=allow_nested)
-    except Exception as e:
-        error = _failed(plan, step, e)
-        _record_failure(registry, name, version, plan, actor, error)
-        if error is e:
-            raise
-        raise error from None
+            stack.callback(services.close)
+            warmer = _ThrowAway(GenerationFactory(artifacts.runtime, artifacts, services))
+        return _roll_out(registry, artifacts, warmer, name, wasm, version=version, route=route, settings=settings,
+                         plan=plan, actor=actor, allow_nested=allow_nested)

@@ -24,7 +24,7 @@ from cachetools import LRUCache
 from .. import _native
 from .._files import write_atomic
 from ..errors import InvalidComponent
-from .engine import engine_fingerprint, get_runtime
+from .engine import Runtime, engine_fingerprint
 
 log = logging.getLogger("airssys_web.artifacts")
 
@@ -36,14 +36,15 @@ def sha256_hex(data: bytes) -> str:
 
 
 class ArtifactCache:
-    """Compiled components keyed by the sha256 of their ``.wasm`` bytes.
+    """Compiled components keyed by the sha256 of their ``.wasm`` bytes, for one runtime's engines.
 
     ``directory`` may be ``None`` for a memory-only cache (tests, ``airssys-web call``). ``compilations`` counts
     real compilations so callers (and tests) can prove a boot or a rollback did not recompile.
     """
 
-    def __init__(self, directory: str | Path | None, *, memory_entries: int = 64) -> None:
+    def __init__(self, directory: str | Path | None, runtime: Runtime, *, memory_entries: int = 64) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self.runtime = runtime
         self._memory: LRUCache[tuple[str, bool], Component] = LRUCache(maxsize=memory_entries)
         self._lock = threading.Lock()
         self.compilations = 0
@@ -82,7 +83,7 @@ class ArtifactCache:
         """Compile ``wasm`` and store its artifact on disk; raises InvalidComponent if wasmtime refuses it."""
         sha = sha or sha256_hex(wasm)
         try:
-            comp = Component.compile(get_runtime(), wasm, fuel=fuel)
+            comp = Component.compile(self.runtime.native, wasm, fuel=fuel)
         except _native.GuestFault as e:
             raise InvalidComponent(e.detail) from None
         self.compilations += 1
@@ -109,7 +110,7 @@ class ArtifactCache:
             log.warning("artifact %s failed its checksum; recompiling from the blob", art.name)
             return None
         try:
-            return Component.load(get_runtime(), art, fuel=fuel)
+            return Component.load(self.runtime.native, art, fuel=fuel)
         except _native.GuestFault as e:
             log.warning("artifact %s could not be loaded (%s); recompiling", art.name, e.detail)
             return None

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from time import perf_counter, thread_time
 
 from .. import _native
-from .dispatch import Dispatcher, InlinePolicy
-from .engine import get_runtime
+from ..errors import HostClosed
+from .engine import Runtime
 from .imports import HostBridge, HostContext
 from .instance import GuestFault, GuestResponse, Slot, native_error
 from .limits import Limits
@@ -28,13 +28,16 @@ from .wasi_http import detect_world
 
 
 class Generation:
-    def __init__(self, component: _native.Component, ctx: HostContext, limits: Limits, *, sha256: str = "",
-                 dispatcher: Dispatcher | None = None) -> None:
+    """One version, linked once, with its pool. ``runtime`` supplies the engines, the worker threads and the pool
+    upkeep; the generation's component must have been compiled by that runtime's engines."""
+
+    def __init__(self, component: _native.Component, ctx: HostContext, limits: Limits, *, runtime: Runtime,
+                 sha256: str = "") -> None:
         self.ctx = ctx
         self.limits = limits
         self.sha256 = sha256
-        self.dispatcher = dispatcher
-        self.inline = dispatcher.new_policy() if dispatcher is not None else InlinePolicy()
+        self.dispatcher = runtime.dispatcher
+        self.inline = self.dispatcher.new_policy()
         if ctx.blocking_io:  # outbound fetch / KV may block for seconds: never on the event loop
             self.inline.long_running = True
         #: The world the component serves: "airssys:web" or "wasi:http" (0.2 or 0.3; served by runtime.wasi_http).
@@ -42,13 +45,14 @@ class Generation:
         self.fresh = limits.isolation == "request"
         try:
             self._pre = _native.Pre(
-                get_runtime(), component, tag=ctx.tag, config=dict(ctx.config),
+                runtime.native, component, tag=ctx.tag, config=dict(ctx.config),
                 preopens=[(f.host, f.guest, f.writable) for f in ctx.files], memory=limits.memory,
                 timeout=limits.timeout, fuel=limits.fuel if ctx.fuel else None, host=HostBridge(ctx))
         except GuestFault as e:
             raise native_error(e, ctx, limits) from None
         self.pool = InstancePool(self._new_slot, min_size=0 if self.fresh else limits.min_instances,
-                                 max_size=limits.max_instances, name=ctx.tag, single_use=self.fresh)
+                                 max_size=limits.max_instances, name=ctx.tag, maintenance=runtime.maintenance,
+                                 single_use=self.fresh)
         #: ``tag`` as bytes, for the response header that names the version (encoded once, not per request).
         self.tag_bytes = ctx.tag.encode()
         self._in_flight = 0
@@ -169,14 +173,13 @@ class Generation:
             if slot is not None and slot.calls and self.inline.allows(len(body)):
                 return self._run_inline(slot, method, path, query, headers, body)
         lease = slot if slot is not None else await self.pool.acquire(self.limits.acquire_timeout)
-        if dispatcher is None:  # no worker threads (tests, embedding): call right here
-            return self._run(lease, method, path, query, headers, body)
         try:
             fut = dispatcher.submit(self._run, lease, method, path, query, headers, body,
                                     on_skip=lambda: self.pool.give_back(lease))
         except RuntimeError:  # the dispatcher is closed (shutting down): nothing was queued
             self.pool.give_back(lease)
-            raise
+            raise HostClosed(f"{self.tag}: the host is shutting down", component=self.name,
+                             version=self.version) from None
         return await fut
 
     def call(self, method: str, path: str, query: str = "", headers: Sequence[tuple[str, str]] = (),
@@ -186,6 +189,11 @@ class Generation:
         return self._run(lease, method, path, query, headers, body)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
+    def retire(self) -> None:
+        """Refuse new requests from now on (those in flight finish); :meth:`drain` or :meth:`close` follows."""
+        with self._lock:
+            self._closing = True
+
     def drain(self, timeout: float | None = None) -> bool:
         """Refuse new requests, wait for in-flight ones (at most ``timeout`` s), then close. True if drained."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -3,9 +3,10 @@ calls for the host functions that need policy.
 
 The native core provides WASI (only the granted directories; no environment, arguments or sockets), config
 values, stdio and, for wasi:http components, the HTTP types. What a guest may reach beyond that is exactly what
-its HostContext holds: ``fetch`` - from ``airssys:web/outbound`` and from wasi:http's outgoing handlers alike -
-goes through the version's :class:`~airssys_web.capabilities.outbound.Fetcher` (none: every request is denied), ``kv``
-through its own namespace (none: ``err("kv not granted ...")``).
+its HostContext holds, and the runtime knows policies only through the interfaces below: ``fetch`` - used by
+``airssys:web/outbound`` and by wasi:http's outgoing handlers alike - is the version's outbound fetcher (none:
+every request is denied, and ``explain_denial`` says why); ``kv`` is its own namespace (none: ``err("kv not
+granted ...")``). The lifecycle layer builds contexts from a version's grants (``lifecycle.services``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..capabilities.grants import REDACTED, FileAccess
-from ..capabilities.kv import KVNamespace
-from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..errors import KVError, OutboundDenied, OutboundError, OutboundTimeout
 
 #: The contract: ``airssys-web.wit`` (the Rust bindings are generated from the same file at build time).
@@ -34,8 +32,35 @@ CONFIG_INTERFACE = f"{PACKAGE}/config@{WIT_VERSION}"
 KV_INTERFACE = f"{PACKAGE}/kv@{WIT_VERSION}"
 TYPES_INTERFACE = f"{PACKAGE}/types@{WIT_VERSION}"
 
-#: Fetch implementation (tests): (method, url, headers, body) -> (status, headers, body); raises OutboundDenied/Error.
-FetchFn = Callable[[str, str, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes]]
+Headers = list[tuple[str, str]]
+
+
+class Fetch(Protocol):
+    """Sends one request on the guest's behalf: ``(status, headers, body)``. ``deadline`` is the time left (s) for
+    the whole operation. Raises OutboundDenied (nothing sent) or OutboundError (OutboundTimeout past a time)."""
+
+    def __call__(self, method: str, url: str, headers: Headers, body: bytes, *, deadline: float | None = None
+                 ) -> tuple[int, Headers, bytes]: ...
+
+
+class KVAccess(Protocol):
+    """A component's key-value namespace; a refused operation raises KVError naming the limit."""
+
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+class Preopen(Protocol):
+    """A granted directory: ``host`` visible to the guest at ``guest``, writable or not."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def guest(self) -> str: ...
+    @property
+    def writable(self) -> bool: ...
+
 
 KV_NOT_GRANTED = "kv not granted to this component (deploy it with --kv)"
 
@@ -44,7 +69,7 @@ log = logging.getLogger("airssys_web.imports")
 
 
 class _Denials:
-    """Thread-safe counter of outbound denials that never reached a Fetcher (no grants at all)."""
+    """Thread-safe counter of outbound denials that never reached a fetcher (no grants at all)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -59,20 +84,25 @@ class _Denials:
 class HostContext:
     """Everything a generation's host functions may touch; one per (component, version).
 
-    ``fetcher`` performs granted requests (``fetch`` overrides it, for tests); ``kv`` is the component's namespace;
-    ``files`` become WASI preopens; ``config`` holds config values and resolved secrets, whose values
-    ``secret_values`` lists so guest log lines can be redacted. :meth:`close` releases the fetcher.
+    ``fetch`` performs granted requests; ``explain_denial(url)`` is the denial of a request when nothing is
+    granted (its ``kind``, if any, is counted); ``kv`` is the component's namespace; ``files`` become WASI
+    preopens; ``config`` holds config values and resolved secrets, whose values ``secret_values`` lists so guest
+    log lines can be redacted (with ``redaction``). ``denials`` reports the fetcher's own denial counts;
+    ``resources`` are released by :meth:`close` (the fetcher's connections).
     """
 
     component: str
     version: str
     config: Mapping[str, str] = field(default_factory=dict, repr=False)  # holds secret values too
-    fetch: FetchFn | None = None
-    fetcher: Fetcher | None = None
-    kv: KVNamespace | None = None
-    files: tuple[FileAccess, ...] = ()
+    fetch: Fetch | None = None
+    explain_denial: Callable[[str], OutboundDenied] | None = None
+    kv: KVAccess | None = None
+    files: tuple[Preopen, ...] = ()
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    redaction: str = "********"
     fuel: bool = False  # instantiate on the fuel-metering engine
+    denials: Callable[[], Mapping[str, int]] | None = field(default=None, repr=False, compare=False)
+    resources: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     _denials: _Denials = field(default_factory=_Denials, repr=False, compare=False)
 
     @property
@@ -82,23 +112,23 @@ class HostContext:
     @property
     def blocking_io(self) -> bool:
         """Whether a host function may block on I/O (outbound fetch, KV): such guests never run on the event loop."""
-        return self.fetch is not None or self.fetcher is not None or self.kv is not None
+        return self.fetch is not None or self.kv is not None
 
     def outbound_denials(self) -> dict[str, int]:
         """Denied ``fetch`` calls so far, by kind (``not-granted``, ``blocked-address``, ``bad-url``, ...)."""
         counts = Counter(self._denials.counts)
-        if self.fetcher is not None:
-            counts.update(self.fetcher.denials)
+        if self.denials is not None:
+            counts.update(self.denials())
         return dict(counts)
 
     def close(self) -> None:
         """Release what the context owns (the fetcher's connections); idempotent."""
-        if self.fetcher is not None:
-            self.fetcher.close()
+        for resource in self.resources:
+            resource.close()
 
 
 Result = tuple[str, Any]
-_DENY_ALL = OutboundPolicy()
+NOTHING_GRANTED = "no outbound hosts are granted to this component"
 
 
 def _fetch_failure(exc: OutboundError) -> tuple[str, str]:
@@ -135,7 +165,7 @@ class HostBridge:
 
     def __init__(self, ctx: HostContext) -> None:
         self._ctx = ctx
-        self._send = ctx.fetch or (ctx.fetcher.fetch if ctx.fetcher is not None else None)
+        self._send = ctx.fetch
         self._kv = ctx.kv
         self._stdout = _log_writer(ctx, logging.INFO, "stdout")
         self._stderr = _log_writer(ctx, logging.WARNING, "stderr")
@@ -144,17 +174,14 @@ class HostBridge:
               ) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
         ctx, send = self._ctx, self._send
         try:
-            if send is None:  # nothing granted: the empty policy explains the denial (never connects)
-                _DENY_ALL.check(url)
-                raise OutboundDenied("no outbound hosts are granted to this component")
-            if ctx.fetch is None and ctx.fetcher is not None:  # the route's deadline bounds the whole fetch
-                return ctx.fetcher.fetch(method, url, headers, body, deadline=remaining)
-            return send(method, url, headers, body)
-        except OutboundDenied as e:
-            if send is None:
-                kind = getattr(e, "kind", "not-granted")
+            if send is None:  # nothing granted: say why (a bad URL, or no grant), never connect
+                denial = ctx.explain_denial(url) if ctx.explain_denial is not None else OutboundDenied(NOTHING_GRANTED)
+                kind = getattr(denial, "kind", "not-granted")
                 ctx._denials.add(kind)
-                log.warning("%s: outbound fetch denied (%s): %s", ctx.tag, kind, e.reason)
+                log.warning("%s: outbound fetch denied (%s): %s", ctx.tag, kind, denial.reason)
+                return "denied", str(denial)
+            return send(method, url, headers, body, deadline=remaining)  # the route's deadline bounds it all
+        except OutboundDenied as e:
             return "denied", str(e)
         except OutboundError as e:
             return _fetch_failure(e)
@@ -162,7 +189,7 @@ class HostBridge:
             log.exception("%s: outbound fetch failed unexpectedly", ctx.tag)
             return "error", f"error: {type(e).__name__}"
 
-    def _kv_run(self, op: Callable[[KVNamespace], Any]) -> Result:
+    def _kv_run(self, op: Callable[[KVAccess], Any]) -> Result:
         ns = self._kv
         if ns is None:
             return ("err", KV_NOT_GRANTED)
@@ -189,13 +216,13 @@ class HostBridge:
 
 def _log_writer(ctx: HostContext, level: int, stream: str) -> Callable[[bytes | str], None]:
     """A writer that logs a guest's output line by line under ``airssys_web.guest``, its secrets redacted."""
-    tag = ctx.tag
+    tag, redaction = ctx.tag, ctx.redaction
     secrets = tuple(s for s in ctx.secret_values if len(s) >= 4)
 
     def write(data: bytes | str) -> None:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         for secret in secrets:  # a guest printing its own secret must not leak it into the host's logs
-            text = text.replace(secret, REDACTED)
+            text = text.replace(secret, redaction)
         for line in text.rstrip("\n").splitlines() or [""]:
             guest_log.log(level, "[%s %s] %s", tag, stream, line)
 

@@ -8,8 +8,9 @@ time) is never reused: it is dropped, and the pool refills itself back to ``min_
 Sizing: ``warm()`` pre-instantiates ``min_size`` slots. When a checkout takes the last idle slot, ``grow_ahead``
 more are created in the background (up to ``max_size``), so a growing load rarely waits for an instantiation on
 its request path. Slots idle for longer than ``idle_ttl`` seconds beyond ``min_size`` are closed by ``trim()``,
-which one process-wide daemon thread calls every ``TRIM_INTERVAL`` seconds; the clock is injectable
-(``timer=``, as in cachetools) so tests advance it instead of sleeping.
+which the runtime's :class:`~airssys_web.runtime.maintenance.Maintenance` calls every few seconds; background
+creations run on its refill workers too. The clock is injectable (``timer=``, as in cachetools) so tests advance
+it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from ..errors import PoolExhausted
 from .instance import Slot
+from .maintenance import Maintenance
 
 log = logging.getLogger("airssys_web.pool")
 
@@ -40,12 +39,8 @@ class _CreateToken:
 CREATE: Final = _CreateToken()
 Lease = Slot | _CreateToken
 
-_maintenance = ThreadPoolExecutor(max_workers=2, thread_name_prefix="airssys-refill")
-
 #: Default seconds a slot beyond ``min_size`` may stay idle before ``trim()`` closes it.
 IDLE_TTL = 300.0
-#: Seconds between two passes of the process-wide trimmer thread.
-TRIM_INTERVAL = 15.0
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -63,7 +58,7 @@ class _Waiter:
 
 class InstancePool:
     def __init__(self, factory: Callable[[], Slot], *, min_size: int, max_size: int, name: str,
-                 idle_ttl: float = IDLE_TTL, grow_ahead: int = 1, timer: Callable[[], float] = time.monotonic,
+                 maintenance: Maintenance, idle_ttl: float = IDLE_TTL, grow_ahead: int = 1,
                  single_use: bool = False) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(f"{name}: pool sizes need 0 <= min_size <= max_size and max_size >= 1")
@@ -79,7 +74,8 @@ class InstancePool:
         self.name = name
         self.idle_ttl = idle_ttl
         self.grow_ahead = grow_ahead
-        self._timer = timer
+        self._maintenance = maintenance
+        self._timer = maintenance.timer
         self._idle: list[Slot] = []  # a stack: the most recently used slot (warm caches) is reused first
         self._since: list[float] = []  # when each idle slot was put back, oldest first
         self._total = 0  # idle + checked out + being created
@@ -89,7 +85,7 @@ class InstancePool:
         self.discarded = 0
         self.created = 0
         self.trimmed = 0
-        _Trimmer.register(self)
+        maintenance.register(self)
 
     # -- introspection -------------------------------------------------------------------------------------
     @property
@@ -113,7 +109,8 @@ class InstancePool:
             grow = min(self.grow_ahead, self.max_size - self._total)
             self._total += grow
             for _ in range(grow):
-                _maintenance.submit(self._refill_one)
+                if not self._maintenance.submit(self._refill_one):
+                    self._total -= 1
         return slot
 
     def _reserve_locked(self) -> Lease | None:
@@ -248,7 +245,9 @@ class InstancePool:
             if self._total >= self.min_size or not refill:
                 return
             self._total += 1
-        _maintenance.submit(self._refill_one)
+        if not self._maintenance.submit(self._refill_one):
+            with self._lock:
+                self._total -= 1
 
     def _hand_to_waiter_locked(self, item: Lease) -> None:
         waiter = self._waiters.popleft()
@@ -320,39 +319,6 @@ class InstancePool:
             self._closed = True
             idle, self._idle, self._since = self._idle, [], []
             self._total -= len(idle)
-        _Trimmer.unregister(self)
+        self._maintenance.unregister(self)
         for slot in idle:
             slot.close()
-
-
-class _Trimmer:
-    """One daemon thread per process that trims every live pool every ``TRIM_INTERVAL`` seconds."""
-
-    _pools: weakref.WeakSet[InstancePool] = weakref.WeakSet()
-    _lock = threading.Lock()
-    _thread: threading.Thread | None = None
-
-    @classmethod
-    def register(cls, pool: InstancePool) -> None:
-        with cls._lock:
-            cls._pools.add(pool)
-            if cls._thread is None:
-                cls._thread = threading.Thread(target=cls._run, name="airssys-pool-trim", daemon=True)
-                cls._thread.start()
-
-    @classmethod
-    def unregister(cls, pool: InstancePool) -> None:
-        with cls._lock:
-            cls._pools.discard(pool)
-
-    @classmethod
-    def _run(cls) -> None:
-        while True:
-            time.sleep(TRIM_INTERVAL)
-            with cls._lock:
-                pools = list(cls._pools)
-            for pool in pools:
-                try:
-                    pool.trim()
-                except Exception:  # pragma: no cover - trim only closes Stores
-                    log.exception("%s: idle trimming failed", pool.name)

@@ -24,7 +24,6 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 
 from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
-from ..runtime.dispatch import Dispatcher
 from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
@@ -79,8 +78,7 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
             raise AirssysError(f"--app {app!r}: {e}") from None
     else:
         inner = app
-    dispatcher = Dispatcher(threads, inline_budget=0.001 if inline else 0.0)
-    host = AirssysHost(registry, poll_interval=poll_interval, dispatcher=dispatcher)
+    host = AirssysHost(registry, poll_interval=poll_interval, threads=threads, inline=inline)
     mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout, **admin)
     holder.append(mw.host)
     return mw

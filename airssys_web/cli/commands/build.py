@@ -44,14 +44,16 @@ def build_cmd(source: Path, output: Path | None, language: str | None, as_json: 
     from ...guest.build import build_component, default_cache_dir
     from ...lifecycle.deploy import check_component
     from ...runtime.artifacts import ArtifactCache
+    from ...runtime.engine import Runtime
     from . import fail
 
     console = Console(stderr=True)
     try:
         with console.status(f"building {source} ...") if console.is_terminal and not as_json else nullcontext():
             result = build_component(source, out=output, language=language, console=console)
-            cache = ArtifactCache(default_cache_dir(source).parent / "artifacts")
-            _, report = check_component(result.path.read_bytes(), cache, label=result.path.name)
+            with Runtime(threads=1) as runtime:
+                cache = ArtifactCache(default_cache_dir(source).parent / "artifacts", runtime)
+                _, report = check_component(result.path.read_bytes(), cache, label=result.path.name)
     except AirssysError as e:
         fail(str(e))
     if as_json:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Receive, Scope, Send
 
 from ... import _native
-from ...errors import AirssysError, BadGuestResponse, GuestTrap
+from ...errors import AirssysError, BadGuestResponse, GuestTrap, HostClosed
 from ..generation import Generation
 from ..instance import GuestFault, Slot, native_error, new_exchange
 from ..pool import Lease
@@ -188,17 +188,13 @@ async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send
     if not more:
         exchange.end_request()
     lease = await gen.pool.acquire(gen.limits.acquire_timeout)
-    guest: asyncio.Future[None] | None
-    if gen.dispatcher is None:
-        _run(gen, lease, exchange, outcome)
-        guest = None
-    else:
-        try:
-            guest = gen.dispatcher.submit(_run, gen, lease, exchange, outcome,
-                                          on_skip=lambda: _skipped(gen, lease, exchange))
-        except RuntimeError:
-            gen.pool.give_back(lease)
-            raise
+    try:
+        guest = gen.dispatcher.submit(_run, gen, lease, exchange, outcome,
+                                      on_skip=lambda: _skipped(gen, lease, exchange))
+    except RuntimeError:  # the dispatcher is closed (shutting down): nothing was queued
+        gen.pool.give_back(lease)
+        raise HostClosed(f"{gen.tag}: the host is shutting down", component=gen.name,
+                         version=gen.version) from None
     bounds = (body_timeout, loop.time() + gen.limits.timeout)
     pump = loop.create_task(_pump(exchange, receive, waker, limit, bounds)) if more else None
     try:
@@ -206,8 +202,7 @@ async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send
     finally:
         if pump is not None and not pump.done():
             pump.cancel()
-        if guest is not None:
-            await asyncio.shield(guest)  # the instance is ours until the guest returns
+        await asyncio.shield(guest)  # the instance is ours until the guest returns
 
 
 def _inline_lease(gen: Generation) -> Lease | None:

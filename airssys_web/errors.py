@@ -3,6 +3,10 @@
 Every error a user can see is one of these; wasmtime's own errors are mapped to them exactly once, at the
 runtime boundary (``airssys_web.runtime.instance``), so callers never need to import wasmtime to handle failures.
 
+Each class says how it reaches an HTTP client: ``status``, ``reason`` (the short public ``error`` of the JSON body)
+and ``public`` (whether the message itself may be shown as ``detail``: a refused deploy says what to fix, while a
+guest's trap message stays in the server log). ``airssys_web.web.errors`` renders them, in one place.
+
     AirssysError
     ├── DeployError               a deploy was refused; nothing changed (CLI exit code 2, admin API 4xx)
     │   ├── InvalidComponent      not wasm, a core module, wrong world, missing export, unsatisfiable import
@@ -20,6 +24,9 @@ runtime boundary (``airssys_web.runtime.instance``), so callers never need to im
     ├── OutboundError             a permitted outbound request failed (connect, size or header caps, ...)
     │   └── OutboundTimeout       it ran past a timeout or the caller's deadline
     ├── KVError                   a key-value operation failed (bad key, quota exceeded, storage error)
+    ├── RequestError              a request was refused before it reached the guest
+    │   ├── BodyTooLarge          the request body is over the route's max_body (413)
+    │   └── BodyTimeout           the request body stalled or did not finish within the route's deadline (408)
     └── GuestError                a request could not be answered by the guest (HTTP status in ``status``)
         ├── GuestTrap             the guest trapped (500); the instance is discarded
         ├── GuestTimeout          the epoch deadline expired (504); the instance is discarded
@@ -35,49 +42,96 @@ from __future__ import annotations
 class AirssysError(Exception):
     """Base of every airssys-web error."""
 
+    #: The HTTP status a client gets for this error.
+    status: int = 500
+    #: The short, public ``error`` of the JSON body; the message is only shown (as ``detail``) when ``public``.
+    reason: str = "internal error"
+    public: bool = False
+    #: Seconds a client should wait before retrying (a ``Retry-After`` header), for a passing condition.
+    retry_after: int | None = None
+
 
 class DeployError(AirssysError):
     """A deploy or registry change was refused; the registry and the active versions are unchanged."""
+
+    status = 422
+    reason = "deploy refused"
+    public = True
 
 
 class InvalidComponent(DeployError):
     """The uploaded bytes are not a component that satisfies the ``airssys:web/route`` contract."""
 
+    status = 422
+    reason = "invalid component"
+    public = True
+
 
 class InvalidName(DeployError):
     """A component name, version string or route is malformed."""
+
+    status = 400
+    reason = "invalid input"
+    public = True
 
 
 class RouteConflict(DeployError):
     """The route (or a route overlapping it exactly) belongs to another component."""
 
+    status = 409
+    reason = "route conflict"
+    public = True
+
 
 class VersionExists(DeployError):
     """The version was already deployed with different content; versions are immutable."""
+
+    status = 409
+    reason = "version exists"
+    public = True
 
 
 class NotFound(DeployError):
     """The named component or version does not exist in the registry."""
 
+    status = 404
+    reason = "not found"
+    public = True
+
 
 class Conflict(DeployError):
     """Another change of the same component is in progress, or the state changed since the caller looked."""
+
+    status = 409
+    reason = "conflict"
+    public = True
 
 
 class AuthError(AirssysError):
     """The admin API refused the request's credentials; ``status`` is 401 (who are you?) or 403 (not allowed)."""
 
+    public = True
+
     def __init__(self, message: str, *, status: int = 401) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = "unauthorized" if status == 401 else "forbidden"
 
 
 class RegistryError(AirssysError):
     """The registry directory or database cannot be used."""
 
+    status = 503
+    reason = "registry unavailable"
+    public = True
+
 
 class BuildError(AirssysError):
     """A guest could not be built from its sources; the message carries the toolchain's own error."""
+
+    status = 422
+    reason = "build failed"
+    public = True
 
 
 class ArtifactError(AirssysError):
@@ -86,6 +140,10 @@ class ArtifactError(AirssysError):
 
 class CapabilityError(AirssysError):
     """A capability grant or resource limit is malformed."""
+
+    status = 400
+    reason = "invalid settings"
+    public = True
 
 
 class OutboundDenied(AirssysError):
@@ -108,10 +166,35 @@ class KVError(AirssysError):
     """A key-value operation failed: a bad key, a quota exceeded, or the store is unavailable."""
 
 
+class RequestError(AirssysError):
+    """A request was refused before it reached the guest; the message tells the client what to change."""
+
+    status = 400
+    reason = "bad request"
+    public = True
+
+
+class BodyTooLarge(RequestError):
+    """The request body is larger than the route's ``max_body``."""
+
+    status = 413
+    reason = "request body too large"
+
+
+class BodyTimeout(RequestError):
+    """The request body stopped arriving (``body_timeout``) or did not finish within the route's deadline; the
+    connection is closed after the answer."""
+
+    status = 408
+    reason = "request body timeout"
+
+
 class GuestError(AirssysError):
-    """A request failed inside or around the guest; ``status`` is the HTTP status to answer with."""
+    """A request failed inside or around the guest; ``status`` is the HTTP status to answer with. Its message
+    names the version and the cause for the server's log; a client only sees ``reason``."""
 
     status = 500
+    reason = "the component failed"
 
     def __init__(self, message: str, *, component: str = "", version: str = "") -> None:
         super().__init__(message)
@@ -129,6 +212,7 @@ class GuestTimeout(GuestError):
     """The guest ran past its deadline and was interrupted."""
 
     status = 504
+    reason = "the component ran past its deadline"
 
 
 class GuestMemoryLimit(GuestError):
@@ -141,30 +225,29 @@ class BadGuestResponse(GuestError):
     """The guest answered with an invalid status code or header."""
 
     status = 502
+    reason = "the component sent an invalid response"
 
 
 class PoolExhausted(GuestError):
     """Every instance stayed busy for the whole wait bound."""
 
     status = 503
+    reason = "the component is busy; retry shortly"
+    retry_after = 1
 
 
 class HostClosed(GuestError):
     """The host is shutting down: its worker threads take no new calls."""
 
     status = 503
+    reason = "the server is shutting down; retry shortly"
+    retry_after = 1
 
 
 #: How the admin API carries a refusal: (class, HTTP status, the response's ``error`` reason), most specific class
 #: first. The server answers the first class an error is an instance of; the client raises the class of a reason.
-API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = (
-    (NotFound, 404, "not found"),
-    (RouteConflict, 409, "route conflict"),
-    (VersionExists, 409, "version exists"),
-    (Conflict, 409, "conflict"),
-    (InvalidName, 400, "invalid input"),
-    (InvalidComponent, 422, "invalid component"),
-    (CapabilityError, 400, "invalid settings"),
-    (DeployError, 422, "deploy refused"),
-    (RegistryError, 503, "registry unavailable"),
+API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = tuple(
+    (cls, cls.status, cls.reason)
+    for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, CapabilityError,
+                DeployError, RegistryError)
 )

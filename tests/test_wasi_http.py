@@ -24,7 +24,7 @@ from airssys_web.errors import GuestTimeout, InvalidComponent
 from airssys_web.guest.build import compile_wat
 from airssys_web.lifecycle.deploy import check_component
 from airssys_web.runtime.limits import Limits
-from airssys_web.runtime.wasi_http import (
+from airssys_web.runtime.worlds import (
     AIRSSYS_WORLD,
     WASI_HTTP_WORLD,
     detect_world,
@@ -70,7 +70,7 @@ def test_a_component_of_neither_world_is_refused(wat_guest: Callable[[str], byte
 def test_generation_calls_a_wasi_http_guest(wasi_hello: bytes) -> None:
     gen = make_generation(wasi_hello, name="wh")
     try:
-        assert gen.world == WASI_HTTP_WORLD
+        assert gen.world.name == WASI_HTTP_WORLD
         gen.warm()
         for _ in range(3):  # the instance is reused: resources of earlier requests are gone
             resp = gen.call("GET", "/x", "a=1", [("host", "example.test")])

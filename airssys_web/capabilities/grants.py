@@ -28,7 +28,6 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..errors import CapabilityError
-from ..runtime.limits import Limits
 from ..units import format_size
 from .kv import KVQuota
 from .outbound import AllowedHost, OutboundPolicy
@@ -45,8 +44,6 @@ __all__ = [
     "parse_file_grant",
     "parse_grant",
     "parse_pair",
-    "settings_summary",
-    "summary_lines",
 ]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -391,23 +388,6 @@ class Grants:
     def describe(self) -> list[tuple[str, str]]:
         """``(kind, text)`` rows for ``list``/``status``; secrets are redacted."""
         return [(cap.kind, str(cap)) for cap in self]
-
-
-def settings_summary(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``list``/``status`` show about a version: its grants (secrets redacted) and its effective limits."""
-    grants = Grants.from_settings(settings)
-    return {"grants": [f"{kind} {text}" for kind, text in grants.describe()],
-            "limits": dict(Limits.from_dict(settings.get("limits")).describe())}
-
-
-def summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    """:func:`settings_summary` as text lines."""
-    grants = summary.get("grants") or []
-    lines = [f"grants: {', '.join(grants)}" if grants else "grants: none (nothing outside the sandbox)"]
-    limits = summary.get("limits") or {}
-    if limits:
-        lines.append("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
-    return lines
 
 
 def _flatten(items: Iterable[Capability | Iterable[Capability]]) -> Iterator[Capability]:

@@ -140,8 +140,8 @@ def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show components, their versions and routes, and which version is active."""
-    from ..capabilities.grants import settings_summary
     from ..lifecycle.registry import EmbeddedRegistry
+    from ..lifecycle.summary import settings_summary
 
     rows: list[dict[str, Any]] = []
     try:

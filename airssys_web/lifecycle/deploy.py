@@ -31,7 +31,7 @@ from ..runtime.engine import Runtime
 from ..runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
 from ..runtime.instance import GuestFault, Slot, native_error
 from ..runtime.limits import Limits
-from ..runtime.wasi_http import world_of_exports
+from ..runtime.worlds import world_of_exports
 from .manifest import Manifest, find_manifest, load_manifest
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
 from .services import SECRETS_DIR, state_dir
@@ -50,7 +50,7 @@ class ComponentReport:
     size: int
     imports: tuple[str, ...]
     exports: tuple[str, ...]
-    world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.wasi_http)
+    world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.worlds)
 
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",

@@ -24,7 +24,7 @@ from .imports import HostBridge, HostContext
 from .instance import GuestFault, GuestResponse, Slot, native_error
 from .limits import Limits
 from .pool import CREATE, InstancePool, Lease
-from .wasi_http import detect_world
+from .worlds import World, detect_world, world_named
 
 
 class Generation:
@@ -40,8 +40,9 @@ class Generation:
         self.inline = self.dispatcher.new_policy()
         if ctx.blocking_io:  # outbound fetch / KV may block for seconds: never on the event loop
             self.inline.long_running = True
-        #: The world the component serves: "airssys:web" or "wasi:http" (0.2 or 0.3; served by runtime.wasi_http).
-        self.world = detect_world(component)
+        #: The world the component serves (``world.name``: "airssys:web" or "wasi:http", 0.2 or 0.3): the object
+        #: that answers a request with this generation (``runtime.worlds``).
+        self.world: World = world_named(detect_world(component))
         self.fresh = limits.isolation == "request"
         try:
             self._pre = _native.Pre(

@@ -19,26 +19,23 @@ A component route that shadows one of the wrapped app's own routes is logged as 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import uuid
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import GuestError, PoolExhausted
+from ..errors import AirssysError, GuestError, NotFound
 from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry
 from ..lifecycle.routing import app_routes, route_matches, shadow_warning, shadowed_paths
 from ..lifecycle.strategies import BucketCookie
 from ..runtime.generation import Generation
-from ..runtime.wasi_http import WASI_HTTP_WORLD
-from ..runtime.wasi_http.asgi import serve_asgi
-from ..units import format_duration, parse_duration
+from ..units import parse_duration
 from .auth import SECRET_ENV, TokenAuthority, load_secret
+from .errors import send_error
 
 log = logging.getLogger("airssys_web")
 
@@ -54,14 +51,6 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgra
 
 ADMIN_PREFIX = "/_airssys/api"
 MAX_UPLOAD = 128 * 1024 * 1024
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _BodyTimeout(Exception):
-    pass
 
 
 class _Bucket:
@@ -160,7 +149,7 @@ class AirssysMiddleware:
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.admin is None:
-            await _send_error(send, 404, "not found", "the admin API is off on this server", [])
+            await send_error(send, NotFound("the admin API is off on this server"))
             return
         root = scope.get("root_path", "") + self.admin_prefix
         await self.admin(dict(scope, root_path=root), receive, send)
@@ -200,128 +189,15 @@ class AirssysMiddleware:
         # The guest learns its mount point from the route table's match; a client cannot spoof it.
         raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
-        wasi_http = gen.world == WASI_HTTP_WORLD
         try:
-            body = b"" if wasi_http else await _read_body(scope, receive, gen.limits.max_body, self.body_timeout,
-                                                          gen.limits.timeout)
-        except _TooLarge:
-            gen.outcome(413)
-            await _send_error(send, 413, "request body too large",
-                              f"the limit for this route is {gen.limits.max_body} bytes", extra)
-            return
-        except _BodyTimeout as e:
-            gen.outcome(408)
-            await _send_error(send, 408, "request body timeout", str(e), [*extra, (b"connection", b"close")])
-            return
-        try:
-            if wasi_http:  # streams both bodies itself (runtime.wasi_http.asgi)
-                gen.outcome(await serve_asgi(gen, dict(scope, headers=raw_headers), receive, send, extra, _too_large,
-                                             body_timeout=self.body_timeout))
-                return
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
-            resp = await gen.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
-                                    headers, body)
-        except GuestError as e:
-            request_id = uuid.uuid4().hex[:16]
-            log.error("request %s %s %s failed [%s]: %s", request_id, scope["method"], scope["path"],
-                      type(e).__name__, e)
-            if isinstance(e, PoolExhausted):
-                extra.append((b"retry-after", b"1"))
+            status = await gen.world.serve(gen, dict(scope, headers=raw_headers), receive, send, extra,
+                                           body_timeout=self.body_timeout)
+        except AirssysError as e:  # nothing was sent: every failure gets the same clean answer, and is counted
+            request_id = uuid.uuid4().hex[:16] if isinstance(e, GuestError) or e.status >= 500 else None
+            if request_id is not None:
+                log.error("request %s %s %s failed [%s]: %s", request_id, scope["method"], scope["path"],
+                          type(e).__name__, e)
             gen.outcome(e.status)
-            await _send_error(send, e.status, _PUBLIC_REASON.get(type(e).__name__, "guest error"), None, extra,
-                              request_id=request_id)
+            await send_error(send, e, extra, request_id=request_id)
             return
-        out: list[tuple[bytes, bytes]] = []
-        for k, v in resp.headers:
-            k = k.lower()
-            if k not in _HOP_BY_HOP:
-                out.append((k.encode("latin-1"), v.encode("latin-1")))
-        out.append((b"content-length", str(len(resp.body)).encode()))
-        out.extend(extra)
-        gen.outcome(resp.status)
-        await send({"type": "http.response.start", "status": resp.status, "headers": out})
-        await send({"type": "http.response.body", "body": resp.body})
-
-
-_PUBLIC_REASON = {
-    "GuestTrap": "the component failed",
-    "GuestTimeout": "the component ran past its deadline",
-    "GuestMemoryLimit": "the component failed",
-    "BadGuestResponse": "the component sent an invalid response",
-    "PoolExhausted": "the component is busy; retry shortly",
-}
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int, idle: float, deadline: float) -> bytes:
-    """The whole request body: at most ``limit`` bytes (_TooLarge), no wait for the next chunk longer than ``idle``
-    seconds and ``deadline`` seconds in all (_BodyTimeout, saying which)."""
-    framed = False
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                if int(value) > limit:
-                    raise _TooLarge
-                framed = framed or int(value) > 0
-            except ValueError:
-                framed = True
-        elif name == b"transfer-encoding":
-            framed = True
-    first: Message | None = None
-    if not framed and scope.get("http_version") in ("1.1", "1.0"):
-        # HTTP/1 without Content-Length or Transfer-Encoding has no body: the server answers at once, so no timer.
-        first = await receive()
-        if first["type"] == "http.request" and not first.get("more_body", False):
-            body: bytes = first.get("body", b"")
-            if len(body) > limit:
-                raise _TooLarge
-            return body
-    return await _read_bounded(receive, limit, idle, deadline, first)
-
-
-async def _read_bounded(receive: Receive, limit: int, idle: float, deadline: float, first: Message | None) -> bytes:
-    """:func:`_read_body` under one asyncio timeout, moved on by every chunk (``first``: a message already read)."""
-    chunks: list[bytes] = []
-    size = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    wake = min(loop.time() + idle, end)
-    try:
-        async with asyncio.timeout_at(wake) as bound:
-            message = first if first is not None else await receive()
-            while message["type"] != "http.disconnect":
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise _TooLarge
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-                wake = min(loop.time() + idle, end)
-                bound.reschedule(wake)
-                message = await receive()
-    except TimeoutError:
-        if wake >= end:
-            raise _BodyTimeout(f"the request body did not arrive within this route's deadline of "
-                               f"{format_duration(deadline)} ({size} bytes received)") from None
-        raise _BodyTimeout(f"no request body bytes arrived for {format_duration(idle)} ({size} bytes received); "
-                           "send the body without pausing") from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _too_large(send: Send, limit: int, extra: list[tuple[bytes, bytes]]) -> None:
-    await _send_error(send, 413, "request body too large", f"the limit for this route is {limit} bytes", extra)
-
-
-async def _send_error(send: Send, status: int, error: str, detail: str | None,
-                      extra: list[tuple[bytes, bytes]], *, request_id: str | None = None) -> None:
-    payload: dict[str, Any] = {"error": error}
-    if detail:
-        payload["detail"] = detail
-    headers = list(extra)
-    if request_id:
-        payload["request_id"] = request_id
-        headers.append((b"x-request-id", request_id.encode()))
-    body = json.dumps(payload).encode()
-    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        gen.outcome(status)

@@ -17,11 +17,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ...capabilities.grants import settings_summary, summary_lines
 from ...errors import AirssysError
 from ...lifecycle.deploy import read_wasm
 from ...lifecycle.registry import Deployment, EmbeddedRegistry
 from ...lifecycle.remote import AdminClient
+from ...lifecycle.summary import settings_summary, summary_lines
 from ...units import parse_duration
 from ...web.admin import history_json
 from ...web.auth import MAX_TTL, TOKEN_ENV, TokenAuthority, load_secret

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
@@ -31,6 +31,8 @@ from ...errors import AirssysError, BadGuestResponse, GuestTrap, HostClosed
 from ..generation import Generation
 from ..instance import GuestFault, Slot, native_error, new_exchange
 from ..pool import Lease
+from . import WASI_HTTP_WORLD
+from .airssys import too_large
 
 log = logging.getLogger("airssys_web")
 
@@ -46,9 +48,6 @@ PIPE_CAPACITY = 256 * 1024
 #: How long the head may wait for the body to complete (so a small response is sent whole, with content-length).
 HEAD_GRACE = 0.002
 GRACE_BYTES = 64 * 1024
-
-TooLarge = Callable[[Send, int, list[tuple[bytes, bytes]]], Awaitable[None]]
-
 
 class _Waker:
     """Wakes the event loop from a guest thread: ``arm()`` a future, then ask the exchange; it calls ``wake``."""
@@ -154,25 +153,35 @@ def _failure(gen: Generation, exchange: _native.HttpExchange, outcome: _Outcome)
                             version=gen.version)
 
 
+class WasiHttpWorld:
+    name = WASI_HTTP_WORLD
+
+    async def serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,
+                    extra: list[tuple[bytes, bytes]], *, body_timeout: float) -> int:
+        return await serve_asgi(gen, scope, receive, send, extra, body_timeout=body_timeout)
+
+
+WASI_HTTP = WasiHttpWorld()
+
+
 async def serve_asgi(gen: Generation, scope: Scope, receive: Receive, send: Send,
-                     extra: list[tuple[bytes, bytes]], too_large: TooLarge, *, body_timeout: float = 10.0) -> int:
+                     extra: list[tuple[bytes, bytes]], *, body_timeout: float = 10.0) -> int:
     """Answer one HTTP request with ``gen`` (a wasi:http generation); return the status sent.
 
-    Raises GuestError (nothing sent yet) for the caller to answer; ``too_large`` answers a 413. The request body
-    streams to the guest; a client that sends nothing for ``body_timeout`` seconds, or has not finished within the
-    route's deadline, breaks the guest's body stream (it reads an error, as if the client had gone).
+    Raises an AirssysError (nothing sent yet) for the caller to answer: BodyTooLarge past the route's
+    ``max_body``, a GuestError when the guest fails before its head. The request body streams to the guest; a
+    client that sends nothing for ``body_timeout`` seconds, or has not finished within the route's deadline,
+    breaks the guest's body stream (it reads an error, as if the client had gone).
     """
     limit = gen.limits.max_body
     for name, value in scope["headers"]:
         if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
-            await too_large(send, limit, extra)
-            return 413
+            raise too_large(limit)
     first = await receive()
     chunk = first.get("body", b"") if first["type"] == "http.request" else b""
     more = first["type"] == "http.request" and first.get("more_body", False)
     if len(chunk) > limit:
-        await too_large(send, limit, extra)
-        return 413
+        raise too_large(limit)
     loop = asyncio.get_running_loop()
     waker = _Waker(loop)
     outcome = _Outcome()
@@ -355,4 +364,4 @@ async def _stream_body(gen: Generation, exchange: _native.HttpExchange, outcome:
         return 500
 
 
-__all__ = ["PIPE_CAPACITY", "new_exchange", "serve_asgi"]
+__all__ = ["PIPE_CAPACITY", "WASI_HTTP", "WasiHttpWorld", "new_exchange", "serve_asgi"]

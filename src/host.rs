@@ -62,6 +62,25 @@ pub fn format_size(n: usize) -> String {
     }
 }
 
+/// What the caller of one call says about it.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// Seconds the caller has left: the call's deadline is the version's timeout or this, whichever is sooner.
+    pub timeout: Option<f64>,
+    pub next: Option<Arc<Py<PyAny>>>,
+    pub depth: u32,
+}
+
+impl CallContext {
+    /// The deadline of a call by a version whose own timeout is `own`.
+    pub fn budget(&self, own: Duration) -> Duration {
+        match self.timeout {
+            Some(t) if t.is_finite() && t >= 0.0 => own.min(Duration::from_secs_f64(t)),
+            _ => own,
+        }
+    }
+}
+
 /// The data of one Store.
 pub struct HostState {
     pub settings: Arc<Settings>,
@@ -73,6 +92,10 @@ pub struct HostState {
     pub output: Output,
     /// When the call under way must end (set before each call).
     pub deadline: Instant,
+    /// The next stage of the call under way (a pipeline stage's imported `handler`), if any.
+    pub next: Option<Arc<Py<PyAny>>>,
+    /// Component-to-component calls the request under way already went through.
+    pub depth: u32,
 }
 
 impl HostState {
@@ -116,14 +139,26 @@ impl HostState {
             http,
             output,
             deadline,
+            next: None,
+            depth: 0,
         })
     }
 
-    /// Start a call: a fresh deadline, and a clean memory-cap flag.
-    pub fn begin_call(&mut self) {
-        self.deadline = Instant::now() + self.settings.timeout;
+    /// Start a call: its deadline (the version's timeout, or less when the caller has less time left), its next
+    /// stage and depth, and a clean memory-cap flag.
+    pub fn begin_call(&mut self, call: &CallContext) {
+        let budget = call.budget(self.settings.timeout);
+        self.deadline = Instant::now() + budget;
         self.outbound.deadline = self.deadline;
+        self.outbound.depth = call.depth;
+        self.next = call.next.clone();
+        self.depth = call.depth;
         self.limiter.reset_hit();
+    }
+
+    /// End a call: drop the next stage (it belongs to that request only).
+    pub fn end_call(&mut self) {
+        self.next = None;
     }
 
     /// Seconds left before the deadline (0 when past it).

@@ -22,9 +22,9 @@ use crate::engine::{deadline_ticks, Runtime, RuntimeInner};
 use crate::errors::{classify, first_line, Fault, Kind};
 use crate::exchange::HttpExchange;
 use crate::headers::{check_response, MAX_HEADERS, MAX_HEADER_BYTES};
-use crate::host::{format_size, HostState, Preopen, Settings};
+use crate::host::{format_size, CallContext, HostState, Preopen, Settings};
 use crate::http::{serve_p2, serve_p3, P2Pre, P2Proxy, P3Pre, P3Service};
-use crate::route::{self, Request, RouteBindings, RouteBindingsPre};
+use crate::route::{self, NextFailed, Request, RouteBindings, RouteBindingsPre};
 
 /// Fuel for instantiation (start-up code); each call then gets the version's own budget.
 const START_FUEL: u64 = 1 << 62;
@@ -290,6 +290,18 @@ pub struct Instance {
 
 type Headers = Vec<(String, String)>;
 
+/// Why a call failed: the guest (or the runtime around it), or the next stage of a pipeline (its own exception).
+enum CallError {
+    Fault(Fault),
+    Next(PyErr),
+}
+
+impl From<Fault> for CallError {
+    fn from(f: Fault) -> CallError {
+        CallError::Fault(f)
+    }
+}
+
 /// Headers from Python: pairs of str or of bytes (latin-1, as ASGI gives them).
 fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
     let list = headers.cast::<PyList>().map_err(PyErr::from);
@@ -347,10 +359,11 @@ impl Instance {
         Ok(guard)
     }
 
-    fn prepare(&self, store: &mut Store<HostState>) -> Result<(), Fault> {
+    fn prepare(&self, store: &mut Store<HostState>, call: &CallContext) -> Result<(), Fault> {
         self.runtime.ensure_open()?;
-        store.data_mut().begin_call();
-        store.set_epoch_deadline(self.ticks);
+        store.data_mut().begin_call(call);
+        let budget = call.budget(self.settings.timeout);
+        store.set_epoch_deadline(if call.timeout.is_some() { deadline_ticks(budget) } else { self.ticks });
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)
@@ -361,10 +374,10 @@ impl Instance {
     }
 
     /// Map a failed call; a poisoning failure drops the Store now (its memory goes back to the pool).
-    fn fail(&self, slot: &mut Option<Live>, e: &wasmtime::Error) -> Fault {
+    fn fail(&self, slot: &mut Option<Live>, e: &wasmtime::Error, budget: Duration) -> Fault {
         let hit = slot.as_ref().is_some_and(|l| l.store.data().limiter.hit);
         let s = &self.settings;
-        let fault = classify(e, &s.tag, hit, &s.memory_text(), s.timeout.as_secs_f64());
+        let fault = classify(e, &s.tag, hit, &s.memory_text(), budget.as_secs_f64());
         if fault.kind.poisons() {
             self.poisoned.store(true, Ordering::Release);
             if let Some(live) = slot.take() {
@@ -381,7 +394,8 @@ impl Instance {
         query: String,
         headers: Headers,
         body: Vec<u8>,
-    ) -> Result<(u16, Headers, Vec<u8>), Fault> {
+        call: &CallContext,
+    ) -> Result<(u16, Headers, Vec<u8>), CallError> {
         let mut guard = self.take_live()?;
         let live = guard
             .as_mut()
@@ -390,9 +404,10 @@ impl Instance {
             return Err(Fault::internal(format!(
                 "{} is not an airssys:web component",
                 self.settings.tag
-            )));
+            ))
+            .into());
         };
-        self.prepare(&mut live.store)?;
+        self.prepare(&mut live.store, call)?;
         let req = Request {
             method,
             path,
@@ -403,6 +418,7 @@ impl Instance {
         let result = bindings
             .airssys_web_handler()
             .call_handle(&mut live.store, &req);
+        live.store.data_mut().end_call();
         match result {
             Ok(resp) => {
                 let s = &self.settings;
@@ -415,17 +431,24 @@ impl Instance {
                 )?;
                 Ok((resp.status, resp.headers, resp.body))
             }
-            Err(e) => Err(self.fail(&mut guard, &e)),
+            Err(e) => {
+                let fault = self.fail(&mut guard, &e, call.budget(self.settings.timeout));
+                match e.downcast::<NextFailed>() {
+                    // The next stage failed: the request fails as it did (this stage is discarded all the same).
+                    Ok(NextFailed(next_error)) => Err(CallError::Next(next_error)),
+                    Err(_) => Err(CallError::Fault(fault)),
+                }
+            }
         }
     }
 
-    fn serve_exchange(&self, ex: &HttpExchange) -> Result<(), Fault> {
+    fn serve_exchange(&self, ex: &HttpExchange, call: &CallContext) -> Result<(), Fault> {
         let mut guard = self.take_live()?;
         let live = guard
             .as_mut()
             .ok_or_else(|| Fault::closed("instance is closed"))?;
-        self.prepare(&mut live.store)?;
-        let budget = self.settings.timeout;
+        self.prepare(&mut live.store, call)?;
+        let budget = call.budget(self.settings.timeout);
         let handle = self.runtime.handle.clone();
         let result = match &live.bindings {
             Bindings::P2(proxy) => handle.block_on(serve_p2(&mut live.store, proxy, ex, budget)),
@@ -439,9 +462,10 @@ impl Instance {
                 )));
             }
         };
+        live.store.data_mut().end_call();
         match result {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(&mut guard, &e)),
+            Err(e) => Err(self.fail(&mut guard, &e, budget)),
         }
     }
 }
@@ -473,6 +497,13 @@ fn flush_output(settings: &Settings, store: &Store<HostState>) {
 #[pymethods]
 impl Instance {
     /// Call an `airssys:web` guest's `handle`: `(status, headers, body)`. `headers` are pairs of str or bytes.
+    ///
+    /// `timeout`: seconds the caller has left (the deadline is the version's timeout or this, whichever is
+    /// sooner); `next`: for a pipeline stage, `next(method, path, query, headers, body, remaining)` answers its
+    /// imported handler (what it raises fails this call too, unchanged); `depth`: component-to-component calls
+    /// already made for this request (handed to `host.fetch`).
+    #[pyo3(signature = (method, path, query, headers, body, *, timeout=None, next=None, depth=0))]
+    #[allow(clippy::too_many_arguments)]
     fn handle<'py>(
         &self,
         py: Python<'py>,
@@ -481,20 +512,31 @@ impl Instance {
         query: String,
         headers: &Bound<'py, PyAny>,
         body: &[u8],
+        timeout: Option<f64>,
+        next: Option<Py<PyAny>>,
+        depth: u32,
     ) -> PyResult<(u16, Bound<'py, PyList>, Bound<'py, PyBytes>)> {
         let headers = extract_headers(headers)?;
         let body = body.to_vec();
-        let result = py.detach(|| self.call_route(method, path, query, headers, body));
+        let call = CallContext { timeout, next: next.map(Arc::new), depth };
+        let result = py.detach(|| self.call_route(method, path, query, headers, body, &call));
         self.flush();
-        let (status, headers, body) = result?;
+        let (status, headers, body) = match result {
+            Ok(ok) => ok,
+            Err(CallError::Fault(f)) => return Err(f.into()),
+            Err(CallError::Next(e)) => return Err(e),
+        };
         let list = PyList::new(py, headers)?;
         Ok((status, list, PyBytes::new(py, &body)))
     }
 
     /// Serve one wasi:http exchange to its end (blocking; releases the GIL). A failure of the guest raises
-    /// GuestFault; a failure of the response alone (bad head, cut body) is recorded in the exchange.
-    fn serve(&self, py: Python<'_>, exchange: &HttpExchange) -> PyResult<()> {
-        let result = py.detach(|| self.serve_exchange(exchange));
+    /// GuestFault; a failure of the response alone (bad head, cut body) is recorded in the exchange. `timeout` and
+    /// `depth` are as for :meth:`handle`.
+    #[pyo3(signature = (exchange, *, timeout=None, depth=0))]
+    fn serve(&self, py: Python<'_>, exchange: &HttpExchange, timeout: Option<f64>, depth: u32) -> PyResult<()> {
+        let call = CallContext { timeout, next: None, depth };
+        let result = py.detach(|| self.serve_exchange(exchange, &call));
         self.flush();
         if let Err(f) = &result {
             exchange.shared.finish(Some(f.clone()));

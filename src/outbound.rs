@@ -46,7 +46,8 @@ impl FetchErr {
     }
 }
 
-/// Call `host.fetch(method, url, headers, body, remaining)` (attaches to the interpreter; never holds a lock).
+/// Call `host.fetch(method, url, headers, body, remaining, depth)` (attaches to the interpreter; never holds a
+/// lock). `depth` counts the component-to-component calls this request already went through.
 pub fn fetch(
     settings: &Settings,
     method: &str,
@@ -54,6 +55,7 @@ pub fn fetch(
     headers: &[(String, String)],
     body: &[u8],
     remaining: f64,
+    depth: u32,
 ) -> Result<FetchOk, FetchErr> {
     let Some(host) = settings.host.as_ref() else {
         return Err(FetchErr::new(
@@ -74,6 +76,7 @@ pub fn fetch(
             headers.to_vec(),
             PyBytes::new(py, body),
             remaining,
+            depth,
         );
         let out = host
             .call_method1(py, "fetch", args)
@@ -147,6 +150,7 @@ pub struct Outbound {
     settings: Arc<Settings>,
     runtime: tokio::runtime::Handle,
     pub deadline: Instant,
+    pub depth: u32,
 }
 
 impl Outbound {
@@ -159,6 +163,7 @@ impl Outbound {
             settings,
             runtime,
             deadline,
+            depth: 0,
         }
     }
 }
@@ -179,6 +184,7 @@ impl WasiHttpHooks for Outbound {
         let settings = self.settings.clone();
         let runtime = self.runtime.clone();
         let deadline = self.deadline;
+        let depth = self.depth;
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
@@ -206,7 +212,7 @@ impl WasiHttpHooks for Outbound {
                 .saturating_duration_since(Instant::now())
                 .as_secs_f64();
             let result = runtime
-                .spawn_blocking(move || fetch(&settings, &method, &url, &headers, &body, remaining))
+                .spawn_blocking(move || fetch(&settings, &method, &url, &headers, &body, remaining, depth))
                 .await
                 .map_err(|e| {
                     HttpError::InternalError(Some(format!("outbound worker failed: {e}")))

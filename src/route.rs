@@ -1,9 +1,13 @@
-//! The `airssys:web` world: typed bindings (bodies cross as one bulk copy each way) and its host functions.
+//! The `airssys:web` worlds: typed bindings (bodies cross as one bulk copy each way) and their host functions.
 //!
 //! The WIT is the package's own (`airssys_web/wit/`), so the contract printed by `airssys-web wit` and the one
-//! compiled in here cannot drift. Host functions never raise into the guest for expected failures: those are
-//! the `err` cases the contract defines. They trap only when the route's deadline passed during the call
-//! (the guest then answers 504) or when the host object itself failed (a bug on our side, logged as such).
+//! compiled in here cannot drift. The bindings are generated for the `middleware` world, whose imports are a
+//! superset of `route`'s (it also imports `handler`: the next stage) and whose export is the same, so one linker
+//! and one typed export serve both kinds of component; 0.1.0 components link too (semver-compatible names).
+//!
+//! Host functions never raise into the guest for expected failures: those are the `err` cases the contract
+//! defines. They trap only when the route's deadline passed during the call (the guest then answers 504), when
+//! the next stage failed (its failure is the request's), or when the host object itself failed (our bug).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -15,17 +19,60 @@ use crate::outbound;
 
 wasmtime::component::bindgen!({
     path: "airssys_web/wit",
-    world: "route",
+    world: "middleware",
     imports: { default: trappable },
 });
 
 pub use self::airssys::web::types::{Request, Response};
-pub use self::Route as RouteBindings;
-pub use self::RoutePre as RouteBindingsPre;
+pub use self::Middleware as RouteBindings;
+pub use self::MiddlewarePre as RouteBindingsPre;
 
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
-    Route::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    Middleware::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
 }
+
+impl airssys::web::handler::Host for HostState {
+    /// The next stage: the request goes to the callable the caller of this stage gave (`next`), under what is
+    /// left of this stage's deadline; its failure traps this stage (the request fails as the next stage did).
+    fn handle(&mut self, req: Request) -> wasmtime::Result<Response> {
+        let remaining = self.remaining();
+        let Some(next) = self.next.clone() else {
+            return Err(host_trap(
+                Kind::Host,
+                "called its next handler, but it runs without one (only a pipeline stage has a next)",
+            ));
+        };
+        if remaining <= 0.0 {
+            return Err(host_trap(Kind::Timeout, "exceeded its deadline before calling the next stage"));
+        }
+        Python::attach(|py| {
+            let args = (req.method, req.path, req.query, req.headers, PyBytes::new(py, &req.body), remaining);
+            match next.call1(py, args) {
+                Ok(out) => {
+                    let out = out.bind(py);
+                    let bad = |e: PyErr| host_trap(Kind::Host, format!("the next stage answered badly: {e}"));
+                    let status: u16 = out.get_item(0).and_then(|v| v.extract()).map_err(bad)?;
+                    let headers: Vec<(String, String)> = out.get_item(1).and_then(|v| v.extract()).map_err(bad)?;
+                    let body: Vec<u8> = out.get_item(2).and_then(|v| v.extract()).map_err(bad)?;
+                    Ok(Response { status, headers, body })
+                }
+                Err(e) => Err(wasmtime::Error::new(NextFailed(e))),
+            }
+        })
+    }
+}
+
+/// The next stage raised: carried through the trap so the caller gets the very same exception back.
+#[derive(Debug)]
+pub struct NextFailed(pub PyErr);
+
+impl std::fmt::Display for NextFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the next stage failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for NextFailed {}
 
 impl airssys::web::types::Host for HostState {}
 
@@ -44,7 +91,7 @@ impl airssys::web::outbound::Host for HostState {
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<Response, String>> {
         let remaining = self.remaining();
-        match outbound::fetch(&self.settings, &method, &url, &headers, &body, remaining) {
+        match outbound::fetch(&self.settings, &method, &url, &headers, &body, remaining, self.depth) {
             Ok(ok) => Ok(Ok(Response {
                 status: ok.status,
                 headers: ok.headers,

@@ -21,7 +21,8 @@ def runner() -> CliRunner:
 def test_wit_prints_the_contract(runner: CliRunner) -> None:
     out = runner.invoke(cli, ["wit"])
     assert out.exit_code == 0
-    assert "package airssys:web@0.1.0;" in out.output and "handle: func(req: request) -> response;" in out.output
+    assert "package airssys:web@0.1.1;" in out.output and "handle: func(req: request) -> response;" in out.output
+    assert "world middleware {" in out.output and "world route {" in out.output
     path = runner.invoke(cli, ["wit", "--path"]).output.strip()
     assert Path(path) == WIT_PATH and Path(path).read_text() == out.output
 

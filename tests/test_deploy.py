@@ -50,7 +50,7 @@ def test_bad_bytes_refused(registry: EmbeddedRegistry, label: str) -> None:
 
 @pytest.mark.parametrize(("guest", "message"), [
     ("core_module", "core WebAssembly module, not a component"),
-    ("wrong_world", "does not export airssys:web/handler@0.1.0"),
+    ("wrong_world", "does not export airssys:web/handler@0.1.1"),
     ("unknown_import", "acme:thing/db@1.0.0"),
 ])
 def test_wrong_components_refused(registry: EmbeddedRegistry, wat_guest: Callable[[str], bytes], guest: str,

@@ -76,7 +76,7 @@ def test_outbound_failures_become_error_codes() -> None:
         (OutboundError("something else"), "error"),
     ]
     for exc, code in cases:
-        def fail(*_: object, exc: Exception = exc, deadline: float | None = None
+        def fail(*_: object, exc: Exception = exc, deadline: float | None = None, depth: int = 0
                  ) -> tuple[int, list[tuple[str, str]], bytes]:
             raise exc
 

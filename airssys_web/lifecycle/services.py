@@ -37,6 +37,19 @@ def state_dir(registry: Any) -> Path | None:
 _DENY_ALL = OutboundPolicy()
 
 
+class _Outbound:
+    """A version's ``fetch``: its outbound fetcher, under the route's deadline."""
+
+    __slots__ = ("_fetcher",)
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+
+    def __call__(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
+                 deadline: float | None = None, depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._fetcher.fetch(method, url, headers, body, deadline=deadline)
+
+
 def explain_denial(url: str) -> OutboundDenied:
     """Why a request is refused when a version has no outbound grant: the empty policy's own verdict (a bad URL,
     or the origin not granted, with the flag that grants it)."""
@@ -92,7 +105,8 @@ class HostServices:
         kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv is not None else None
         fetcher = Fetcher(grants.outbound, **self._fetcher_options) if grants.outbound.grants else None
         ctx = HostContext(component=component, version=version, config=config,
-                          fetch=fetcher.fetch if fetcher is not None else None, explain_denial=explain_denial, kv=kv,
+                          fetch=_Outbound(fetcher) if fetcher is not None else None, explain_denial=explain_denial,
+                          kv=kv,
                           files=grants.files, secret_values=tuple(secret_values), redaction=REDACTED,
                           fuel=limits.fuel is not None, denials=(lambda: fetcher.denials) if fetcher else None,
                           resources=(fetcher,) if fetcher is not None else ())

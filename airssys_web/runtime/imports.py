@@ -25,7 +25,9 @@ from ..errors import KVError, OutboundDenied, OutboundError, OutboundTimeout
 WIT_DIR = Path(__file__).resolve().parents[1] / "wit"
 WIT_FILE = WIT_DIR / "airssys-web.wit"
 PACKAGE = "airssys:web"
-WIT_VERSION = "0.1.0"
+#: The contract's version. 0.1.1 added the ``middleware`` world; components built against 0.1.0 are served
+#: unchanged (wasmtime links and finds 0.1.x names semver-compatibly).
+WIT_VERSION = "0.1.1"
 HANDLER_INTERFACE = f"{PACKAGE}/handler@{WIT_VERSION}"
 OUTBOUND_INTERFACE = f"{PACKAGE}/outbound@{WIT_VERSION}"
 CONFIG_INTERFACE = f"{PACKAGE}/config@{WIT_VERSION}"
@@ -37,10 +39,11 @@ Headers = list[tuple[str, str]]
 
 class Fetch(Protocol):
     """Sends one request on the guest's behalf: ``(status, headers, body)``. ``deadline`` is the time left (s) for
-    the whole operation. Raises OutboundDenied (nothing sent) or OutboundError (OutboundTimeout past a time)."""
+    the whole operation; ``depth`` the component-to-component calls this request already made. Raises
+    OutboundDenied (nothing sent) or OutboundError (OutboundTimeout past a time)."""
 
-    def __call__(self, method: str, url: str, headers: Headers, body: bytes, *, deadline: float | None = None
-                 ) -> tuple[int, Headers, bytes]: ...
+    def __call__(self, method: str, url: str, headers: Headers, body: bytes, *, deadline: float | None = None,
+                 depth: int = 0) -> tuple[int, Headers, bytes]: ...
 
 
 class KVAccess(Protocol):
@@ -170,8 +173,8 @@ class HostBridge:
         self._stdout = _log_writer(ctx, logging.INFO, "stdout")
         self._stderr = _log_writer(ctx, logging.WARNING, "stderr")
 
-    def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, remaining: float
-              ) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
+    def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, remaining: float,
+              depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
         ctx, send = self._ctx, self._send
         try:
             if send is None:  # nothing granted: say why (a bad URL, or no grant), never connect
@@ -180,7 +183,7 @@ class HostBridge:
                 ctx._denials.add(kind)
                 log.warning("%s: outbound fetch denied (%s): %s", ctx.tag, kind, denial.reason)
                 return "denied", str(denial)
-            return send(method, url, headers, body, deadline=remaining)  # the route's deadline bounds it all
+            return send(method, url, headers, body, deadline=remaining, depth=depth)  # the deadline bounds it all
         except OutboundDenied as e:
             return "denied", str(e)
         except OutboundError as e:

@@ -100,25 +100,39 @@ class Slot:
     def native(self) -> _native.Instance:
         return self._instance
 
-    def call(self, method: str, path: str, query: str, headers: HeaderPairs, body: bytes) -> GuestResponse:
+    def call(self, method: str, path: str, query: str, headers: HeaderPairs, body: bytes, *,
+             timeout: float | None = None, next: _native.Next | None = None, depth: int = 0) -> GuestResponse:
         """Answer a buffered request (headers as str or latin-1 bytes pairs): ``handle`` of an ``airssys:web``
-        guest, or a whole wasi:http exchange (the body in, the complete response out)."""
+        guest, or a whole wasi:http exchange (the body in, the complete response out).
+
+        ``timeout`` is the time the caller has left (the call's deadline is the version's timeout or this,
+        whichever is sooner); ``next`` answers a pipeline stage's imported handler (its exceptions pass through
+        unchanged); ``depth`` counts the component-to-component calls already made for the request.
+        """
         if self._http:
-            return self._call_http(method, path, query, headers, body)
+            return self._call_http(method, path, query, headers, body, timeout, depth)
+        if timeout is None and next is None and not depth:
+            try:  # the hot path: no keywords
+                status, out, data = self._instance.handle(method, path, query, headers, body)
+            except GuestFault as e:
+                raise native_error(e, self.ctx, self.limits) from None
+            return GuestResponse(status, out, data)
         try:
-            status, out, data = self._instance.handle(method, path, query, headers, body)
+            status, out, data = self._instance.handle(method, path, query, headers, body, timeout=timeout,
+                                                      next=next, depth=depth)
         except GuestFault as e:
             raise native_error(e, self.ctx, self.limits) from None
         return GuestResponse(status, out, data)
 
-    def _call_http(self, method: str, path: str, query: str, headers: HeaderPairs, body: bytes) -> GuestResponse:
+    def _call_http(self, method: str, path: str, query: str, headers: HeaderPairs, body: bytes,
+                   timeout: float | None = None, depth: int = 0) -> GuestResponse:
         pairs = [(_latin1(k).lower(), _latin1(v)) for k, v in headers]
         authority = next((v.decode("latin-1") for k, v in pairs if k == b"host"), None)
         exchange = new_exchange(method, path + ("?" + query if query else ""), pairs, authority=authority)
         exchange.feed(bytes(body))
         exchange.end_request()
         try:
-            self._instance.serve(exchange)
+            self._instance.serve(exchange, timeout=timeout, depth=depth)
             head = exchange.head()
             if head is None or not exchange.body_complete:
                 exchange.raise_failure()

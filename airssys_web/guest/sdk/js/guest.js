@@ -10,9 +10,9 @@
 // output is discarded (a guest has no stdout). An exception escaping a route traps the instance: the host logs
 // its message and stack, answers 500 with a request id, and replaces the instance.
 
-import outbound from "airssys:web/outbound@0.1.0";
-import wasmConfig from "airssys:web/config@0.1.0";
-import wasmKv from "airssys:web/kv@0.1.0";
+import outbound from "airssys:web/outbound@0.1.1";
+import wasmConfig from "airssys:web/config@0.1.1";
+import wasmKv from "airssys:web/kv@0.1.1";
 
 export const version = "0.1.0";
 

@@ -118,7 +118,8 @@ class Generation:
 
     # -- calling --------------------------------------------------------------------------------------------
     def _run(self, lease: Lease, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
-             body: bytes) -> GuestResponse:
+             body: bytes, timeout: float | None = None, next: _native.Next | None = None,
+             depth: int = 0) -> GuestResponse:
         """A call on a worker thread (or a plain thread): its CPU time predicts what it would cost inline.
 
         Thread CPU time, not wall time: a worker waits for the GIL while the loop runs Python, which says nothing
@@ -130,7 +131,7 @@ class Generation:
         if not self.fresh:
             started = thread_time()
         try:
-            return slot.call(method, path, query, headers, body)
+            return slot.call(method, path, query, headers, body, timeout=timeout, next=next, depth=depth)
         finally:
             if sample:
                 self.inline.record(thread_time() - started)
@@ -184,10 +185,17 @@ class Generation:
         return await fut
 
     def call(self, method: str, path: str, query: str = "", headers: Sequence[tuple[str, str]] = (),
-             body: bytes = b"") -> GuestResponse:
-        """Blocking call from a plain thread (tests, ``airssys-web call``, WSGI)."""
-        lease = self.pool.acquire_blocking(self.limits.acquire_timeout)
-        return self._run(lease, method, path, query, headers, body)
+             body: bytes = b"", *, timeout: float | None = None, next: _native.Next | None = None,
+             depth: int = 0) -> GuestResponse:
+        """Blocking call from a plain thread (tests, ``airssys-web call``, pipelines, component calls, WSGI).
+
+        ``timeout``, ``next`` and ``depth`` are as for :meth:`Slot.call`: the caller's time left, a pipeline
+        stage's next handler, and the component-to-component calls already made. The wait for a free instance is
+        bounded by ``acquire_timeout`` and by ``timeout``.
+        """
+        wait = self.limits.acquire_timeout if timeout is None else min(self.limits.acquire_timeout, timeout)
+        lease = self.pool.acquire_blocking(wait)
+        return self._run(lease, method, path, query, headers, body, timeout, next, depth)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def retire(self) -> None:

@@ -18,6 +18,7 @@ from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
 from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..capabilities.secrets import SecretStore
 from ..errors import CapabilityError, OutboundDenied
+from ..observability.tracing import TRACING
 from ..runtime.imports import NOTHING_GRANTED, HostContext
 from ..runtime.limits import Limits
 
@@ -38,7 +39,11 @@ _DENY_ALL = OutboundPolicy()
 
 
 class _Outbound:
-    """A version's ``fetch``: its outbound fetcher, under the route's deadline."""
+    """A version's ``fetch``: its outbound fetcher, under the route's deadline.
+
+    The one place every request a guest sends passes through, so the trace context is propagated here: the
+    current span's W3C ``traceparent`` replaces any the guest set (only while a tracer provider is installed).
+    """
 
     __slots__ = ("_fetcher",)
 
@@ -47,6 +52,7 @@ class _Outbound:
 
     def __call__(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
                  deadline: float | None = None, depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = TRACING.inject(headers)
         return self._fetcher.fetch(method, url, headers, body, deadline=deadline)
 
 

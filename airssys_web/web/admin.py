@@ -40,6 +40,7 @@ from ..lifecycle import strategies
 from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Deployment, HistoryEntry
 from ..lifecycle.routing import shadow_warning
+from ..observability.summary import summarize
 from .auth import Token, TokenAuthority
 
 log = logging.getLogger("airssys_web.web.admin")
@@ -220,6 +221,10 @@ class AdminAPI:
                                            "failed": g.failed, "instances": g.pool.size} for g in gens]}
         return JSONResponse({"components": rows})
 
+    async def metrics(self, request: Request, token: Token) -> Response:
+        """The metrics per version as JSON (the dashboard's source), from the samples a scrape gets."""
+        return JSONResponse(summarize(await asyncio.to_thread(self.host.metrics.samples)))
+
     async def audit(self, request: Request, token: Token) -> Response:
         try:
             limit = int(request.query_params.get("limit", "100"))
@@ -350,6 +355,7 @@ def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
     routes = [
         Route("/token", e("read", api.token)),
         Route("/status", e("read", api.status)),
+        Route("/metrics", e("read", api.metrics)),
         Route("/audit", e("read", api.audit)),
         Route("/components", e("read", api.components)),
         Route("/components/{name}", e("read", api.component)),

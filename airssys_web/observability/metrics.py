@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.values import ValueClass
 
 from ..errors import AirssysError
@@ -102,7 +103,8 @@ class Metrics:
                                   labels, buckets=BUCKETS, registry=None)
         self.guest_errors = Counter("airssys_guest_errors", "Failed guest calls by kind.", [*labels, "kind"],
                                     registry=None)
-        self.instances = Gauge("airssys_instances", "Instances of a version: idle (ready) or busy (serving).",
+        self.instances = Gauge("airssys_instances",
+                               "Instances of a version: idle (ready) or busy (serving a request, or being made).",
                                [*labels, "state"], registry=None, multiprocess_mode="livesum")
         self.outbound = Counter("airssys_outbound_requests", "Outbound fetches of a version by outcome.",
                                 [*labels, "outcome"], registry=None)
@@ -267,6 +269,32 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+def prepare_multiprocess_dir() -> tuple[str, bool]:
+    """The multiprocess directory for a pre-fork server about to start its workers, and whether it was made here.
+
+    ``$PROMETHEUS_MULTIPROC_DIR`` if set (its ``*.db`` files from an earlier run are removed, as
+    prometheus-client requires), else a new temporary directory (the caller removes it when the server stops).
+    Sets the variable, so the workers (new processes) inherit it before they import prometheus-client.
+    """
+    directory = os.environ.get(MULTIPROC_ENV)
+    made = not directory
+    if made:
+        directory = tempfile.mkdtemp(prefix="airssys-metrics-")
+    else:
+        assert directory is not None
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+    os.environ[MULTIPROC_ENV] = directory
+    return directory, made
+
+
+def mark_dead(pid: int, directory: str | None = None) -> None:
+    """A worker process exited: its live gauges (instances, canary split) leave the sums; its counters stay."""
+    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
 def add_timings(child: Any, now: Timings, before: Timings) -> None:
     """Add the observations ``now`` has beyond ``before`` to a ``prometheus_client`` histogram child.
 
@@ -283,4 +311,4 @@ def add_timings(child: Any, now: Timings, before: Timings) -> None:
     child._sum.inc(now.sum - before.sum)
 
 
-__all__ = ["MULTIPROC_ENV", "Metrics", "Observed", "add_timings"]
+__all__ = ["MULTIPROC_ENV", "Metrics", "Observed", "add_timings", "mark_dead", "prepare_multiprocess_dir"]

@@ -5,14 +5,22 @@ the options travel in one environment variable (``AIRSSYS_WEB_SERVE``, JSON) to 
 factory every worker calls. Each worker runs its own host, pool and registry watcher, so a deploy reaches every
 worker within the watcher's ``poll_interval`` plus the time to warm the new version; nothing is shared between
 workers but the registry directory (SQLite in WAL mode and compiled artifacts, read-only once deployed).
+
+Metrics with several workers use prometheus-client's multiprocess mode: ``serve`` makes the directory
+(``PROMETHEUS_MULTIPROC_DIR``, or a temporary one it removes at exit) before the workers start, and marks a worker
+that exits (``mark_process_dead``) so its live gauges leave the sums. Logging is configured once for the server
+and every worker (``--log-format text|json``: airssys-web, the wrapped app and uvicorn alike).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
+import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +32,12 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 
 from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
+from ..observability.logs import logging_config
+from ..observability.metrics import mark_dead, prepare_multiprocess_dir
 from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
+from .observe import METRICS_PATH
 
 #: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
 OPTIONS_ENV = "AIRSSYS_WEB_SERVE"
@@ -45,6 +56,7 @@ class ServeOptions:
     threads: int | None = None
     inline: bool = True
     body_timeout: float = BODY_TIMEOUT
+    metrics_path: str | None = METRICS_PATH
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -61,13 +73,14 @@ class ServeOptions:
 
 def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
               poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
-              body_timeout: float = BODY_TIMEOUT, **admin: Any) -> AirssysMiddleware:
+              body_timeout: float = BODY_TIMEOUT, metrics_path: str | None = METRICS_PATH,
+              **admin: Any) -> AirssysMiddleware:
     """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
 
     ``threads`` caps the worker threads that run guest calls (default: :func:`~.dispatch.default_threads`);
     ``inline=False`` sends every guest call to a thread, even those measured to be short. ``body_timeout`` bounds
-    the wait for the next byte of a request body (408). ``admin`` takes the middleware's admin API options
-    (``secret``, ``admin_prefix``, ``max_upload``)."""
+    the wait for the next byte of a request body (408); ``metrics_path`` is where the metrics answer (None: off).
+    ``admin`` takes the middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
     holder: list[AirssysHost] = []
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
@@ -79,7 +92,8 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
     else:
         inner = app
     host = AirssysHost(registry, poll_interval=poll_interval, threads=threads, inline=inline)
-    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout, **admin)
+    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout,
+                           metrics_path=metrics_path, **admin)
     holder.append(mw.host)
     return mw
 
@@ -90,25 +104,35 @@ def app_from_env() -> AirssysMiddleware:
     return build_app(options.registry, options.app, version_header=options.version_header,
                      poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
                      body_timeout=options.body_timeout, admin_prefix=options.admin_prefix,
-                     max_upload=options.max_upload)
+                     max_upload=options.max_upload, metrics_path=options.metrics_path)
 
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
         version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
         inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
-        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
+        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT,
+        metrics_path: str | None = METRICS_PATH, log_format: str = "text") -> None:
     """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
 
-    The address printed is the one the socket is bound to (``port=0``: the port the system chose)."""
+    The address printed is the one the socket is bound to (``port=0``: the port the system chose).
+    ``log_format`` is ``"text"`` or ``"json"`` (one object per line) for everything the server logs."""
     if workers < 1:
         raise AirssysError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
         raise AirssysError(f"--threads must be at least 1, got {threads}")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if metrics_path is not None and (not metrics_path.startswith("/") or metrics_path.endswith("/")):
+        raise AirssysError(f"--metrics-path must start and not end with '/', e.g. {METRICS_PATH}")
+    try:
+        log_config = logging_config(log_format, log_level)
+    except ValueError as e:
+        raise AirssysError(f"--log-format: {e}") from None
+    logging.config.dictConfig(log_config)
     if workers == 1:
         asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
-                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
-        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload,
+                         metrics_path=metrics_path)
+        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on",
+                                log_config=log_config)
         sock = _ReusePortBinder(host, port, config.backlog, reuse_port=False)()
         click.echo(f"airssys-web serving registry {registry} at {listening_url(*sock.getsockname()[:2])}", err=True)
         _run_one(uvicorn.Server(config), sock)
@@ -120,13 +144,19 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
             raise AirssysError(f"--app {app!r}: {e}") from None
     options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
                            admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
-                           body_timeout=body_timeout)
+                           body_timeout=body_timeout, metrics_path=metrics_path)
     os.environ[OPTIONS_ENV] = options.to_env()
     if secret:  # the workers read it the documented way (load_secret)
         os.environ[SECRET_ENV] = secret
     config = uvicorn.Config("airssys_web.web.serve:app_from_env", factory=True, host=host, port=port,
-                            log_level=log_level, lifespan="on", workers=workers)
-    _run_workers(config, f"airssys-web serving registry {registry} at {{url}} with {workers} workers")
+                            log_level=log_level, lifespan="on", workers=workers, log_config=log_config)
+    directory, made = prepare_multiprocess_dir()  # before any worker starts (they inherit the variable)
+    try:
+        _run_workers(config, f"airssys-web serving registry {registry} at {{url}} with {workers} workers",
+                     on_exit=lambda pid: mark_dead(pid, directory))
+    finally:
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def listening_url(host: str, port: int) -> str:
@@ -146,7 +176,7 @@ def _run_one(server: uvicorn.Server, sock: socket.socket) -> None:
         raise AirssysError("the server did not start; see the log above")
 
 
-def _run_workers(config: uvicorn.Config, banner: str) -> None:
+def _run_workers(config: uvicorn.Config, banner: str, on_exit: Callable[[int], None] | None = None) -> None:
     """What ``uvicorn.run`` does for ``workers > 1``, except that each worker gets a listening socket of its own.
 
     uvicorn shares one listener between its workers, and asyncio accepts every pending connection in one go, so
@@ -157,6 +187,7 @@ def _run_workers(config: uvicorn.Config, banner: str) -> None:
     """
     binder = _ReusePortBinder(config.host, config.port, config.backlog)
     supervisor = _ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
+    supervisor.on_exit = on_exit
     click.echo(banner.format(url=listening_url(binder.host, binder.port)), err=True)
     try:
         supervisor.run()
@@ -201,6 +232,9 @@ class _ReusePortSupervisor(_supervisor_base()):  # type: ignore[misc]
     socket of the ``SO_REUSEPORT`` group. The parent's copy is closed once the process is started (spawned
     children inherit their descriptors at exec), so a dead worker's socket leaves the group with it."""
 
+    #: Called with the pid of every worker that exited and was replaced or dropped (metrics mark it dead).
+    on_exit: Callable[[int], None] | None = None
+
     def __init__(self, config: uvicorn.Config, bind: _ReusePortBinder) -> None:
         self._bind = bind
         self._pending: list[socket.socket] = []
@@ -227,9 +261,26 @@ class _ReusePortSupervisor(_supervisor_base()):  # type: ignore[misc]
         self.close_pending()
 
     def restart_all(self) -> None:
+        before = self._pids()
         super().restart_all()
         self.close_pending()
+        self._exited(before)
 
     def keep_subprocess_alive(self) -> None:
+        before = self._pids()
         super().keep_subprocess_alive()
         self.close_pending()
+        self._exited(before)
+
+    def handle_ttou(self) -> None:
+        before = self._pids()
+        super().handle_ttou()
+        self._exited(before)
+
+    def _pids(self) -> set[int]:
+        return {p.pid for p in self.processes if p.pid is not None}
+
+    def _exited(self, before: set[int]) -> None:
+        if self.on_exit is not None:
+            for pid in before - self._pids():
+                self.on_exit(pid)

@@ -38,11 +38,11 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["deploy", "hello", str(wasm2), "--route", "/hello", "--version", "1.1.0",
                             "--registry", str(reg), "--config", "greeting=hi", "--timeout", "2", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["version"] == "1.1.0"
+    assert json.loads(r.output)["deployment"]["active_version"] == "1.1.0"
     listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
-    assert [{k: row[k] for k in ("component", "route", "active", "versions")} for row in listed] == [
-        {"component": "hello", "route": "/hello", "active": "1.1.0", "versions": ["1.0.0", "1.1.0"]}]
-    assert listed[0]["grants"] == ["config greeting=hi"] and listed[0]["limits"]["timeout"] == "2 s"
+    assert [(row["component"], row["route"], row["active_version"], [v["version"] for v in row["versions"]])
+            for row in listed] == [("hello", "/hello", "1.1.0", ["1.0.0", "1.1.0"])]
+    assert listed[0]["deployment"]["settings"] == {"config": {"greeting": "hi"}, "limits": {"timeout": 2.0}}
     table = runner.invoke(cli, ["list", "--registry", str(reg)]).output
     assert "hello" in table and "/hello" in table and "1.1.0" in table
 
@@ -95,7 +95,7 @@ def test_bad_component_exit_2(runner: CliRunner, tmp_path: Path, wat_guest: Call
     r = runner.invoke(cli, ["deploy", "c", str(bad), "--route", "/c", "--version", "2.0.0", "--registry", str(reg)])
     assert r.exit_code == 2 and r.output.startswith("error: ")
     listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
-    assert listed[0]["active"] == "1.0.0" and listed[0]["versions"] == ["1.0.0"]
+    assert listed[0]["active_version"] == "1.0.0" and [v["version"] for v in listed[0]["versions"]] == ["1.0.0"]
 
 
 def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 
 from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
+from ..lifecycle.routing import ADMIN_PREFIX
 from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
@@ -40,7 +41,7 @@ class ServeOptions:
     app: str | None = None
     version_header: bool = True
     poll_interval: float = 0.2
-    admin_prefix: str | None = "/_airssys/api"
+    admin_prefix: str | None = ADMIN_PREFIX
     max_upload: int = 128 * 1024 * 1024
     threads: int | None = None
     inline: bool = True
@@ -95,7 +96,7 @@ def app_from_env() -> AirssysMiddleware:
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
         version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
-        inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
+        inline: bool = True, secret: str | None = None, admin_prefix: str | None = ADMIN_PREFIX,
         max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
     """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
 

@@ -1,9 +1,9 @@
 """The ``airssys-web`` command: parses arguments, calls the Python API, renders what it returns.
 
-Errors meet one boundary, the group's :meth:`~_Commands.invoke`: a refusal (any :class:`~airssys_web.errors.
-AirssysError`) is one line, ``error: ...``, on stderr and exit code 2; a guest that fails while ``call`` runs it is
+Errors meet one boundary, the group's :meth:`Commands.invoke`: a refusal (any ``AirssysError``: bad input, nothing
+changed) is one line, ``error: ...``, on stderr and exit code 2; a guest that fails while ``call`` runs it is
 ``error: the component failed: ...`` and exit code 1; anything else is a bug, shown with its traceback and a line
-saying so, exit code 1. Commands raise; none prints its own errors.
+saying so, exit code 1. Commands raise; none prints its own errors, so every command fails the same way.
 
 Only click and a few constants are imported up front: each command imports what it uses when it runs, so
 ``airssys-web --help`` and ``airssys-web deploy --help`` stay fast (``tests/test_cli.py`` pins which modules they
@@ -27,7 +27,7 @@ from .commands.lifecycle import registry_option
 __all__ = ["WIT_PATH", "cli", "main"]
 
 
-class _Commands(click.Group):
+class Commands(click.Group):
     """A click group whose ``invoke`` is the CLI's one error boundary (see the module docstring)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -48,7 +48,7 @@ class _Commands(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="airssys-web")
 def cli() -> None:
     """Serve and hot-swap WebAssembly component routes inside a Python web app."""

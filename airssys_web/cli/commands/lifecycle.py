@@ -19,7 +19,7 @@ import click
 from ...errors import AirssysError
 from ...web.auth import TOKEN_ENV
 from .options import capability_options
-from .output import describe, history_table, list_table, render_needs, show
+from .output import describe, history_table, list_table, render_needs, show, show_change
 
 if TYPE_CHECKING:
     from ...lifecycle.api import Lifecycle
@@ -42,8 +42,8 @@ def server_options(f: F) -> F:
 
 
 def where_options(f: F) -> F:
-    """``--registry`` or ``--server``/``--token``: where a lifecycle command acts."""
-    return registry_option(server_options(f))
+    """``--registry`` or ``--server``/``--token`` (where a lifecycle command acts), and ``--json``."""
+    return registry_option(server_options(json_option(f)))
 
 
 def strategy_options(f: F) -> F:
@@ -123,7 +123,7 @@ def deploy(name: str, file: Path, route: str | None, nested: bool, version: str,
         change = lifecycle.deploy(request)
     for warning in change.warnings:
         click.echo(f"warning: {warning}", err=True)
-    show(change.to_json() if as_json else describe(change.deployment, "deployed"))
+    show_change(change, "deployed", as_json)
 
 
 update = click.Command(
@@ -137,12 +137,11 @@ update = click.Command(
 @click.command()
 @click.argument("name")
 @where_options
-@json_option
 def promote(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Make the canary of NAME the active version (100 % of clients)."""
     with open_lifecycle(registry, server, token) as lifecycle:
         change = lifecycle.promote(name)
-    show(change.to_json() if as_json else describe(change.deployment, "promoted"))
+    show_change(change, "promoted", as_json)
 
 
 @click.command()
@@ -151,19 +150,17 @@ def promote(name: str, registry: Path, server: str | None, token: str | None, as
               help="Activate this version (default: undo the last change: a canary goes to 0 %, else the "
                    "previous active version).")
 @where_options
-@json_option
 def rollback(name: str, to_version: str | None, registry: Path, server: str | None, token: str | None,
              as_json: bool) -> None:
     """Roll NAME back; the version comes back with the settings it was deployed with, without recompiling."""
     with open_lifecycle(registry, server, token) as lifecycle:
         change = lifecycle.rollback(name, to_version)
-    show(change.to_json() if as_json else describe(change.deployment, "rolled back to"))
+    show_change(change, "rolled back to", as_json)
 
 
 @click.command()
 @click.argument("name")
 @where_options
-@json_option
 def history(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show every change of NAME: version, action, strategy, who, when, outcome."""
     with open_lifecycle(registry, server, token) as lifecycle:
@@ -176,7 +173,6 @@ def history(name: str, registry: Path, server: str | None, token: str | None, as
 
 @click.command()
 @where_options
-@json_option
 def status(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show what serves each component: active version, canary split, auto-rollback watch."""
     with open_lifecycle(registry, server, token) as lifecycle:
@@ -195,7 +191,6 @@ def status(registry: Path, server: str | None, token: str | None, as_json: bool)
 
 @click.command(name="list")
 @where_options
-@json_option
 def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
     """Show components, their versions and routes, and which version is active."""
     with open_lifecycle(registry, server, token) as lifecycle:

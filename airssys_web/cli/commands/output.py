@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ...capabilities.needs import NeedsCheck
-    from ...lifecycle.api import ComponentStatus
+    from ...lifecycle.api import Change, ComponentStatus
     from ...lifecycle.registry import Deployment, HistoryEntry
 
 #: Wide enough for any row: off a terminal a table takes the width its content needs, not this.
@@ -32,6 +32,11 @@ _UNBOUNDED = 100_000
 def show(result: str | dict[str, Any] | list[Any]) -> None:
     """Print a line of text, or a JSON value (a record's ``to_json()``) indented."""
     click.echo(result if isinstance(result, str) else json.dumps(result, indent=2))
+
+
+def show_change(change: Change, verb: str, as_json: bool) -> None:
+    """A deploy's, promote's or rollback's outcome: its JSON, or one line (``deployed hello@1.1.0 at /hello ...``)."""
+    show(change.to_json() if as_json else describe(change.deployment, verb))
 
 
 def describe(dep: Deployment, verb: str) -> str:

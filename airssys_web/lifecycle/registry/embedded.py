@@ -89,19 +89,9 @@ class EmbeddedRegistry:
 
     # -- writes --------------------------------------------------------------------------------------
 
-    def deploy(
-        self,
-        name: str,
-        version: str,
-        *,
-        sha256: str,
-        route: str | None = None,
-        settings: VersionSettings | None = None,
-        actor: str = "cli",
-        strategy: str = "immediate",
-        auto_rollback: str | None = None,
-        allow_nested: bool = False,
-    ) -> Deployment:
+    def deploy(self, name: str, version: str, *, sha256: str, route: str | None = None,
+               settings: VersionSettings | None = None, actor: str = "cli", strategy: str = "immediate",
+               auto_rollback: str | None = None, allow_nested: bool = False) -> Deployment:
         """Add ``version`` (if new), claim or move the route, and make it active, in one transaction.
 
         ``route`` is required on a component's first deploy; later it may be omitted (keep the route) or
@@ -116,32 +106,16 @@ class EmbeddedRegistry:
             event = ("deploy", strategy, actor, detail, auto_rollback)
             return self._activate_in(db, name, version, self._pushed(db, name), *event)
 
-    def add_version(
-        self,
-        name: str,
-        version: str,
-        *,
-        sha256: str,
-        route: str | None = None,
-        settings: VersionSettings | None = None,
-        allow_nested: bool = False,
-    ) -> VersionInfo:
+    def add_version(self, name: str, version: str, *, sha256: str, route: str | None = None,
+                    settings: VersionSettings | None = None, allow_nested: bool = False) -> VersionInfo:
         """Record ``version`` (and the component, on first use) without activating it, e.g. before a canary."""
         settings_json = self._check_new(name, version, sha256, route, settings)
         with self._db.transaction(write=True) as db:
             self._add_version_in(db, name, version, sha256, route, settings_json, allow_nested)
             return self._require_version(db, name, version)
 
-    def _add_version_in(
-        self,
-        db: sqlite3.Connection,
-        name: str,
-        version: str,
-        sha256: str,
-        route: str | None,
-        settings_json: str,
-        allow_nested: bool,
-    ) -> str:
+    def _add_version_in(self, db: sqlite3.Connection, name: str, version: str, sha256: str, route: str | None,
+                        settings_json: str, allow_nested: bool) -> str:
         """Insert the component (claiming ``route``) and the version if new; return a history detail.
         The arguments were checked by :meth:`_check_new` before the transaction began."""
         created = now()
@@ -173,9 +147,8 @@ class EmbeddedRegistry:
             )
         return detail
 
-    def _check_new(
-        self, name: str, version: str, sha256: str, route: str | None, settings: VersionSettings | None
-    ) -> str:
+    def _check_new(self, name: str, version: str, sha256: str, route: str | None,
+                   settings: VersionSettings | None) -> str:
         """Validate a new version's fields (before taking the write lock); return its canonical settings text."""
         validate_name(name)
         validate_version(version)
@@ -199,16 +172,8 @@ class EmbeddedRegistry:
             if row is None or row[0] != route:
                 self._claim_route(db, name, route, allow_nested)
 
-    def activate(
-        self,
-        name: str,
-        version: str,
-        *,
-        actor: str = "cli",
-        action: str = "activate",
-        strategy: str = "immediate",
-        auto_rollback: str | None = None,
-    ) -> Deployment:
+    def activate(self, name: str, version: str, *, actor: str = "cli", action: str = "activate",
+                 strategy: str = "immediate", auto_rollback: str | None = None) -> Deployment:
         """Make an existing version active; the formerly active one becomes the rollback target."""
         validate_name(name)
         validate_version(version)
@@ -217,15 +182,8 @@ class EmbeddedRegistry:
             event = (action, strategy, actor, "", auto_rollback)
             return self._activate_in(db, name, version, self._pushed(db, name), *event)
 
-    def rollback(
-        self,
-        name: str,
-        to_version: str | None = None,
-        *,
-        actor: str = "cli",
-        reason: str = "",
-        expect: str | None = None,
-    ) -> Deployment:
+    def rollback(self, name: str, to_version: str | None = None, *, actor: str = "cli", reason: str = "",
+                 expect: str | None = None) -> Deployment:
         """Undo the last change: abort a canary in progress (0 %), else return to the version active before the
         current one. ``to_version`` names the version to activate instead (a canary ends too).
 
@@ -270,9 +228,8 @@ class EmbeddedRegistry:
             detail = f"from {current.active_version}{why}"
             return self._activate_in(db, name, target, below, "rollback", "immediate", actor, detail, None)
 
-    def start_canary(
-        self, name: str, version: str, percent: int, *, actor: str = "cli", auto_rollback: str | None = None
-    ) -> Deployment:
+    def start_canary(self, name: str, version: str, percent: int, *, actor: str = "cli",
+                     auto_rollback: str | None = None) -> Deployment:
         """Serve ``version`` to ``percent`` % of clients (1-100) next to the active version, or change the share
         of the canary already running. The active version and the rollback stack stay as they are."""
         validate_name(name)
@@ -309,9 +266,8 @@ class EmbeddedRegistry:
             event = ("promote", "canary", actor, detail, current.auto_rollback)
             return self._activate_in(db, name, current.canary_version, current.active_version, *event)
 
-    def record(
-        self, name: str, version: str, *, action: str, strategy: str, actor: str, outcome: str, detail: str = ""
-    ) -> HistoryEntry:
+    def record(self, name: str, version: str, *, action: str, strategy: str, actor: str, outcome: str,
+               detail: str = "") -> HistoryEntry:
         """Add a history entry that changes nothing else, e.g. a deploy that failed its probe (the component
         must exist: a failed first deploy leaves no trace)."""
         validate_name(name)
@@ -401,9 +357,8 @@ class EmbeddedRegistry:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -441,18 +396,8 @@ class EmbeddedRegistry:
         row = db.execute("SELECT active_version FROM deployments WHERE component = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _activate_in(
-        self,
-        db: sqlite3.Connection,
-        name: str,
-        version: str,
-        previous: str | None,
-        action: str,
-        strategy: str,
-        actor: str,
-        detail: str,
-        auto_rollback: str | None,
-    ) -> Deployment:
+    def _activate_in(self, db: sqlite3.Connection, name: str, version: str, previous: str | None, action: str,
+                     strategy: str, actor: str, detail: str, auto_rollback: str | None) -> Deployment:
         """Point ``name`` at ``version`` with rollback target ``previous`` (ending any canary), set the watch
         policy and log the event. Re-activating the active version keeps its rollback target."""
         row = db.execute(
@@ -473,19 +418,8 @@ class EmbeddedRegistry:
         self._log(db, name, version, previous, action, strategy, actor, detail)
         return self._current(db, name)
 
-    def _log(
-        self,
-        db: sqlite3.Connection,
-        name: str,
-        version: str,
-        previous: str | None,
-        action: str,
-        strategy: str,
-        actor: str,
-        detail: str,
-        *,
-        outcome: str = "ok",
-    ) -> int:
+    def _log(self, db: sqlite3.Connection, name: str, version: str, previous: str | None, action: str, strategy: str,
+             actor: str, detail: str, *, outcome: str = "ok") -> int:
         cur = db.execute(
             f"INSERT INTO history ({_HISTORY_COLS[4:]}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, version, previous, action, strategy, actor, outcome, detail, now()),

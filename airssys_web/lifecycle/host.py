@@ -161,7 +161,7 @@ class AirssysHost:
         self._owns_services = services is None
         self.services = services if services is not None else HostServices(state_dir(self.registry))
         #: Builds this host's generations (its runtime, artifact cache and services).
-        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.read_blob)
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import AirssysError, GuestError, NotFound
 from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry
-from ..lifecycle.routing import app_routes, route_matches, shadow_warning, shadowed_paths
+from ..lifecycle.routing import ADMIN_PREFIX, app_routes, route_matches, shadow_warning, shadowed_paths
 from ..lifecycle.strategies import BucketCookie
 from ..runtime.generation import Generation
 from ..units import parse_duration
@@ -49,7 +49,6 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgra
                          "proxy-connection", "te", "trailer"})
 
 
-ADMIN_PREFIX = "/_airssys/api"
 MAX_UPLOAD = 128 * 1024 * 1024
 
 

@@ -363,7 +363,11 @@ impl Instance {
         self.runtime.ensure_open()?;
         store.data_mut().begin_call(call);
         let budget = call.budget(self.settings.timeout);
-        store.set_epoch_deadline(if call.timeout.is_some() { deadline_ticks(budget) } else { self.ticks });
+        store.set_epoch_deadline(if call.timeout.is_some() {
+            deadline_ticks(budget)
+        } else {
+            self.ticks
+        });
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)
@@ -518,7 +522,11 @@ impl Instance {
     ) -> PyResult<(u16, Bound<'py, PyList>, Bound<'py, PyBytes>)> {
         let headers = extract_headers(headers)?;
         let body = body.to_vec();
-        let call = CallContext { timeout, next: next.map(Arc::new), depth };
+        let call = CallContext {
+            timeout,
+            next: next.map(Arc::new),
+            depth,
+        };
         let result = py.detach(|| self.call_route(method, path, query, headers, body, &call));
         self.flush();
         let (status, headers, body) = match result {
@@ -534,8 +542,18 @@ impl Instance {
     /// GuestFault; a failure of the response alone (bad head, cut body) is recorded in the exchange. `timeout` and
     /// `depth` are as for :meth:`handle`.
     #[pyo3(signature = (exchange, *, timeout=None, depth=0))]
-    fn serve(&self, py: Python<'_>, exchange: &HttpExchange, timeout: Option<f64>, depth: u32) -> PyResult<()> {
-        let call = CallContext { timeout, next: None, depth };
+    fn serve(
+        &self,
+        py: Python<'_>,
+        exchange: &HttpExchange,
+        timeout: Option<f64>,
+        depth: u32,
+    ) -> PyResult<()> {
+        let call = CallContext {
+            timeout,
+            next: None,
+            depth,
+        };
         let result = py.detach(|| self.serve_exchange(exchange, &call));
         self.flush();
         if let Err(f) = &result {

@@ -167,7 +167,7 @@ class AirssysHost:
         #: The Prometheus series of this host's generations (``/_airssys/metrics``, the dashboard).
         self.metrics = metrics if metrics is not None else Metrics()
         #: Builds this host's generations (its runtime, artifact cache and services).
-        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.read_blob,
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read,
                                          metrics=self.metrics)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout

@@ -45,6 +45,7 @@ from ..capabilities.kv import KVQuota
 from ..capabilities.needs import Needs, embed_needs
 from ..errors import CapabilityError
 from ..runtime.limits import Limits
+from .settings import VersionSettings
 
 MANIFEST_NAME = "airssys.toml"
 _TABLES = {"component", "needs", "grants", "limits"}
@@ -59,6 +60,11 @@ class Manifest:
     grants: Grants = field(default_factory=Grants)
     limits: dict[str, Any] = field(default_factory=dict)  # canonical (bytes), validated
     kind: str | None = None  # [component] kind: what `build` makes
+
+    @property
+    def settings(self) -> VersionSettings:
+        """What the manifest grants, limits and declares, as the settings a deploy starts from."""
+        return VersionSettings(self.grants, self.limits, self.needs)
 
 
 def find_manifest(component: str | Path) -> Path | None:

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import AirssysError, GuestError, NotFound
 from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry
-from ..lifecycle.routing import app_routes, route_matches, shadow_warning, shadowed_paths
+from ..lifecycle.routing import ADMIN_PREFIX, app_routes, route_matches, shadow_warning, shadowed_paths
 from ..lifecycle.strategies import BucketCookie
 from ..observability.logs import REQUEST, REQUEST_ID_HEADER, REQUEST_IDS, configure_logging
 from ..observability.tracing import TRACING
@@ -58,7 +58,6 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgra
                          "proxy-connection", "te", "trailer"})
 
 
-ADMIN_PREFIX = "/_airssys/api"
 MAX_UPLOAD = 128 * 1024 * 1024
 
 

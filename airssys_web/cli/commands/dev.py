@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ...guest.build import LANGUAGES
+from ...guest import LANGUAGES
 from .options import grant_options, limit_options
 
 
@@ -35,22 +35,25 @@ def dev_cmd(source: Path, registry: Path | None, server: str | None, token: str 
     from rich.console import Console
 
     from ...errors import AirssysError
-    from ...guest.dev import AdminTarget, DevSession, RegistryTarget, guest_files
+    from ...guest.dev import DevSession, guest_files
+    from ...lifecycle.api import Lifecycle
+    from ...lifecycle.local import LocalLifecycle
     from ...lifecycle.registry import validate_name, validate_route
-    from . import fail
+    from ...lifecycle.remote import RemoteLifecycle
     from .options import CapabilityOptions
 
     if (registry is None) == (server is None):
-        fail("give exactly one of --registry DIR (a server watching it) or --server URL (its admin API)")
+        raise AirssysError("give exactly one of --registry DIR (a server watching it) or --server URL (its admin API)")
     resolved = source.resolve()
     name = name or (resolved.stem if resolved.is_file() else resolved.name).replace("_", "-").lower()
     try:
         validate_name(name)
         route = validate_route(route or f"/{name}")
-        opts = CapabilityOptions.pop_from(options)
-        target = RegistryTarget(registry) if registry is not None else AdminTarget(str(server), token)
     except AirssysError as e:
-        fail(f"{e} (pass --name/--route)" if "name" in str(e) else str(e))
+        raise AirssysError(f"{e} (pass --name/--route)" if "name" in str(e) else str(e)) from None
+    opts = CapabilityOptions.pop_from(options)
+    target: Lifecycle = (LocalLifecycle(registry, actor="dev") if registry is not None
+                         else RemoteLifecycle(str(server), token))
     console = Console(stderr=True)
     session = DevSession(source, target, name, route, grants=opts.grants, limits=opts.limits, language=language,
                          console=console, nested=nested)

@@ -3,6 +3,9 @@
 Use ``@capability_options`` (all of them) or ``@grant_options`` / ``@limit_options`` on a command, then
 ``opts = CapabilityOptions.pop_from(kwargs)`` in its body (with ``**kwargs: Any`` in the signature) to take the
 parsed grants and limits out. A bad value raises CapabilityError with a one-line message naming the option.
+
+Declaring the options needs click only: the grant values are imported when a command parses them, so ``--help``
+imports nothing else.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
-from ...capabilities.kv import KVQuota
 from ...errors import CapabilityError
-from ...runtime.limits import ISOLATIONS, Limits
-from ...units import parse_size
+from ...runtime.limits import ISOLATIONS
+
+if TYPE_CHECKING:
+    from ...capabilities.grants import Grants
+    from ...capabilities.kv import KVQuota
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +114,8 @@ class CapabilityOptions:
 
 
 def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | dict[str, str]) -> Grants:
+    from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
+
     caps: list[Capability] = [Capability.network_outbound(h) for h in values.get("allow_host") or ()]
     caps += [parse_file_grant(text).absolute() for text in values.get("allow_file") or ()]
     caps += [ConfigValue(*parse_pair(text, "--config")) for text in values.get("config") or ()]
@@ -130,6 +136,10 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
 
 def parse_kv_quota(text: str) -> KVQuota:
     """``max_total_bytes=16MiB,max_keys=1000`` -> KVQuota (sizes take units; counts are plain numbers)."""
+    from ...capabilities.grants import parse_pair
+    from ...capabilities.kv import KVQuota
+    from ...units import parse_size
+
     fields: dict[str, Any] = {}
     for item in text.split(","):
         key, value = parse_pair(item.strip(), "--kv-quota")
@@ -143,6 +153,8 @@ def parse_kv_quota(text: str) -> KVQuota:
 
 
 def parse_limit_options(values: dict[str, Any]) -> dict[str, Any]:
+    from ...runtime.limits import Limits
+
     out: dict[str, Any] = {}
     for name in _LIMIT_PARAMS:
         if values.get(name) is not None:

@@ -32,7 +32,9 @@ from airssys_web.errors import (
     HostClosed,
     PoolExhausted,
 )
-from airssys_web.lifecycle import strategies
+from airssys_web.lifecycle.api import DeployRequest, Plan
+from airssys_web.lifecycle.settings import VersionSettings
+from airssys_web.lifecycle.strategies import rollout_local
 from airssys_web.observability.metrics import Metrics, add_timings
 from airssys_web.observability.stats import BUCKETS, RequestStats, Timings, error_kind
 
@@ -172,9 +174,9 @@ def served(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Se
         deploy(registry, "hello", text_component("v1"), version="1.0.0", route="/hello")
         deploy(registry, "trap", wat_guest("trap"), version="1.0.0", route="/trap")
         deploy(registry, "spin", wat_guest("spin"), version="1.0.0", route="/spin",
-               settings={"limits": {"timeout": 0.05}})
+               settings=VersionSettings.of(timeout=0.05))
         deploy(registry, "grow", wat_guest("grow"), version="1.0.0", route="/grow",
-               settings={"limits": {"memory": 2 * 2**20}})
+               settings=VersionSettings.of(memory=2 * 2**20))
         deploy(registry, "bad", wat_guest("bad_status"), version="1.0.0", route="/bad")
     app = AirssysMiddleware(Starlette(), registry=reg, secret="s" * 32)
     with uvicorn_server(app) as url:
@@ -229,8 +231,8 @@ def test_swaps_and_canary_split(served: tuple[str, Path]) -> None:
     with httpx.Client(base_url=url) as client:
         wait_until(lambda: client.get("/hello").text == "v2", what="the swap to 2.0.0")
         with EmbeddedRegistry(reg) as registry:
-            strategies.rollout_local(registry, "hello", text_component("v3"), version="3.0.0",
-                                    plan=strategies.Plan.parse("canary", percent=25))
+            rollout_local(registry, DeployRequest("hello", text_component("v3"), version="3.0.0",
+                                                  plan=Plan.parse("canary", percent=25)))
         wait_until(lambda: 'version="3.0.0"' in client.get("/_airssys/metrics").text, what="the canary")
         samples = scrape(client.get("/_airssys/metrics").text)
     assert value(samples, "airssys_swaps_total", component="hello") == 2

@@ -26,6 +26,8 @@ from starlette.applications import Starlette
 from support import make_generation, text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.capabilities.grants import Capability
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.observability.tracing import TRACING
 from airssys_web.runtime.chain import Chain
 
@@ -144,7 +146,7 @@ def test_spans_cross_to_worker_threads(tmp_path: Path, uvicorn_server: Server, s
     reg = tmp_path / "reg"
     with EmbeddedRegistry(reg) as registry:
         deploy(registry, "imp", imports_guest(), version="1.0.0", route="/imp",
-               settings={"outbound": ["http://127.0.0.1:1"]})  # blocking I/O: never inline
+               settings=VersionSettings.of(Capability.network_outbound("http://127.0.0.1:1")))  # never inline
     with uvicorn_server(AirssysMiddleware(Starlette(), registry=reg)) as url:
         httpx.get(url + "/imp/relative")  # fetch("/imp/relative"): refused (not an absolute URL), but traced
     (server,) = named(spans, "GET /imp")

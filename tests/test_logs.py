@@ -50,7 +50,8 @@ def test_json_line_has_the_fields() -> None:
 
 
 def test_the_request_being_served_is_on_every_line() -> None:
-    token = REQUEST.set(("abc123", "hello", "1.0.0", "/hello"))
+    served = type("Gen", (), {"name": "hello", "version": "1.0.0"})()
+    token = REQUEST.set((b"abc123", served, "/hello"))
     try:
         data = json.loads(JSONFormatter().format(record("multi\nline")))
     finally:
@@ -73,9 +74,9 @@ def test_request_ids_are_unique_and_well_formed_ones_are_kept() -> None:
     ids = RequestIds()
     made = {ids.new() for _ in range(1000)}
     assert len(made) == 1000 and all(len(i) == 16 for i in made)
-    assert ids.accept(b"upstream-7f.3:x") == "upstream-7f.3:x"
+    assert ids.accept(b"upstream-7f.3:x") == b"upstream-7f.3:x"
     for bad in (b"", b"a b", b"x" * 129, b"\xff", b"a\nb", b"{}"):
-        assert ids.accept(bad) != bad.decode("latin-1")
+        assert ids.accept(bad) != bad
 
 
 def test_configure_logging_replaces_its_own_handler() -> None:

@@ -28,10 +28,22 @@ import re
 import sys
 import time
 from contextvars import ContextVar
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-#: The request being served: ``(request_id, component, version, route)``; None outside a request.
-REQUEST: ContextVar[tuple[str, str, str, str] | None] = ContextVar("airssys_request", default=None)
+
+class Served(Protocol):
+    """What serves a request (a generation): its component and version."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+#: The request being served: ``(request id, what serves it, route)``; None outside a request. The id stays bytes
+#: and the component and version are read from the generation only when a line is written: the request path
+#: pays for one tuple and one ``ContextVar.set``.
+REQUEST: ContextVar[tuple[bytes, Served, str] | None] = ContextVar("airssys_request", default=None)
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:+=@/-]{1,%d}" % MAX_REQUEST_ID)
@@ -42,36 +54,35 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RequestIds:
-    """Makes request ids: 8 random hex digits per process (re-drawn after a fork), then a counter in hex."""
+    """Makes request ids: 8 random hex digits per process (drawn again in a forked child), then a counter in hex."""
 
-    __slots__ = ("_counter", "_pid", "_prefix")
+    __slots__ = ("_counter", "_prefix")
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
+        self._reset()
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(4).hex().encode()
         self._counter = itertools.count(1)
 
-    def new(self) -> str:
-        if self._pid != os.getpid():  # a forked child must not repeat its parent's ids
-            self._pid = os.getpid()
-            self._prefix = os.urandom(4).hex()
-            self._counter = itertools.count(1)
-        return f"{self._prefix}{next(self._counter):08x}"
+    def new(self) -> bytes:
+        return b"%s%08x" % (self._prefix, next(self._counter))
 
-    def accept(self, raw: bytes | None) -> str:
-        """The client's id if it is well-formed, else a new one."""
+    def accept(self, raw: bytes | None) -> bytes:
+        """The client's id if it is well-formed, else a new one (ASCII bytes, as in the header)."""
         if raw is not None and _WELL_FORMED.fullmatch(raw):
-            return raw.decode("ascii")
+            return raw
         return self.new()
 
 
 REQUEST_IDS = RequestIds()
+os.register_at_fork(after_in_child=REQUEST_IDS._reset)  # a forked child must not repeat its parent's ids
 
 
 def current_request_id() -> str | None:
     """The id of the request being served in this context, if any."""
     info = REQUEST.get()
-    return None if info is None else info[0]
+    return None if info is None else info[0].decode("ascii")
 
 
 class JSONFormatter(logging.Formatter):
@@ -87,7 +98,9 @@ class JSONFormatter(logging.Formatter):
         }
         info = REQUEST.get()
         if info is not None:
-            out["request_id"], out["component"], out["version"], out["route"] = info
+            request_id, served, route = info
+            out["request_id"] = request_id.decode("ascii")
+            out["component"], out["version"], out["route"] = served.name, served.version, route
         for key in FIELDS:
             value = record.__dict__.get(key)
             if value is not None:

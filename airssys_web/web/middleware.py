@@ -124,6 +124,8 @@ class AirssysMiddleware:
         self.observe = ObservePaths(self.host, metrics_path=metrics_path, dashboard_path=dashboard_path,
                                     admin_prefix=admin_prefix if self.admin is not None else None)
         self._reserved = self.observe.paths
+        self._tracer = TRACING.tracer
+        self._new_id = REQUEST_IDS.new
         self._shadow_checked: set[tuple[str, str]] = set()
         self.host.on_swap.append(self._warn_shadowing)
         self._buckets = BucketCookie(secret or secrets.token_bytes(32))
@@ -218,16 +220,15 @@ class AirssysMiddleware:
                 incoming = h[1]
                 continue
             raw_headers.append(h)
-        request_id = REQUEST_IDS.new() if incoming is None else REQUEST_IDS.accept(incoming)
-        rid = request_id.encode()
+        rid = self._new_id() if incoming is None else REQUEST_IDS.accept(incoming)
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         raw_headers.append((REQUEST_ID_HEADER, rid))
-        extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
-        extra.append((REQUEST_ID_HEADER, rid))
+        extra: list[tuple[bytes, bytes]] = ([(VERSION_HEADER, gen.tag_bytes), (REQUEST_ID_HEADER, rid)]
+                                            if self.version_header else [(REQUEST_ID_HEADER, rid)])
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
-        context = REQUEST.set((request_id, gen.name, gen.version, route))
-        tracer = TRACING.tracer()
+        context = REQUEST.set((rid, gen, route))
+        tracer = self._tracer()
         span, attached = None, None
         if tracer is not None:
             span, attached = TRACING.start_request(tracer, scope["headers"], scope["method"], scope["path"],
@@ -239,6 +240,7 @@ class AirssysMiddleware:
         except AirssysError as e:  # nothing was sent: every failure gets the same clean answer, and is counted
             status, error = e.status, e
             shown = isinstance(e, GuestError) or e.status >= 500
+            request_id = rid.decode()
             if shown:
                 log.error("request %s %s %s failed [%s]: %s", request_id, scope["method"], scope["path"],
                           type(e).__name__, e,

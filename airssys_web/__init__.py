@@ -13,7 +13,7 @@ The package is layered (each layer imports only the ones below it):
   generations in step with the registry;
 * ``runtime`` - the wasm side (engines, artifacts, instances, pools, generations, the two worlds), on the Rust
   extension ``_native``; ``capabilities`` - grants and the policies behind them (outbound, KV, secrets, needs);
-* ``errors`` and ``units``, used by all.
+* ``errors``, ``units`` and ``observability`` (metrics, logs, traces), used by all.
 
 The names below are imported on first use (PEP 562), so ``import airssys_web`` and ``airssys-web --help`` stay fast.
 """
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
+    from .observability.logs import configure_logging
     from .runtime.limits import Limits
     from .web.middleware import AirssysMiddleware
     from .web.serve import build_app
@@ -87,6 +88,7 @@ _LAZY = {
     "build_app": "web.serve",
     "build_component": "guest.build",
     "check_component": "lifecycle.deploy",
+    "configure_logging": "observability.logs",
     "deploy": "lifecycle.deploy",
 }
 
@@ -160,5 +162,6 @@ __all__ = [
     "build_app",
     "build_component",
     "check_component",
+    "configure_logging",
     "deploy",
 ]

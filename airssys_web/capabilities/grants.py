@@ -8,6 +8,7 @@ Five kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capabili
     Capability.config("greeting", "hi")                         config.get("greeting") -> "hi"
     Capability.secret("api_token", "s3cr3t")                    like config, but never displayed or logged
     Capability.kv(max_total_bytes=16 * MiB)                     the component's own KV namespace, with quotas
+    Capability.kv(stores=["cache"])                             ... and a store "cache" beside "default" (Spin labels)
 
 Every value is immutable and validated once, when it is made (or parsed from its CLI/manifest text with
 :func:`parse_grant`), so a bad grant fails the deploy with one line naming it. :class:`Grants` is the set a
@@ -33,6 +34,7 @@ from .kv import KVQuota
 from .outbound import AllowedHost, OutboundPolicy
 
 __all__ = [
+    "DEFAULT_STORE",
     "Capability",
     "ConfigValue",
     "FileAccess",
@@ -41,6 +43,7 @@ __all__ = [
     "NetworkOutbound",
     "Secret",
     "SecretResolver",
+    "check_store_label",
     "parse_file_grant",
     "parse_grant",
     "parse_pair",
@@ -82,11 +85,12 @@ class Capability:
         return Secret(key, value)
 
     @staticmethod
-    def kv(quota: KVQuota | None = None, **limits: int) -> KeyValue:
-        """Grant a KV namespace; ``limits`` are :class:`~.kv.KVQuota` fields (``max_keys=100``)."""
+    def kv(quota: KVQuota | None = None, *, stores: Iterable[str] = (), **limits: int) -> KeyValue:
+        """Grant a KV namespace; ``limits`` are :class:`~.kv.KVQuota` fields (``max_keys=100``); ``stores`` are
+        store labels a Spin component may open besides ``default`` (each its own namespace, same quota)."""
         if quota is not None and limits:
             raise CapabilityError("give either a KVQuota or quota keywords, not both")
-        return KeyValue(quota or KVQuota(**limits))
+        return KeyValue(quota or KVQuota(**limits), tuple(stores))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +223,51 @@ class Secret(Capability):
         return f"Secret({self.key!r}, {REDACTED!r})"
 
 
+DEFAULT_STORE = "default"
+_STORE_LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def check_store_label(label: object) -> str:
+    """A key-value store label (Spin's ``key_value_stores``): lower-case letters, digits, ``_`` and ``-``."""
+    if not isinstance(label, str) or not _STORE_LABEL.fullmatch(label):
+        raise CapabilityError(f"key-value store label {label!r} is invalid: use lower-case letters, digits, '_' and "
+                              "'-' (starting with a letter or digit, at most 63 characters)")
+    return label
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue(Capability):
+    """The component's KV namespace (the store ``default``), and ``stores``: further store labels a Spin component
+    may open, each a namespace of its own under the same quota. A label not named here is refused at run time."""
+
     quota: KVQuota = field(default_factory=KVQuota)
+    stores: tuple[str, ...] = ()
     kind = "kv"
+
+    def __post_init__(self) -> None:
+        labels = sorted({check_store_label(label) for label in self.stores} - {DEFAULT_STORE})
+        object.__setattr__(self, "stores", tuple(labels))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, what: str = "kv") -> KeyValue:
+        """Quotas and ``stores`` from a table (settings JSON, ``[grants] kv`` in airssys.toml)."""
+        fields = dict(data)
+        stores = fields.pop("stores", [])
+        if isinstance(stores, str) or not isinstance(stores, list):
+            raise CapabilityError(f"{what} 'stores' must be a list of store labels such as [\"cache\"]")
+        return cls(KVQuota.from_dict(fields), tuple(stores))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.quota.to_dict()
+        if self.stores:
+            out["stores"] = list(self.stores)
+        return out
 
     def __str__(self) -> str:
         q = self.quota
+        stores = f", stores {', '.join((DEFAULT_STORE, *self.stores))}" if self.stores else ""
         return (f"(keys <= {q.max_keys}, total <= {format_size(q.max_total_bytes)}, "
-                f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B)")
+                f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B{stores})")
 
 
 class SecretResolver(Protocol):
@@ -357,7 +397,7 @@ class Grants:
                     refs[key] = {"ref": secret_store.put(secret.value)}
             out["secrets"] = refs
         if self.kv is not None:
-            out["kv"] = self.kv.quota.to_dict()
+            out["kv"] = self.kv.to_dict()
         return out
 
     @classmethod
@@ -380,8 +420,8 @@ class Grants:
             else:
                 caps.append(Secret(key, value))
         if "kv" in settings and settings["kv"] is not None and settings["kv"] is not False:
-            quota = settings["kv"]
-            caps.append(KeyValue(KVQuota.from_dict({} if quota is True else _as_dict(quota, "kv"))))
+            table = settings["kv"]
+            caps.append(KeyValue.from_dict({} if table is True else _as_dict(table, "kv"), what="settings 'kv'"))
         return cls.of(caps)
 
     # -- display ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Every table is optional; flags given to ``deploy`` are applied on top of it. The
     config = { greeting = "Hi" }                    # --config
     secrets = { api_token = { env = "API_TOKEN" } } # --secret; read from the deployer's environment
     kv = true                                       # --kv, or a table of quotas: { max_total_bytes = 1048576 }
+                                                    # and Spin store labels: { stores = ["cache"] }
 
     [limits]                     # the limit flags
     timeout = 2.5                # seconds
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from ..capabilities.grants import Capability, Grants, KeyValue, Secret, parse_file_grant
-from ..capabilities.kv import KVQuota
 from ..capabilities.needs import Needs, embed_needs
 from ..errors import CapabilityError
 from ..runtime.limits import Limits
@@ -125,7 +125,7 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
     if kv is True:
         caps.append(KeyValue())
     elif isinstance(kv, dict):
-        caps.append(KeyValue(KVQuota.from_dict({k: v for k, v in kv.items()})))
+        caps.append(KeyValue.from_dict(kv, what="[grants] kv"))
     elif kv is not False:
         raise CapabilityError("[grants] kv must be true, false or a table of quotas")
     return Grants.of(caps)

@@ -102,11 +102,17 @@ class HostServices:
                 value = self.secrets.get(secret.ref)
             config[key] = value
             secret_values.append(value)
-        kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv is not None else None
+        kv: KVNamespace | None = None
+        stores: dict[str, KVNamespace] = {}
+        if grants.kv is not None:
+            kv = KVNamespace(self.kv_store, component, grants.kv.quota)
+            # A Spin store label is a namespace of its own; component names cannot hold "/", so none can collide.
+            stores = {label: KVNamespace(self.kv_store, f"{component}/{label}", grants.kv.quota)
+                      for label in grants.kv.stores}
         fetcher = Fetcher(grants.outbound, **self._fetcher_options) if grants.outbound.grants else None
         ctx = HostContext(component=component, version=version, config=config,
                           fetch=_Outbound(fetcher) if fetcher is not None else None, explain_denial=explain_denial,
-                          kv=kv,
+                          kv=kv, kv_stores=stores,
                           files=grants.files, secret_values=tuple(secret_values), redaction=REDACTED,
                           fuel=limits.fuel is not None, denials=(lambda: fetcher.denials) if fetcher else None,
                           resources=(fetcher,) if fetcher is not None else ())

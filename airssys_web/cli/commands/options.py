@@ -23,7 +23,7 @@ from ...units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota")
+_GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota", "kv_store")
 _LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body", "isolation")
 _OTHER_PARAMS = ("manifest", "grant_declared")
 
@@ -35,7 +35,7 @@ def _stack(f: F, *decorators: Callable[[F], F]) -> F:
 
 
 def grant_options(f: F) -> F:
-    """``--allow-host``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``, ``--kv-quota``."""
+    """``--allow-host``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``, ``--kv-quota``, ``--kv-store``."""
     return _stack(
         f,
         click.option("--allow-host", "allow_host", multiple=True, metavar="ORIGIN",
@@ -51,6 +51,9 @@ def grant_options(f: F) -> F:
                      help="Give the component its own key-value namespace."),
         click.option("--kv-quota", "kv_quota", default=None, metavar="NAME=N,...",
                      help="KV quotas, e.g. max_total_bytes=16MiB,max_keys=1000,max_value_bytes=1MiB (implies --kv)."),
+        click.option("--kv-store", "kv_store", multiple=True, metavar="LABEL",
+                     help="A key-value store a Spin component may open besides 'default', with a namespace of its "
+                          "own (repeatable; implies --kv)."),
     )
 
 
@@ -121,10 +124,9 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
         else:
             raise CapabilityError(f"--secret {text}: give KEY=VALUE, or set the environment variable {text}")
     quota_text = values.get("kv_quota")
-    if quota_text:
-        caps.append(KeyValue(parse_kv_quota(quota_text)))
-    elif values.get("kv"):
-        caps.append(KeyValue())
+    stores = tuple(values.get("kv_store") or ())
+    if quota_text or stores or values.get("kv"):
+        caps.append(KeyValue(parse_kv_quota(quota_text) if quota_text else KVQuota(), stores))
     return Grants.of(caps)
 
 

@@ -212,7 +212,9 @@ impl WasiHttpHooks for Outbound {
                 .saturating_duration_since(Instant::now())
                 .as_secs_f64();
             let result = runtime
-                .spawn_blocking(move || fetch(&settings, &method, &url, &headers, &body, remaining, depth))
+                .spawn_blocking(move || {
+                    fetch(&settings, &method, &url, &headers, &body, remaining, depth)
+                })
                 .await
                 .map_err(|e| {
                     HttpError::InternalError(Some(format!("outbound worker failed: {e}")))

@@ -43,18 +43,35 @@ impl airssys::web::handler::Host for HostState {
             ));
         };
         if remaining <= 0.0 {
-            return Err(host_trap(Kind::Timeout, "exceeded its deadline before calling the next stage"));
+            return Err(host_trap(
+                Kind::Timeout,
+                "exceeded its deadline before calling the next stage",
+            ));
         }
         Python::attach(|py| {
-            let args = (req.method, req.path, req.query, req.headers, PyBytes::new(py, &req.body), remaining);
+            let args = (
+                req.method,
+                req.path,
+                req.query,
+                req.headers,
+                PyBytes::new(py, &req.body),
+                remaining,
+            );
             match next.call1(py, args) {
                 Ok(out) => {
                     let out = out.bind(py);
-                    let bad = |e: PyErr| host_trap(Kind::Host, format!("the next stage answered badly: {e}"));
+                    let bad = |e: PyErr| {
+                        host_trap(Kind::Host, format!("the next stage answered badly: {e}"))
+                    };
                     let status: u16 = out.get_item(0).and_then(|v| v.extract()).map_err(bad)?;
-                    let headers: Vec<(String, String)> = out.get_item(1).and_then(|v| v.extract()).map_err(bad)?;
+                    let headers: Vec<(String, String)> =
+                        out.get_item(1).and_then(|v| v.extract()).map_err(bad)?;
                     let body: Vec<u8> = out.get_item(2).and_then(|v| v.extract()).map_err(bad)?;
-                    Ok(Response { status, headers, body })
+                    Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    })
                 }
                 Err(e) => Err(wasmtime::Error::new(NextFailed(e))),
             }
@@ -91,7 +108,15 @@ impl airssys::web::outbound::Host for HostState {
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<Response, String>> {
         let remaining = self.remaining();
-        match outbound::fetch(&self.settings, &method, &url, &headers, &body, remaining, self.depth) {
+        match outbound::fetch(
+            &self.settings,
+            &method,
+            &url,
+            &headers,
+            &body,
+            remaining,
+            self.depth,
+        ) {
             Ok(ok) => Ok(Ok(Response {
                 status: ok.status,
                 headers: ok.headers,

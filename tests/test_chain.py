@@ -1,21 +1,24 @@
 """Pipelines at the runtime level: middleware stages in front of a route, each its own generation.
 
-The stage is tests/guests/stage.wat (configured by its version's config: name, require, trap); the route is the
-echo guest of tests/guests/convert (it answers the request's headers back, so the stages' work is visible).
+The stage is tests/guests/stage.wat (configured by its version's config: name, require, trap), or the same stage
+written with the Python and JavaScript SDKs (py_stage/, js_stage/); the route is the echo guest of
+tests/guests/convert (it answers the request's headers back, so the stages' work is visible).
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import GUEST_CACHE
 from support import make_generation
 
 from airssys_web.errors import GuestTimeout, GuestTrap
-from airssys_web.guest.build import compile_wat
+from airssys_web.guest.build import build_component, compile_wat
 from airssys_web.runtime.chain import Chain
 from airssys_web.runtime.generation import Generation
 from airssys_web.runtime.limits import Limits
@@ -40,6 +43,18 @@ def made() -> Iterator[Callable[..., Generation]]:
 
 def stage(made: Callable[..., Generation], wat_guest: Callable[[str], bytes], name: str, **config: str) -> Generation:
     return made(wat_guest("stage"), name, config={"name": name, **config})
+
+
+@pytest.fixture(scope="module", params=["wat", "python", "js"])
+def stage_wasm(request: pytest.FixtureRequest, wat_guest: Callable[[str], bytes]) -> bytes:
+    """The stage guest in each language (the SDK builds are cached under .cache/guests)."""
+    if request.param == "wat":
+        return wat_guest("stage")
+    if request.param == "js" and (shutil.which("node") is None or shutil.which("npm") is None):
+        pytest.skip("JavaScript guests need node and npm on PATH (apt-get install nodejs npm)")
+    source = GUESTS / ("py_stage" if request.param == "python" else "js_stage")
+    built = build_component(source, out=GUEST_CACHE / f"{source.name}.wasm", cache_dir=GUEST_CACHE)
+    return built.path.read_bytes()
 
 
 def values(headers: list[tuple[str, str]], name: str) -> list[str]:
@@ -72,7 +87,7 @@ def test_a_trapping_stage_fails_the_request_cleanly(made: Callable[..., Generati
     route = made(ECHO, "route")
     bad = stage(made, wat_guest, "bad", trap="1")
     chain = Chain([bad], route)
-    with pytest.raises(GuestTrap, match=r"bad@1.0.0 trapped: .*unreachable"):
+    with pytest.raises(GuestTrap, match=r"bad@1\.0\.0 trapped: .*unreachable"):
         chain.call("GET", "/", "", [], b"")
     assert bad.pool.discarded == 1 and bad.counts() == (1, 1)
     assert route.counts() == (0, 0)  # a stage's failure never counts against the route
@@ -83,7 +98,7 @@ def test_the_routes_failure_is_the_requests(made: Callable[..., Generation], wat
                                             ) -> None:
     first, route = stage(made, wat_guest, "first"), made(wat_guest("trap"), "broken")
     chain = Chain([first], route)
-    with pytest.raises(GuestTrap, match="broken@1.0.0 trapped"):  # the route's own error, named
+    with pytest.raises(GuestTrap, match=r"broken@1\.0\.0 trapped"):  # the route's own error, named
         chain.call("GET", "/", "", [], b"")
     assert route.counts() == (1, 1) and first.counts() == (0, 0)
     assert first.pool.discarded == 1  # its store trapped in the host call: replaced, never reused
@@ -93,7 +108,7 @@ def test_one_deadline_covers_the_chain(made: Callable[..., Generation], wat_gues
     first = made(wat_guest("stage"), "first", config={"name": "first"}, limits=Limits(timeout=0.3))
     spin = made(wat_guest("spin"), "spin", limits=Limits(timeout=30))
     started = time.monotonic()
-    with pytest.raises(GuestTimeout, match="spin@1.0.0 exceeded its"):
+    with pytest.raises(GuestTimeout, match=r"spin@1\.0\.0 exceeded its"):
         Chain([first], spin).call("GET", "/", "", [], b"")
     assert time.monotonic() - started < 10  # the stage's 0.3 s bounded the route, not the route's own 30 s
 
@@ -113,3 +128,25 @@ def test_handle_runs_the_chain_off_the_event_loop(made: Callable[..., Generation
     chain = Chain([stage(made, wat_guest, "a")], made(ECHO, "route"))
     answer = asyncio.run(chain.handle("GET", "/", "", [], b""))
     assert values(answer.headers, "x-seen-by") == ["a"]
+
+
+def test_sdk_stages_pass_requests_on_and_rewrite_answers(made: Callable[..., Generation], stage_wasm: bytes) -> None:
+    route = made(ECHO, "route")
+    a = made(stage_wasm, "a", config={"name": "a"})
+    b = made(stage_wasm, "b", config={"name": "b", "upper": "1"})
+    answer = Chain([a, b], route).call("POST", "/x", "", [("x-client", "1")], b"body")
+    assert answer.status == 200 and values(answer.headers, "x-path") == ["/x"]
+    assert values(answer.headers, "x-stages") == ["a", "b"]  # the route saw what a, then b, added
+    assert values(answer.headers, "x-seen-by") == ["b", "a"]  # the answer came back through b, then a
+    if len(stage_wasm) > 100_000:  # the SDK stages (not the WAT one) also rewrite the body on the way back
+        assert answer.body == b"BODY"
+
+
+def test_sdk_stages_short_circuit(made: Callable[..., Generation], stage_wasm: bytes) -> None:
+    route = made(ECHO, "route")
+    auth = made(stage_wasm, "auth", config={"name": "auth", "require": "authorization"})
+    chain = Chain([auth], route)
+    denied = chain.call("GET", "/", "", [], b"")
+    assert (denied.status, denied.body) == (401, b"unauthorized by auth")
+    assert route.requests == 0  # the route was never called
+    assert chain.call("GET", "/", "", [("authorization", "x")], b"").status == 200

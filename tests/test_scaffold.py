@@ -66,6 +66,24 @@ def test_the_scaffolded_tests_pass(lang: str, tmp_path: Path) -> None:
     assert " passed" in done.stdout
 
 
+@pytest.mark.parametrize("lang", [p for p in LANGS if p.values[0] != "wat"])
+def test_the_scaffolded_middleware_tests_pass(lang: str, tmp_path: Path) -> None:
+    out = run("new", f"stage-{lang}", "--lang", lang, "--kind", "middleware", "--dir", str(tmp_path / "s"))
+    assert f"({lang} middleware)" in out and "pipeline set" in out and "deploy stage-" in out
+    built = run("build", str(tmp_path / "s"))
+    assert "satisfies airssys:web/middleware" in built
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "s")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_there_is_no_wat_middleware_template(tmp_path: Path) -> None:
+    with pytest.raises(AirssysError, match="no wat template for a middleware: write it in python or js"):
+        scaffold("stage", "wat", directory=tmp_path / "s", kind="middleware")
+    assert not (tmp_path / "s").exists()
+
+
 def test_names_and_directories_are_checked(tmp_path: Path) -> None:
     with pytest.raises(InvalidName):
         scaffold("Bad Name", "python", directory=tmp_path / "x")

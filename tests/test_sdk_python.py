@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from conftest import GUEST_CACHE, GUESTS
@@ -45,8 +46,36 @@ def test_headers_are_case_insensitive_and_keep_repeats(name: str, values: list[s
     assert headers[name.upper()] == headers[name.lower()] == values[0]
     assert headers.get_all(name.swapcase()) == values
     assert name.upper() in headers and len(headers) == 1
+    assert Headers(headers).raw() == headers.raw()  # a copy keeps the repeats (what Request and Response make)
     headers[name.title()] = "x"
     assert headers.raw() == [(name.lower(), "x")]
+
+
+def test_middleware_passes_requests_on_and_answers_itself(guest: ModuleType) -> None:
+    seen: list[list[tuple[str, str]]] = []
+
+    def route(request: Any) -> Any:
+        seen.append(request.headers.raw())
+        return guest.Response.text("inner", headers=[("set-cookie", "a=1"), ("set-cookie", "b=2")])
+
+    @guest.middleware
+    def stage(request: Any, next: Any) -> Any:
+        if "authorization" not in request.headers:
+            raise guest.HTTPError(401)
+        request.headers.add("x-user", "alice")
+        response = next(request)
+        response.headers.add("x-stage", "1")
+        return response
+
+    denied = stage(guest.Request("GET", "/", "", [("x-a", "1")]), route)
+    assert (denied.status, denied.body, seen) == (401, b'{"error":"unauthorized"}', [])
+    answer = stage(guest.Request("GET", "/", "", [("authorization", "t"), ("x-user", "eve")]), route)
+    assert seen == [[("authorization", "t"), ("x-user", "eve"), ("x-user", "alice")]]
+    assert answer.headers.get_all("set-cookie") == ["a=1", "b=2"] and answer.headers["x-stage"] == "1"
+    broken = guest.middleware(debug=True)(lambda request, next: 1 / 0)(guest.Request("GET", "/"), route)
+    assert broken.status == 500 and b"ZeroDivisionError" in broken.body
+    with pytest.raises(TypeError, match="takes a function"):
+        guest.Middleware("not callable")
 
 
 def test_routes_convert_parameters_and_answer_404_405(guest: ModuleType) -> None:

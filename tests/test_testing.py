@@ -122,3 +122,27 @@ def test_route_tells_the_guest_its_mount_point_as_the_middleware_does(py_echo_wa
         assert seen(client) == []
     with pytest.raises(InvalidName, match="invalid route 'api'"):
         ComponentClient(wat_guest("hello"), route="api")
+
+
+def test_a_middleware_stage_is_tested_with_a_stand_in_for_what_follows(wat_guest: Guest) -> None:
+    passed_on: list[httpx.Request] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        passed_on.append(request)
+        return httpx.Response(201, headers=[("set-cookie", "a"), ("set-cookie", "b")], text="from the route")
+
+    with ComponentClient(wat_guest("stage"), next=route, config={"name": "auth", "require": "authorization"}) as c:
+        assert c.get("/nope").status_code == 401 and passed_on == []  # answered by the stage itself
+        r = c.post("/items?x=1", headers={"authorization": "t"}, content=b"data")
+    assert (r.status_code, r.text) == (201, "from the route")
+    assert r.headers.get_list("set-cookie") == ["a", "b"] and r.headers["x-seen-by"] == "auth"
+    sent = passed_on[0]
+    assert (sent.method, sent.url.path, sent.url.query, sent.content) == ("POST", "/items", b"x=1", b"data")
+    assert sent.headers["x-stages"] == "auth" and sent.headers["authorization"] == "t"
+
+
+def test_next_is_required_for_a_stage_and_refused_for_a_route(wat_guest: Guest) -> None:
+    with pytest.raises(InvalidComponent, match="is a middleware stage: pass next="):
+        ComponentClient(wat_guest("stage"))
+    with pytest.raises(InvalidComponent, match="is a route component; only a middleware stage calls next"):
+        ComponentClient(wat_guest("hello"), next=lambda request: httpx.Response(200))

@@ -50,15 +50,17 @@ from typing import Any
 
 from airssys_web import _native
 from airssys_web._files import PUBLIC_MODE, copy_atomic, write_atomic
-from airssys_web.errors import BuildError, InvalidComponent
+from airssys_web.errors import AirssysError, BuildError, InvalidComponent
 from airssys_web.guest.sdk import PYTHON_PATH
 
 __all__ = [
     "ALLOCATOR_WAT",
+    "KINDS",
     "LANGUAGES",
     "BuildResult",
     "build_component",
     "build_python_guest",
+    "check_kind",
     "compile_wat",
     "componentize_py_version",
     "default_cache_dir",
@@ -73,6 +75,8 @@ __all__ = [
 from airssys_web.runtime.imports import WIT_DIR
 
 WORLD = "route"
+#: The worlds a guest can be built for: a route component, or a middleware stage (which imports the next handler).
+KINDS = ("route", "middleware")
 _COMPONENTIZE_PY = "componentize-py"
 _IGNORED_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".venv", "node_modules"}
 #: A toolchain's output longer than this many lines is shown as its first and last lines (whole lines, never cut).
@@ -250,13 +254,20 @@ def componentize_py_version() -> str:
         ) from None
 
 
-def python_guest_key(src_dir: Path, wit_dir: Path = WIT_DIR) -> str:
+def check_kind(kind: str) -> str:
+    """``kind`` if it names a world guests are built for, else a :class:`BuildError` listing them."""
+    if kind not in KINDS:
+        raise BuildError(f"unknown component kind {kind!r}: build a {' or a '.join(KINDS)} component")
+    return kind
+
+
+def python_guest_key(src_dir: Path, wit_dir: Path = WIT_DIR, kind: str = WORLD) -> str:
     """Cache key of a Python guest: sha256 of its sources, the WIT contract, the guest SDK and the toolchain version.
 
     Bytecode caches and tool directories are skipped: building imports ``app`` and must not change the key.
     """
     digest = hashlib.sha256()
-    digest.update(f"componentize-py {componentize_py_version()} world {WORLD}\0".encode())
+    digest.update(f"componentize-py {componentize_py_version()} world {check_kind(kind)}\0".encode())
     _hash_trees(digest, ("src", src_dir), ("wit", wit_dir), ("sdk", PYTHON_PATH))
     return digest.hexdigest()
 
@@ -292,8 +303,10 @@ def build_python_guest(
     cache_dir: Path | None = None,
     app_module: str = "app",
     timeout: float = 600.0,
+    kind: str = WORLD,
 ) -> Path:
-    """Build the componentize-py guest in ``src_dir`` (module ``app``) for the ``route`` world; return its path.
+    """Build the componentize-py guest in ``src_dir`` (module ``app``) for the ``kind`` world (``route`` or
+    ``middleware``); return its path.
 
     The result lives in ``cache_dir`` (default :func:`default_cache_dir`) under :func:`python_guest_key`, written
     atomically, so unchanged sources never rebuild and concurrent builders cannot publish a torn file. The guest
@@ -305,10 +318,10 @@ def build_python_guest(
     if not (src_dir / f"{app_module}.py").is_file() and not (src_dir / app_module / "__init__.py").is_file():
         raise BuildError(f"{src_dir} has no {app_module}.py; a Python guest needs one defining class Handler")
     cache = (cache_dir if cache_dir is not None else default_cache_dir(src_dir)).resolve()
-    target = _cached_path(cache, src_dir, python_guest_key(src_dir))
+    target = _cached_path(cache, src_dir, python_guest_key(src_dir, kind=kind))
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        _componentize(src_dir, app_module, target, timeout)
+        _componentize(src_dir, app_module, target, timeout, world=kind)
     return _deliver(target, out)
 
 
@@ -455,16 +468,24 @@ def _wat_file(source: Path) -> Path:
 
 
 def build_component(source: Path, *, out: Path | None = None, language: str | None = None,
-                    cache_dir: Path | None = None, console: Any = None) -> BuildResult:
+                    cache_dir: Path | None = None, console: Any = None, kind: str | None = None) -> BuildResult:
     """Build any supported guest: detect the language, run its toolchain (cached), write ``out``.
 
     ``out`` defaults to :func:`default_output`. ``console`` (a ``rich.console.Console``) shows toolchain installs.
+    ``kind`` is the world to build for: ``route`` or ``middleware`` (default: the ``[component] kind`` of the
+    ``airssys.toml`` beside the source, else ``route``; a WAT component declares its own imports).
     The result is not validated here: ``airssys-web build`` and deploy check it against the WIT contract.
     """
+    from ..lifecycle.manifest import manifest_kind
+
     source = Path(source)
     lang = language or detect_language(source)
     if lang not in LANGUAGES:
         raise BuildError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
+    try:
+        kind = check_kind(kind or manifest_kind(source) or WORLD)
+    except AirssysError as e:
+        raise BuildError(str(e)) from None
     target = Path(out) if out is not None else default_output(source)
     started = time.perf_counter()
     cached = False
@@ -475,14 +496,14 @@ def build_component(source: Path, *, out: Path | None = None, language: str | No
         write_atomic(target, data, durable=False, mode=PUBLIC_MODE)
     elif lang == "python":
         cache = (cache_dir or default_cache_dir(source)).resolve()
-        cached = _cached_path(cache, source.resolve(), python_guest_key(source.resolve())).is_file()
-        build_python_guest(source, out=target, cache_dir=cache)
+        cached = _cached_path(cache, source.resolve(), python_guest_key(source.resolve(), kind=kind)).is_file()
+        build_python_guest(source, out=target, cache_dir=cache, kind=kind)
     else:
         from .build_js import build_js_guest, js_guest_key
 
         cache = (cache_dir or default_cache_dir(source)).resolve()
-        cached = _cached_path(cache, source.resolve(), js_guest_key(source.resolve())).is_file()
-        build_js_guest(source, out=target, cache_dir=cache, console=console)
+        cached = _cached_path(cache, source.resolve(), js_guest_key(source.resolve(), kind=kind)).is_file()
+        build_js_guest(source, out=target, cache_dir=cache, console=console, kind=kind)
     from ..lifecycle.manifest import embed_manifest_needs
 
     data = target.read_bytes()

@@ -28,8 +28,8 @@ from rich.console import Console
 
 from ..errors import BuildError
 from ..runtime.imports import WIT_DIR
-from .build import WORLD, _cached_path, _deliver, _hash_trees, _stage_sources, _tail, default_cache_dir
-from .sdk import JS_PACKAGE, JS_SDK, JS_TOOLCHAIN
+from .build import WORLD, _cached_path, _deliver, _hash_trees, _stage_sources, _tail, check_kind, default_cache_dir
+from .sdk import JS_MIDDLEWARE, JS_PACKAGE, JS_SDK, JS_TOOLCHAIN
 
 __all__ = ["QJS_PACKAGE", "build_js_guest", "ensure_js_toolchain", "js_guest_key", "toolchain_cache_dir"]
 
@@ -117,19 +117,21 @@ def ensure_js_toolchain(*, root: Path | None = None, console: Console | None = N
     return cli
 
 
-def js_guest_key(src_dir: Path, entry: str = "app.js") -> str:
+def js_guest_key(src_dir: Path, entry: str = "app.js", kind: str = WORLD) -> str:
     """Cache key of a JavaScript guest: its sources, the SDK, the WIT contract and the toolchain lock file."""
     digest = hashlib.sha256()
-    digest.update(f"{QJS_PACKAGE} world {WORLD} entry {entry} sync\0".encode())
+    digest.update(f"{QJS_PACKAGE} world {check_kind(kind)} entry {entry} sync\0".encode())
     digest.update(hashlib.sha256(_lock_text().encode()).digest())
-    digest.update(hashlib.sha256(JS_SDK.read_bytes()).digest())
+    for module in (JS_SDK, JS_MIDDLEWARE):
+        digest.update(hashlib.sha256(module.read_bytes()).digest())
     _hash_trees(digest, ("src", src_dir), ("wit", WIT_DIR))
     return digest.hexdigest()
 
 
 def build_js_guest(src_dir: Path, *, out: Path | None = None, cache_dir: Path | None = None, entry: str = "app.js",
-                   timeout: float = 300.0, console: Console | None = None) -> Path:
-    """Build the componentize-qjs guest in ``src_dir`` (``app.js``) for the ``route`` world; return its path.
+                   timeout: float = 300.0, console: Console | None = None, kind: str = WORLD) -> Path:
+    """Build the componentize-qjs guest in ``src_dir`` (``app.js``) for the ``kind`` world (``route`` or
+    ``middleware``); return its path.
 
     Like :func:`airssys_web.guest.build.build_python_guest`: cached under :func:`js_guest_key`, written atomically,
     built from a staged copy of the sources (with the SDK as ``@airssys/guest``), copied to ``out`` if given.
@@ -138,15 +140,15 @@ def build_js_guest(src_dir: Path, *, out: Path | None = None, cache_dir: Path | 
     if not (src_dir / entry).is_file():
         raise BuildError(f"{src_dir} has no {entry}; a JavaScript guest needs one exporting `handler`")
     cache = (cache_dir if cache_dir is not None else default_cache_dir(src_dir)).resolve()
-    target = _cached_path(cache, src_dir, js_guest_key(src_dir, entry))
+    target = _cached_path(cache, src_dir, js_guest_key(src_dir, entry, kind))
     if not target.is_file():
         cli = ensure_js_toolchain(console=console)
         cache.mkdir(parents=True, exist_ok=True)
-        _componentize_js(cli, src_dir, entry, target, timeout)
+        _componentize_js(cli, src_dir, entry, target, timeout, kind)
     return _deliver(target, out)
 
 
-def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout: float) -> None:
+def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout: float, kind: str) -> None:
     node, _ = _node_and_npm()
     with tempfile.TemporaryDirectory(prefix="airssys-build-", dir=target.parent) as tmp:
         root = Path(tmp) / "root"
@@ -157,11 +159,12 @@ def _componentize_js(cli: Path, src_dir: Path, entry: str, target: Path, timeout
         package = root / "node_modules" / JS_PACKAGE
         package.mkdir(parents=True)
         shutil.copy2(JS_SDK, package / "index.js")
+        shutil.copy2(JS_MIDDLEWARE, package / "middleware.js")
         (package / "package.json").write_text(json.dumps(
             {"name": JS_PACKAGE, "version": "0.1.0", "type": "module", "main": "index.js",
-             "exports": {".": "./index.js"}}))
+             "exports": {".": "./index.js", "./middleware": "./middleware.js"}}))
         staged = Path(tmp) / "out.wasm"
-        command = [node, str(cli), "--wit", str(WIT_DIR), "--world", WORLD, "--js", str(work / entry),
+        command = [node, str(cli), "--wit", str(WIT_DIR), "--world", kind, "--js", str(work / entry),
                    "--module-root", str(root), "--output", str(staged), "--sync"]
         try:
             done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False,

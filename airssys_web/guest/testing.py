@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from .. import _native
 from ..capabilities.grants import Capability, ConfigValue, Grants, KeyValue
 from ..capabilities.kv import KVNamespace, KVStore
 from ..errors import AirssysError, BadGuestResponse, GuestError, GuestTimeout, InvalidComponent, PoolExhausted
@@ -39,6 +40,7 @@ from ..runtime.artifacts import ArtifactCache
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from ..runtime.limits import Limits
+from ..runtime.worlds import is_middleware
 from .build import default_cache_dir
 
 __all__ = ["ComponentClient", "ComponentTransport", "load_component_settings"]
@@ -85,10 +87,12 @@ class ComponentTransport(httpx.BaseTransport):
     name the test sends is replaced), so the component sees the mount point it would have when deployed there.
     """
 
-    def __init__(self, generation: Generation, *, raise_guest_errors: bool = True, route: str | None = None) -> None:
+    def __init__(self, generation: Generation, *, raise_guest_errors: bool = True, route: str | None = None,
+                 next: Upstream | None = None) -> None:
         self.generation = generation
         self.raise_guest_errors = raise_guest_errors
         self.route = route
+        self._next = None if next is None else _next_handler(next)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -100,7 +104,7 @@ class ComponentTransport(httpx.BaseTransport):
             headers = [(k, v) for k, v in headers if k != ROUTE_HEADER] + [(ROUTE_HEADER, self.route)]
         try:
             answer = self.generation.call(request.method, request.url.path, request.url.query.decode("latin-1"),
-                                          headers, body)
+                                          headers, body, next=self._next)
         except (GuestError, PoolExhausted) as exc:
             if self.raise_guest_errors:
                 raise
@@ -113,6 +117,21 @@ class ComponentTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.generation.close()
+
+
+def _next_handler(next: Upstream) -> _native.Next:
+    """What a middleware stage's imported ``handler`` calls in a test: ``next`` (a transport, or a function of an
+    ``httpx.Request``) receives what the stage passed on, at ``http://next.test/PATH``."""
+    transport = next if isinstance(next, httpx.BaseTransport) else httpx.MockTransport(next)
+
+    def call(method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
+             remaining: float) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = httpx.URL(f"http://next.test{path}", query=query.encode("latin-1"))
+        response = transport.handle_request(httpx.Request(method, url, headers=headers, content=body))
+        data = response.read()
+        return response.status_code, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw], data
+
+    return call
 
 
 def _by_name(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:
@@ -145,6 +164,8 @@ class ComponentClient(httpx.Client):
     (default: a private one).
     ``route`` is the route to call the component as deployed at: every request tells it that mount point in
     ``x-airssys-route``, as the middleware does (default: none, as when a guest is called outside a host).
+    ``next`` stands for what comes after a middleware stage (required for one, refused for a route component):
+    a transport or a function ``request -> response``, which receives what the stage passes on.
     """
 
     def __init__(self, component: str | Path | bytes, *, grants: Grants | Iterable[Capability] = (),
@@ -153,7 +174,8 @@ class ComponentClient(httpx.Client):
                  manifest: str | Path | bool | None = None, upstream: Upstream | None = None,
                  kv_store: KVStore | None = None, name: str = "component", version: str = "0.0.0-test",
                  raise_guest_errors: bool = True, base_url: str = "http://component.test",
-                 artifacts: str | Path | None = None, route: str | None = None, **client_options: Any) -> None:
+                 artifacts: str | Path | None = None, route: str | None = None, next: Upstream | None = None,
+                 **client_options: Any) -> None:
         if route is not None:
             validate_route(route)
         source: Path | None = None
@@ -176,7 +198,13 @@ class ComponentClient(httpx.Client):
         self.runtime = Runtime(threads=2)
         cache = ArtifactCache(artifacts if artifacts is not None else default_artifacts_dir(), self.runtime)
         try:
-            _, self.report = check_component(wasm, cache, label=source.name if source else name, settings=full)
+            label = source.name if source else name
+            _, self.report = check_component(wasm, cache, label=label, settings=full)
+            if is_middleware(self.report.imports) and next is None:
+                raise InvalidComponent(f"{label} is a middleware stage: pass next= (a function of an httpx.Request "
+                                       "returning an httpx.Response, or a transport) to stand for what comes after it")
+            if next is not None and not is_middleware(self.report.imports):
+                raise InvalidComponent(f"{label} is a route component; only a middleware stage calls next")
             factory = GenerationFactory(self.runtime, cache, self.services)
             generation = factory.build(Code(name, version, self.report.sha256, settings_json(full)), wasm=wasm)
         except BaseException:
@@ -188,8 +216,8 @@ class ComponentClient(httpx.Client):
         #: The component's KV namespace (None unless KV was granted): seed data or check what the guest wrote.
         namespace = generation.ctx.kv
         self.kv: KVNamespace | None = namespace if isinstance(namespace, KVNamespace) else None
-        super().__init__(transport=ComponentTransport(generation, raise_guest_errors=raise_guest_errors, route=route),
-                         base_url=base_url, **client_options)
+        transport = ComponentTransport(generation, raise_guest_errors=raise_guest_errors, route=route, next=next)
+        super().__init__(transport=transport, base_url=base_url, **client_options)
 
     def _release(self) -> None:
         self.runtime.close()

@@ -3,6 +3,9 @@
 ``deploy`` reads the ``airssys.toml`` in the directory of the ``.wasm`` (or the file ``--manifest`` names).
 Every table is optional; flags given to ``deploy`` are applied on top of it. The schema::
 
+    [component]
+    kind = "middleware"          # what `build` makes: "route" (the default) or a middleware stage
+
     [needs]                      # what the component requires (see airssys_web.capabilities.needs)
     outbound = ["https://api.example.com"]
     files = ["/data:ro"]
@@ -44,7 +47,8 @@ from ..errors import CapabilityError
 from ..runtime.limits import Limits
 
 MANIFEST_NAME = "airssys.toml"
-_TABLES = {"needs", "grants", "limits"}
+_TABLES = {"component", "needs", "grants", "limits"}
+KINDS = ("route", "middleware")
 _GRANT_KEYS = {"outbound", "files", "config", "secrets", "kv"}
 
 
@@ -54,6 +58,7 @@ class Manifest:
     needs: Needs | None = None
     grants: Grants = field(default_factory=Grants)
     limits: dict[str, Any] = field(default_factory=dict)  # canonical (bytes), validated
+    kind: str | None = None  # [component] kind: what `build` makes
 
 
 def find_manifest(component: str | Path) -> Path | None:
@@ -82,14 +87,42 @@ def parse_manifest(data: dict[str, Any], *, base: Path, environ: dict[str, str] 
                    path: Path | None = None) -> Manifest:
     unknown = sorted(set(data) - _TABLES)
     if unknown:
-        raise CapabilityError(f"unknown table(s) {', '.join(unknown)}; known: needs, grants, limits")
+        raise CapabilityError(f"unknown table(s) {', '.join(unknown)}; known: component, needs, grants, limits")
     for name in _TABLES & set(data):
         if not isinstance(data[name], dict):
             raise CapabilityError(f"[{name}] must be a table")
     needs = Needs.from_dict(data["needs"], source="[needs]") if "needs" in data else None
     grants = _grants(data.get("grants", {}), base, os.environ if environ is None else environ)
     limits = Limits.from_user(data.get("limits"))
-    return Manifest(path, needs, grants, limits)
+    return Manifest(path, needs, grants, limits, _kind(data.get("component", {})))
+
+
+def _kind(table: dict[str, Any]) -> str | None:
+    unknown = sorted(set(table) - {"kind"})
+    if unknown:
+        raise CapabilityError(f"[component]: unknown key(s) {', '.join(unknown)}; known: kind")
+    kind = table.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise CapabilityError(f"[component] kind must be one of {', '.join(repr(k) for k in KINDS)}, got {kind!r}")
+    return kind
+
+
+def manifest_kind(source: str | Path) -> str | None:
+    """The ``[component] kind`` of the ``airssys.toml`` next to ``source`` (what ``build`` makes), if it says."""
+    path = find_manifest(source)
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CapabilityError(f"manifest {path} is not valid TOML: {exc}") from None
+    table = data.get("component", {})
+    if not isinstance(table, dict):
+        raise CapabilityError(f"manifest {path}: [component] must be a table")
+    try:
+        return _kind(table)
+    except CapabilityError as exc:
+        raise CapabilityError(f"manifest {path}: {exc}") from None
 
 
 def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[str, str]) -> Grants:

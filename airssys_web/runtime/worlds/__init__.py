@@ -27,6 +27,8 @@ WASI_HTTP_WORLD = "wasi:http"
 HANDLER_PREFIX = "wasi:http/incoming-handler@0.2."
 HANDLER_P3_PREFIX = "wasi:http/handler@0.3."
 AIRSSYS_PREFIX = "airssys:web/handler@0.1."
+#: A middleware stage imports the handler it passes requests on to (and exports its own).
+STAGE_IMPORT_PREFIX = AIRSSYS_PREFIX
 
 
 class World(Protocol):
@@ -48,6 +50,11 @@ def world_of_exports(exports: Iterable[str]) -> str | None:
     if any(n.startswith((HANDLER_PREFIX, HANDLER_P3_PREFIX)) for n in names):
         return WASI_HTTP_WORLD
     return None
+
+
+def is_middleware(imports: Iterable[str]) -> bool:
+    """Whether a component is a middleware stage: it imports ``airssys:web/handler`` (the next in the chain)."""
+    return any(n.startswith(STAGE_IMPORT_PREFIX) for n in imports)
 
 
 def http_version(exports: Iterable[str]) -> str | None:
@@ -78,4 +85,4 @@ def world_named(name: str) -> World:
 
 
 __all__ = ["AIRSSYS_WORLD", "HANDLER_PREFIX", "WASI_HTTP_WORLD", "World", "detect_world", "http_version",
-           "world_named", "world_of_exports"]
+           "is_middleware", "world_named", "world_of_exports"]

@@ -12,12 +12,15 @@
 
     Handler = app.Handler   # what componentize-py exports as airssys:web/handler
 
+A middleware stage (in front of a route) is a function of the request and ``next``: see :mod:`.middleware`.
+
 ``airssys-web build`` (or :func:`airssys_web.guest.build.build_python_guest`) makes this package importable in the
 guest; nothing needs installing.
 """
 
 from .host import FetchDenied, FetchError, FetchResponse, GuestSDKError, KVError, config, fetch, kv
 from .http import Headers, HTTPError, QueryParams, Request, Response
+from .middleware import Middleware, Next, middleware
 from .routing import App, Route, to_response
 
 __version__ = "0.1.0"
@@ -31,6 +34,8 @@ __all__ = [
     "HTTPError",
     "Headers",
     "KVError",
+    "Middleware",
+    "Next",
     "QueryParams",
     "Request",
     "Response",
@@ -39,5 +44,6 @@ __all__ = [
     "config",
     "fetch",
     "kv",
+    "middleware",
     "to_response",
 ]

@@ -27,7 +27,10 @@ class Headers(MutableMapping[str, str]):
     def __init__(self, items: HeaderItems | None = None) -> None:
         self._items: list[tuple[str, str]] = []
         if items is not None:
-            pairs = items.items() if isinstance(items, Mapping) else items
+            if isinstance(items, Headers):  # a copy keeps repeated names (a Mapping's items() would not)
+                pairs: Iterable[tuple[str, str]] = items.raw()
+            else:
+                pairs = items.items() if isinstance(items, Mapping) else items
             for name, value in pairs:
                 self.add(name, value)
 

@@ -157,3 +157,12 @@ def test_guest_without_the_grant_gets_an_err(tmp_path: Path) -> None:
         assert (r.status, r.headers) == (500, [("error", KV_NOT_GRANTED)])
     gen.close()
     assert not (tmp_path / "kv.db").exists()  # nothing was even opened
+
+
+def test_keys_lists_one_namespace_sorted(store: SqliteKVStore) -> None:
+    ns = KVNamespace(store, "a", QUOTA)
+    for key in ("b", "a", "c"):
+        ns.set(key, b"v")
+    KVNamespace(store, "a/cache", QUOTA).set("z", b"v")  # a Spin store label: a namespace of its own
+    assert ns.keys() == ["a", "b", "c"]
+    assert store.keys("a/cache") == ["z"] and store.keys("nobody") == []

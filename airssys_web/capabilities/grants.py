@@ -238,34 +238,49 @@ def check_store_label(label: object) -> str:
 @dataclass(frozen=True, slots=True)
 class KeyValue(Capability):
     """The component's KV namespace (the store ``default``), and ``stores``: further store labels a Spin component
-    may open, each a namespace of its own under the same quota. A label not named here is refused at run time."""
+    may open, each a namespace of its own under the same quota. A label not named here is refused at run time.
+    ``default=False`` leaves out the component's own namespace (a Spin component whose ``key_value_stores`` does
+    not name ``default``)."""
 
     quota: KVQuota = field(default_factory=KVQuota)
     stores: tuple[str, ...] = ()
+    default: bool = True
     kind = "kv"
 
     def __post_init__(self) -> None:
         labels = sorted({check_store_label(label) for label in self.stores} - {DEFAULT_STORE})
         object.__setattr__(self, "stores", tuple(labels))
+        if not self.default and not labels:
+            raise CapabilityError("a kv grant without the store 'default' must name another store")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every store label granted, ``default`` first when it is."""
+        return ((DEFAULT_STORE,) if self.default else ()) + self.stores
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, what: str = "kv") -> KeyValue:
         """Quotas and ``stores`` from a table (settings JSON, ``[grants] kv`` in airssys.toml)."""
         fields = dict(data)
         stores = fields.pop("stores", [])
+        default = fields.pop("default", True)
         if isinstance(stores, str) or not isinstance(stores, list):
             raise CapabilityError(f"{what} 'stores' must be a list of store labels such as [\"cache\"]")
-        return cls(KVQuota.from_dict(fields), tuple(stores))
+        if not isinstance(default, bool):
+            raise CapabilityError(f"{what} 'default' must be true or false")
+        return cls(KVQuota.from_dict(fields), tuple(stores), default)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = self.quota.to_dict()
         if self.stores:
             out["stores"] = list(self.stores)
+        if not self.default:
+            out["default"] = False
         return out
 
     def __str__(self) -> str:
         q = self.quota
-        stores = f", stores {', '.join((DEFAULT_STORE, *self.stores))}" if self.stores else ""
+        stores = f", stores {', '.join(self.labels)}" if self.labels != (DEFAULT_STORE,) else ""
         return (f"(keys <= {q.max_keys}, total <= {format_size(q.max_total_bytes)}, "
                 f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B{stores})")
 

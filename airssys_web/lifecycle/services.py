@@ -105,7 +105,7 @@ class HostServices:
         kv: KVNamespace | None = None
         stores: dict[str, KVNamespace] = {}
         if grants.kv is not None:
-            kv = KVNamespace(self.kv_store, component, grants.kv.quota)
+            kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv.default else None
             # A Spin store label is a namespace of its own; component names cannot hold "/", so none can collide.
             stores = {label: KVNamespace(self.kv_store, f"{component}/{label}", grants.kv.quota)
                       for label in grants.kv.stores}

@@ -31,6 +31,7 @@ from ..runtime.engine import Runtime
 from ..runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
 from ..runtime.instance import GuestFault, Slot, native_error
 from ..runtime.limits import Limits
+from ..runtime.platform import group_interfaces, unavailable_imports
 from ..runtime.worlds import world_of_exports
 from .manifest import Manifest, find_manifest, load_manifest
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
@@ -51,6 +52,8 @@ class ComponentReport:
     imports: tuple[str, ...]
     exports: tuple[str, ...]
     world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.worlds)
+    #: Imports the host does not provide (wasi:http components): linked so that a call fails (runtime.platform).
+    unavailable: tuple[str, ...] = ()
 
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",
@@ -91,7 +94,7 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     except GuestFault as e:
         raise native_error(e, ctx, trial) from None
     Slot(pre, ctx, trial).close()
-    return component, ComponentReport(sha, len(wasm), imports, exports, world)
+    return component, ComponentReport(sha, len(wasm), imports, exports, world, tuple(pre.unavailable))
 
 
 # -- capabilities ---------------------------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
     needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
     if needs is not None and grant_declared_needs:
         merged = grant_declared(needs, merged)
-    check = check_needs(needs, merged)
+    check = check_needs(needs, merged, unavailable=group_interfaces(unavailable_imports(wasm)))
     if enforce:
         check.raise_for_missing()
     merged = with_defaults(needs, merged)

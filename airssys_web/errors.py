@@ -11,6 +11,7 @@ guest's trap message stays in the server log). ``airssys_web.web.errors`` render
     ├── DeployError               a deploy was refused; nothing changed (CLI exit code 2, admin API 4xx)
     │   ├── InvalidComponent      not wasm, a core module, wrong world, missing export, unsatisfiable import
     │   ├── InvalidName           component name, version or route is malformed
+    │   ├── InvalidManifest       a Spin app manifest (spin.toml) is malformed or asks for what cannot be mapped
     │   ├── RouteConflict         the route is owned by another component
     │   ├── VersionExists         this (component, version) was already deployed with other content
     │   ├── NotFound              unknown component or version
@@ -72,6 +73,14 @@ class InvalidName(DeployError):
 
     status = 400
     reason = "invalid input"
+    public = True
+
+
+class InvalidManifest(DeployError):
+    """A Spin app manifest (``spin.toml``) is malformed, or a component in it cannot be deployed as it asks."""
+
+    status = 400
+    reason = "invalid manifest"
     public = True
 
 

@@ -121,16 +121,21 @@ def deploy(name: str, file: Path, route: str | None, nested: bool, version: str,
 
 
 def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
-    """The declared-vs-granted table ``deploy`` prints (secrets redacted)."""
+    """The declared-vs-granted table ``deploy`` prints (secrets redacted), then the imports the host lacks."""
     source = f" (manifest {manifest})" if manifest is not None else ""
-    if not check.declared:
+    rows = [r for r in check.rows if r.status != "unavailable"]
+    lines: list[str] = []
+    if not check.declared and rows:
         lines = [f"capabilities: the component declares no needs{source}; granted:"]
-        lines += [f"  {r.kind:<9} {r.grant}" for r in check.rows]
-        return "\n".join(lines)
-    width = max([len(r.need) for r in check.rows] + [8])
-    lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
-    for r in check.rows:
-        lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+        lines += [f"  {r.kind:<9} {r.grant}" for r in rows]
+    elif check.declared:
+        width = max([len(r.need) for r in rows] + [8])
+        lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
+        for r in rows:
+            lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+    if check.unavailable:
+        lines.append("unavailable: imports this host does not provide (a call to one fails; the rest is served):")
+        lines += [f"  {r.need}" for r in check.unavailable]
     return "\n".join(lines)
 
 
@@ -142,6 +147,7 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
     """Show components, their versions and routes, and which version is active."""
     from ..lifecycle.registry import EmbeddedRegistry
     from ..lifecycle.summary import settings_summary
+    from ..runtime.platform import group_interfaces, unavailable_imports
 
     rows: list[dict[str, Any]] = []
     try:
@@ -159,6 +165,8 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
                         "active": dep.active_version if dep else None,
                         "versions": [v.version for v in reg.versions(comp.name)],
                         **(settings_summary(dep.settings) if dep else {}),
+                        "unavailable": (group_interfaces(unavailable_imports(reg.read_blob(dep.sha256)))
+                                        if dep else []),
                     })
     except AirssysError as e:
         _fail(str(e))
@@ -177,6 +185,8 @@ def list_cmd(registry: Path, server: str | None, token: str | None, as_json: boo
     for r in rows:
         versions = ", ".join(f"[bold]{v}[/bold]" if v == r["active"] else v for v in r["versions"])
         grants = "\n".join(escape(g) for g in r.get("grants") or []) or ("none" if "grants" in r else "-")
+        if r.get("unavailable"):  # imports the host does not provide: a call to one fails
+            grants += "\n" + "\n".join(escape(f"unavailable {u}") for u in r["unavailable"])
         route = r["route"] + (" (nested)" if r.get("nested") else "")
         table.add_row(r["component"], route, r["active"] or "-", versions, grants)
     print_table(table)
@@ -194,7 +204,9 @@ from .commands.lifecycle import register as _register_lifecycle  # noqa: E402 - 
 _register_lifecycle(cli, deploy, registry_option)
 
 from .commands import build_cmd, call_cmd, dev_cmd, new_cmd  # noqa: E402 - the guest author's commands
+from .commands.spin import register as _register_spin  # noqa: E402 - needs ``cli`` above
 
+_register_spin(cli, registry_option)
 cli.add_command(new_cmd)
 cli.add_command(build_cmd)
 cli.add_command(dev_cmd)

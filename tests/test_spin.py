@@ -8,9 +8,11 @@ component under load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +59,36 @@ files = ["static/**"]
 greeting = "{{{{ greeting }}}}, world"
 token = "{{{{ token }}}}"
 """
+
+
+SPIN_JS_TOOLS = ("@spinframework/build-tools@1.0.7", "@spinframework/wasi-http-proxy@1.0.1")
+
+
+@pytest.fixture(scope="session")
+def spin_js_wasm() -> bytes:
+    """tests/guests/spin_js built with Spin's JavaScript build tool (``j2w``; npm install once, then offline)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed")
+    root = GUEST_CACHE.parent / "spin-js"
+    source = GUESTS / "spin_js" / "app.js"
+    key = hashlib.sha256(" ".join(SPIN_JS_TOOLS).encode() + source.read_bytes()).hexdigest()[:24]
+    out = root / f"spin_js-{key}.wasm"
+    if not out.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "node_modules" / ".bin" / "j2w").is_file():
+            (root / "package.json").write_text('{"name": "spin-js-guest", "type": "module", "private": true}')
+            done = subprocess.run(["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund",
+                                   *SPIN_JS_TOOLS], capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                pytest.skip(f"npm could not install Spin's JS build tools: {done.stderr.strip()[-300:]}")
+        staged = out.with_suffix(".tmp")
+        copy = root / "src" / "app.js"  # j2w writes its byproducts beside the source: not into tests/
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy2(source, copy)
+        subprocess.run([str(root / "node_modules" / ".bin" / "j2w"), "-i", str(copy), "-o", str(staged)],
+                       cwd=root, check=True, capture_output=True, timeout=600)
+        staged.replace(out)
+    return out.read_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +178,7 @@ def test_hello_world_served_unchanged(url: str) -> None:
 def test_the_cli_says_what_it_mapped_and_what_is_unavailable(deployed: tuple[Path, str]) -> None:
     reg_dir, output = deployed
     assert "spin at /spin" in output and "deployed spin@1.0.0 at /spin" in output
+    assert "isolation request" in output  # a fresh instance per request, as Spin runs components
     assert "secret token=********" in output and "t0ken" not in output
     assert "unavailable (imports this host does not provide; calling one fails):" in output
     assert "spin:mysql@3.0.0 (mysql)" in output and "deployed bare@1.0.0 at /bare" in output
@@ -224,6 +257,54 @@ def test_an_interface_the_host_does_not_provide_fails_by_name(url: str, caplog: 
     assert r.status_code == 500 and set(r.json()) == {"error", "request_id"}
     assert "called spin:mysql/mysql@3.0.0#[static]connection.open: not provided by this host" in caplog.text
     assert httpx.get(url + "/spin/hello").text == "Hello from Python!"  # a new instance serves on
+
+
+def test_spin_js_component(deployed: tuple[Path, str], url: str, spin_js_wasm: bytes) -> None:
+    """Spin's JavaScript SDK (its HTTP part; wasi:http 0.2): built with j2w, served like the Python one. Its runtime
+    answers one request per instance, as Spin runs it: a fresh instance per request (what `spin deploy` sets)."""
+    reg_dir, _ = deployed
+    with EmbeddedRegistry(reg_dir) as reg:
+        deploy(reg, "spinjs", spin_js_wasm, version="1.0.0", route="/spinjs", limits={"isolation": "request"})
+    wait_until(lambda: httpx.get(url + "/spinjs/a").status_code == 200, 60, "the JS component serving")
+    for path in ("/spinjs/a", "/spinjs/b", "/spinjs/c"):
+        r = httpx.get(url + path)
+        assert (r.text, r.headers["x-airssys-version"]) == (f"Hello from Spin JS at {path}", "spinjs@1.0.0")
+
+
+def test_a_bad_manifest_changes_nothing(app_dir: Path, deployed: tuple[Path, str], url: str) -> None:
+    """Every component is checked before the first deploy: an error names what to fix, the active version serves."""
+    reg_dir, _ = deployed
+    bad = app_dir / "bad.toml"
+    bad.write_text(MANIFEST.format().replace('version = "1.0.0"', 'version = "2.0.0"')
+                   + '[[trigger.http]]\nroute = "/more/..."\ncomponent = "more"\n'
+                   + '[component.more]\nsource = "more.wasm"\n')
+    result = CliRunner().invoke(cli, ["spin", "deploy", str(bad), "--registry", str(reg_dir)],
+                                env={"SPIN_VARIABLE_TOKEN": "t0ken"})
+    assert result.exit_code == 2
+    assert "component more: source more.wasm does not exist; build it first with `spin build`" in result.output
+    result = CliRunner().invoke(cli, ["spin", "deploy", str(app_dir / "spin.toml"), "--registry", str(reg_dir),
+                                      "--version", "2.0.0"], env={})
+    assert result.exit_code == 2 and "set SPIN_VARIABLE_TOKEN" in result.output
+    assert httpx.get(url + "/spin/hello").headers["x-airssys-version"] == "spin@1.0.0"
+
+
+def test_spin_deploy_through_a_server(app_dir: Path, spin_wasm: bytes, tmp_path: Path) -> None:
+    """``--server``: the same plan, deployed through the admin API (the component is uploaded, checked there)."""
+    from airssys_web.web.auth import TokenAuthority
+
+    secret = "a-test-secret-of-enough-length"
+    reg_dir = tmp_path / "reg"
+    _with_artifact(reg_dir, spin_wasm)
+    token, _ = TokenAuthority(secret).mint("deploy", 600)
+    app = AirssysMiddleware(Starlette(), registry=reg_dir, secret=secret)
+    with run_uvicorn(app) as server:
+        result = CliRunner().invoke(cli, ["spin", "deploy", str(app_dir / "spin.toml"), "--server", server,
+                                          "--token", token, "--json"], env={"SPIN_VARIABLE_TOKEN": "t0ken"})
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert [d["component"] for d in report["deployed"]] == ["spin"]
+        assert report["components"][0]["route"] == "/spin" and report["notes"] == []
+        assert httpx.get(server + "/spin/var", params={"name": "token"}).text == "t0ken"
 
 
 def test_swap_from_spin_to_airssys_web_under_load(deployed: tuple[Path, str], url: str, spin_wasm: bytes) -> None:

@@ -17,6 +17,7 @@ import click
 
 from ...errors import AirssysError
 from ...lifecycle.remote import AdminClient
+from ...runtime.limits import Limits
 from .lifecycle import _from_api, actor, deployment_json, describe, fail, server_options, target
 from .options import CapabilityOptions, limit_options
 
@@ -27,6 +28,8 @@ def _plan_lines(app: Any, plans: list[tuple[Any, Any]], version: str) -> list[st
         lines.append(f"  {component.name} at {component.route} ({component.wasm})")
         grants = [f"{kind} {text}" for kind, text in component.grants.describe()]
         lines.append(f"    grants: {', '.join(grants) if grants else 'none'}")
+        limits = Limits.from_dict(plan.settings.get("limits")).describe()
+        lines.append("    limits: " + ", ".join(f"{k} {v}" for k, v in limits))
         if plan.check.unavailable:
             lines.append("    unavailable (imports this host does not provide; calling one fails):")
             lines += [f"      {row.need}" for row in plan.check.unavailable]
@@ -60,7 +63,10 @@ def register(cli: click.Group, registry_option: Callable[[Any], Any]) -> None:
     def deploy(manifest: Path, version: str | None, base: str | None, dry_run: bool, registry: Path,
                server: str | None, token: str | None, as_json: bool, **options: Any) -> None:
         """Deploy every HTTP component of the Spin app MANIFEST (spin.toml) with its route, outbound hosts,
-        key-value stores, variables and files; print what could not be mapped."""
+        key-value stores, variables and files; print what could not be mapped.
+
+        As in Spin, every request gets a fresh instance (--isolation request) unless --isolation pooled is given.
+        """
         from ...lifecycle.deploy import plan_capabilities, read_wasm
         from ...lifecycle.registry import validate_version
         from ...lifecycle.spin_manifest import load_spin_manifest
@@ -71,7 +77,8 @@ def register(cli: click.Group, registry_option: Callable[[Any], Any]) -> None:
             if chosen is None:
                 raise AirssysError(f"{manifest} has no [application] version; give one with --version")
             validate_version(chosen)
-            limits = CapabilityOptions.pop_from(options).limits
+            # Spin gives every request a fresh instance (some SDK runtimes answer only one request per instance).
+            limits = {"isolation": "request", **CapabilityOptions.pop_from(options).limits}
             staged = []
             for component in app.components:
                 wasm = read_wasm(component.wasm)

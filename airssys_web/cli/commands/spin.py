@@ -1,8 +1,9 @@
 """``airssys-web spin deploy spin.toml``: bring a Spin app across in one step.
 
-The command only parses and calls the layers below: :mod:`airssys_web.lifecycle.spin_manifest` turns the manifest
-into a plan (a route and grants per HTTP component, and what could not be mapped), and each component is deployed
-as ``deploy`` would, to a registry directory or through a server's admin API. The plan is printed first, so what
+The command only parses and calls the layers below (imported when it runs, so ``--help`` stays fast):
+:mod:`airssys_web.lifecycle.spin_manifest` turns the manifest into a plan (a route and grants per HTTP component,
+and what could not be mapped), and each component is deployed as ``deploy`` would, to a registry directory or
+through a server's admin API. The plan is printed first, so what
 was left out is always visible; ``--dry-run`` stops there. Every component's ``.wasm`` and settings are checked
 before the first deploy, so a bad manifest or grant changes nothing.
 """
@@ -16,13 +17,13 @@ from typing import Any
 import click
 
 from ...errors import AirssysError
-from ...lifecycle.remote import AdminClient
-from ...runtime.limits import Limits
 from .lifecycle import _from_api, actor, deployment_json, describe, fail, server_options, target
 from .options import CapabilityOptions, limit_options
 
 
 def _plan_lines(app: Any, plans: list[tuple[Any, Any]], version: str) -> list[str]:
+    from ...runtime.limits import Limits
+
     lines = [f"Spin app {app.name} ({app.path}), version {version}:"]
     for component, plan in plans:
         lines.append(f"  {component.name} at {component.route} ({component.wasm})")
@@ -109,6 +110,7 @@ def _deploy_all(staged: list[tuple[Any, Any, bytes]], version: str, report: dict
                 server: str | None, token: str | None, as_json: bool) -> None:
     """Deploy each component in turn; on a failure, say which were deployed before it (they stay)."""
     from ...lifecycle.deploy import deploy as plain_deploy
+    from ...lifecycle.remote import AdminClient
 
     done: list[str] = []
     with target(registry, server, token) as where:

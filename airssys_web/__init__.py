@@ -43,6 +43,7 @@ from .errors import (
     OutboundDenied,
     OutboundError,
     OutboundTimeout,
+    PipelineError,
     PoolExhausted,
     RegistryError,
     RouteConflict,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from .lifecycle.deploy import ComponentReport, check_component, deploy
     from .lifecycle.host import AirssysHost
     from .lifecycle.local import LocalLifecycle
+    from .lifecycle.pipeline import Pipeline
     from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
@@ -80,6 +82,7 @@ _LAZY = {
     "Lifecycle": "lifecycle.api",
     "Limits": "runtime.limits",
     "LocalLifecycle": "lifecycle.local",
+    "Pipeline": "lifecycle.pipeline",
     "Registry": "lifecycle.registry",
     "RemoteLifecycle": "lifecycle.remote",
     "VersionInfo": "lifecycle.registry",
@@ -148,6 +151,8 @@ __all__ = [
     "OutboundDenied",
     "OutboundError",
     "OutboundTimeout",
+    "Pipeline",
+    "PipelineError",
     "PoolExhausted",
     "Registry",
     "RegistryError",

@@ -34,10 +34,11 @@ from ..runtime.generation import Generation
 from .api import DeployRequest, Plan, Strategy
 from .deploy import ComponentReport, check_component, finalize_settings
 from .generations import Code, GenerationFactory
-from .host import BUCKETS, AirssysHost
+from .host import AirssysHost
 from .registry import Deployment, Registry
 from .services import HostServices, state_dir
 from .settings import VersionSettings
+from .targets import BUCKETS
 
 log = logging.getLogger("airssys_web.lifecycle.strategies")
 

@@ -1,7 +1,8 @@
 """airssys-web: hot-swappable WebAssembly component routes inside Python web apps.
 
 Mount :class:`AirssysMiddleware` in a Starlette/FastAPI app; deploy components with ``airssys-web deploy`` or
-:func:`deploy`; they are served without a restart. Test a component in-process with :class:`ComponentClient`.
+:func:`deploy` (or any :class:`Lifecycle`: :class:`LocalLifecycle` on a registry, :class:`RemoteLifecycle` through a
+server's admin API); they are served without a restart. Test a component in-process with :class:`ComponentClient`.
 
 The package is layered (each layer imports only the ones below it):
 
@@ -20,8 +21,6 @@ The names below are imported on first use (PEP 562), so ``import airssys_web`` a
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -44,6 +43,7 @@ from .errors import (
     OutboundDenied,
     OutboundError,
     OutboundTimeout,
+    PipelineError,
     PoolExhausted,
     RegistryError,
     RouteConflict,
@@ -54,30 +54,39 @@ if TYPE_CHECKING:
     from .capabilities.grants import Capability, Grants
     from .guest.build import build_component
     from .guest.testing import ComponentClient
+    from .lifecycle.api import DeployRequest, Lifecycle
     from .lifecycle.deploy import ComponentReport, check_component, deploy
     from .lifecycle.host import AirssysHost
+    from .lifecycle.local import LocalLifecycle
+    from .lifecycle.pipeline import Pipeline
     from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
-    from .lifecycle.remote import AdminClient
+    from .lifecycle.remote import RemoteLifecycle
+    from .lifecycle.settings import VersionSettings
     from .runtime.limits import Limits
     from .web.middleware import AirssysMiddleware
     from .web.serve import build_app
 
 #: public name -> the module that defines it
 _LAZY = {
-    "AdminClient": "lifecycle.remote",
     "AirssysHost": "lifecycle.host",
     "AirssysMiddleware": "web.middleware",
     "Capability": "capabilities.grants",
     "ComponentClient": "guest.testing",
     "ComponentInfo": "lifecycle.registry",
     "ComponentReport": "lifecycle.deploy",
+    "DeployRequest": "lifecycle.api",
     "Deployment": "lifecycle.registry",
     "EmbeddedRegistry": "lifecycle.registry",
     "Grants": "capabilities.grants",
     "HistoryEntry": "lifecycle.registry",
+    "Lifecycle": "lifecycle.api",
     "Limits": "runtime.limits",
+    "LocalLifecycle": "lifecycle.local",
+    "Pipeline": "lifecycle.pipeline",
     "Registry": "lifecycle.registry",
+    "RemoteLifecycle": "lifecycle.remote",
     "VersionInfo": "lifecycle.registry",
+    "VersionSettings": "lifecycle.settings",
     "build_app": "web.serve",
     "build_component": "guest.build",
     "check_component": "lifecycle.deploy",
@@ -86,25 +95,29 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name == "__version__":  # importlib.metadata alone costs ~30 ms: only when asked
+        value: Any = _installed_version()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    else:
         raise AttributeError(f"module 'airssys_web' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # the next access is a plain lookup
     return value
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("airssys-web")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-try:
-    __version__ = _version("airssys-web")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 __all__ = [
-    "AdminClient",
     "AirssysError",
     "AirssysHost",
     "AirssysMiddleware",
@@ -119,6 +132,7 @@ __all__ = [
     "ComponentReport",
     "Conflict",
     "DeployError",
+    "DeployRequest",
     "Deployment",
     "EmbeddedRegistry",
     "Grants",
@@ -130,17 +144,23 @@ __all__ = [
     "InvalidComponent",
     "InvalidName",
     "KVError",
+    "Lifecycle",
     "Limits",
+    "LocalLifecycle",
     "NotFound",
     "OutboundDenied",
     "OutboundError",
     "OutboundTimeout",
+    "Pipeline",
+    "PipelineError",
     "PoolExhausted",
     "Registry",
     "RegistryError",
+    "RemoteLifecycle",
     "RouteConflict",
     "VersionExists",
     "VersionInfo",
+    "VersionSettings",
     "__version__",
     "build_app",
     "build_component",

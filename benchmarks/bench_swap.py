@@ -34,7 +34,8 @@ from pathlib import Path
 import httpx
 
 from airssys_web.guest.build import compile_wat, wat_response_component
-from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.lifecycle.api import DeployRequest, Plan
+from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.web.auth import TokenAuthority
 
 from .harness import write_section
@@ -123,15 +124,15 @@ def main() -> None:
     wasm = {v: compile_wat(wat_response_component(f"body of {v}")) for v in versions}
     token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "reg") as url:
-        admin = AdminClient(url, token, progress=False)
-        admin.deploy("bench", wasm[versions[0]], version=versions[0], route="/bench")
+        admin = RemoteLifecycle(url, token, progress=False)
+        admin.deploy(DeployRequest("bench", wasm[versions[0]], version=versions[0], route="/bench"))
         for v in versions[1:]:  # precompile every version (and upload it) once
-            admin.deploy("bench", wasm[v], version=v)
+            admin.deploy(DeployRequest("bench", wasm[v], version=v))
         admin.rollback("bench", to_version=versions[0])
         watcher = httpx.Client(base_url=url)
         watcher.get("/bench")
 
-        def timed(call: Callable[[], dict[str, object]], tag: str) -> tuple[float, float]:
+        def timed(call: Callable[[], object], tag: str) -> tuple[float, float]:
             started = time.perf_counter()
             call()
             answered = time.perf_counter() - started
@@ -142,8 +143,8 @@ def main() -> None:
         swap_answer, swap_seen, back_answer, back_seen = [], [], [], []
         with Steady(url) as busy:
             for v in versions[1:]:
-                a, s = timed(lambda v=v: admin.deploy("bench", wasm[v], version=v, strategy="blue-green"),
-                             f"bench@{v}")
+                blue_green = DeployRequest("bench", wasm[v], version=v, plan=Plan.parse("blue-green"))
+                a, s = timed(lambda r=blue_green: admin.deploy(r), f"bench@{v}")
                 swap_answer.append(a)
                 swap_seen.append(s)
                 a, s = timed(lambda: admin.rollback("bench"), f"bench@{versions[0]}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from airssys_web.guest.build import build_python_guest, compile_wat, wat_response_component
 from airssys_web.lifecycle.deploy import deploy
 from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 
 from .harness import REPO
 
@@ -50,7 +51,7 @@ def make_registry(directory: Path, guests: Guests) -> Path:
         # One instance: saturated, it keeps one core busy with guest code and leaves the other to the event loop
         # and wrk (on 2 cores, two spinning instances would measure CPU sharing, not the loop).
         deploy(reg, "busy", guests.busy, version="1.0.0", route="/busy",
-               settings={"limits": {"max_instances": 1, "min_instances": 1, "acquire_timeout": 30.0}})
+               settings=VersionSettings.of(max_instances=1, min_instances=1, acquire_timeout=30.0))
         deploy(reg, "echo", guests.echo, version="1.0.0", route="/echo",
-               settings={"limits": {"max_body": 4 * 1024 * 1024}})
+               settings=VersionSettings.of(max_body=4 * 1024 * 1024))
     return directory

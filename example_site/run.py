@@ -20,9 +20,10 @@ from typing import Any
 
 import uvicorn
 
-from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web import AirssysMiddleware, EmbeddedRegistry, VersionSettings, deploy
 from airssys_web.errors import AirssysError
 from airssys_web.guest.build import build_component
+from airssys_web.lifecycle.routing import ADMIN_PREFIX
 from airssys_web.runtime.artifacts import sha256_hex
 from example_site.upstream import Upstream
 
@@ -30,7 +31,6 @@ HERE = Path(__file__).resolve().parent
 COMPONENTS = HERE / "components"
 DEFAULT_REGISTRY = HERE.parent / ".cache" / "example_site" / "registry"
 BUILD_DIR = HERE.parent / ".cache" / "example_site" / "build"
-ADMIN_PREFIX = "/_airssys/api"
 Settings = Callable[[str], dict[str, Any]]  # upstream URL -> settings
 
 
@@ -93,8 +93,8 @@ def deploy_examples(registry_dir: Path, upstream: str, examples: list[ExampleCom
             if current is not None and version in {v.version for v in registry.versions(example.name)}:
                 registry.activate(example.name, version, actor="example_site")  # e.g. back from `dev` builds
             else:
-                deploy(registry, example.name, wasm, version=version, route=example.route, settings=settings,
-                       manifest=False, actor="example_site")
+                deploy(registry, example.name, wasm, version=version, route=example.route,
+                       settings=VersionSettings.from_json(settings), manifest=False, actor="example_site")
             changed.append(f"{example.name}@{version}")
     return changed
 

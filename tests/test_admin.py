@@ -24,7 +24,9 @@ from support import text_component
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
 from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
-from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.lifecycle.api import DeployRequest, Plan, Serving
+from airssys_web.lifecycle.remote import RemoteLifecycle
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
@@ -47,8 +49,8 @@ class Site:
         return httpx.Client(base_url=self.api, timeout=30,
                             headers={"authorization": f"Bearer {token or self.token}"})
 
-    def client(self) -> AdminClient:
-        return AdminClient(self.url, self.token, progress=False)
+    def client(self) -> RemoteLifecycle:
+        return RemoteLifecycle(self.url, self.token, progress=False)
 
     def serving(self, path: str = "/hello") -> tuple[str, str]:
         r = httpx.get(self.url + path)
@@ -63,7 +65,7 @@ def site(tmp_path: Path, uvicorn_server: Server) -> Iterator[Site]:
     with uvicorn_server(app) as url:
         s = Site(url, app, token, tmp_path / "reg")
         with s.client() as client:
-            client.deploy("hello", text_component("v1"), version="1.0.0", route="/hello")
+            client.deploy(DeployRequest("hello", text_component("v1"), version="1.0.0", route="/hello"))
         yield s
 
 
@@ -76,7 +78,7 @@ def test_admin_api_is_off_without_a_secret(tmp_path: Path, uvicorn_server: Serve
                                            caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("AIRSSYS_SECRET", raising=False)
     with EmbeddedRegistry(tmp_path) as reg:
-        reg.put_blob(text_component("x"))
+        reg.blobs.put(text_component("x"))
     app = AirssysMiddleware(Starlette(), registry=tmp_path)
     with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(app) as url:
         r = httpx.get(url + API + "/components", headers={"authorization": "Bearer anything"})
@@ -104,52 +106,55 @@ def test_missing_forged_expired_and_underscoped_tokens(site: Site) -> None:
         assert http.get("/token").json()["id"] == read_info.id
     assert site.serving() == ("hello@1.0.0", "v1")
     audit = site.client().audit()
-    assert (audit[-1]["token_id"], audit[-1]["action"], audit[-1]["outcome"]) == (read_info.id, "rollback", "denied")
+    assert (audit[-1].token_id, audit[-1].action, audit[-1].outcome) == (read_info.id, "rollback", "denied")
     with pytest.raises(AuthError):
-        AdminClient(site.url, forged).components()
+        RemoteLifecycle(site.url, forged).components()
 
 
 # -- strategies -------------------------------------------------------------------------------------------------
 def test_every_strategy_through_the_api_with_history_and_audit(site: Site) -> None:
     with site.client() as client:
-        out = client.deploy("hello", text_component("v2"), version="2.0.0", strategy="blue-green",
-                            probe="/hello/health")
-        assert out["serving"] == {"active": "2.0.0", "canary": None, "canary_percent": 0}
+        out = client.deploy(DeployRequest("hello", text_component("v2"), version="2.0.0",
+                                          plan=Plan.parse("blue-green", probe="/hello/health")))
+        assert out.serving == Serving("2.0.0", None, 0)
         assert site.serving() == ("hello@2.0.0", "v2")  # served when the call returned: no polling needed
-        out = client.deploy("hello", text_component("v3"), version="3.0.0", strategy="canary", percent=30)
-        assert out["deployment"]["canary_version"] == "3.0.0" and out["serving"]["canary_percent"] == 30
+        out = client.deploy(DeployRequest("hello", text_component("v3"), version="3.0.0",
+                                          plan=Plan.parse("canary", percent=30)))
+        assert out.deployment.canary_version == "3.0.0" and out.serving == Serving("2.0.0", "3.0.0", 30)
         out = client.promote("hello")
-        assert out["serving"]["active"] == "3.0.0" and site.serving() == ("hello@3.0.0", "v3")
-        client.deploy("hello", text_component("v4"), version="4.0.0", strategy="canary", percent=50)
+        assert out.serving == Serving("3.0.0") and site.serving() == ("hello@3.0.0", "v3")
+        client.deploy(DeployRequest("hello", text_component("v4"), version="4.0.0",
+                                    plan=Plan.parse("canary", percent=50)))
         out = client.rollback("hello")  # a canary goes back to 0 %
-        assert out["serving"] == {"active": "3.0.0", "canary": None, "canary_percent": 0}
+        assert out.serving == Serving("3.0.0", None, 0)
         out = client.rollback("hello", to_version="1.0.0")
         assert site.serving() == ("hello@1.0.0", "v1")
         history = client.history("hello")
         audit = client.audit()
-    assert [(h["action"], h["version"], h["strategy"]) for h in history] == [
+    assert [(h.action, h.version, h.strategy) for h in history] == [
         ("deploy", "1.0.0", "immediate"), ("deploy", "2.0.0", "blue-green"), ("canary", "3.0.0", "canary"),
         ("promote", "3.0.0", "canary"), ("canary", "4.0.0", "canary"), ("rollback", "3.0.0", "canary"),
         ("rollback", "1.0.0", "immediate")]
-    assert {h["actor"] for h in history} == {audit[0]["token_id"]}
-    actions = [(a["action"], a["outcome"]) for a in audit if a["action"] != "upload"]
+    assert {h.actor for h in history} == {audit[0].token_id}
+    actions = [(a.action, a.outcome) for a in audit if a.action != "upload"]
     assert actions == [("deploy", "ok")] * 3 + [("promote", "ok"), ("deploy", "ok"), ("rollback", "ok"),
                                                  ("rollback", "ok")]
 
 
 def test_failed_probe_names_the_step_and_changes_nothing(site: Site) -> None:
     with site.client() as client, pytest.raises(Exception, match="step 'probe' failed: GET /hello/ok answered 500"):
-        client.deploy("hello", text_component("bad", status=500), version="2.0.0", strategy="blue-green",
-                      probe="/hello/ok")
+        client.deploy(DeployRequest("hello", text_component("bad", status=500), version="2.0.0",
+                                    plan=Plan.parse("blue-green", probe="/hello/ok")))
     assert site.serving() == ("hello@1.0.0", "v1")
     last = site.client().history("hello")[-1]
-    assert (last["version"], last["outcome"]) == ("2.0.0", "failed") and "probe" in last["detail"]
+    assert (last.version, last.outcome) == ("2.0.0", "failed") and "probe" in last.detail
 
 
 def test_canary_is_sticky_per_client_and_each_response_names_its_version(site: Site) -> None:
     bodies = {"hello@1.0.0": "v1", "hello@2.0.0": "v2"}
     with site.client() as client:
-        client.deploy("hello", text_component("v2"), version="2.0.0", strategy="canary", percent=50)
+        client.deploy(DeployRequest("hello", text_component("v2"), version="2.0.0",
+                                    plan=Plan.parse("canary", percent=50)))
     seen: set[str] = set()
     for _ in range(24):
         with httpx.Client(base_url=site.url) as browser:
@@ -168,9 +173,9 @@ def test_canary_is_sticky_per_client_and_each_response_names_its_version(site: S
 
 def test_rollback_restores_settings_without_recompiling(site: Site) -> None:
     with site.client() as client:
-        client.deploy("hello", text_component("v2"), version="2.0.0",
-                      settings={"limits": {"timeout": 2.5, "min_instances": 2}, "config": {"k": "v"}})
-        client.deploy("hello", text_component("v3"), version="3.0.0")
+        client.deploy(DeployRequest("hello", text_component("v2"), version="2.0.0", settings=VersionSettings.from_json(
+            {"limits": {"timeout": 2.5, "min_instances": 2}, "config": {"k": "v"}})))
+        client.deploy(DeployRequest("hello", text_component("v3"), version="3.0.0"))
         compilations = site.app.host.artifacts.compilations
         client.rollback("hello", to_version="2.0.0")
     gen = site.app.host.generations()["hello"]
@@ -182,10 +187,11 @@ def test_rollback_restores_settings_without_recompiling(site: Site) -> None:
 
 def test_durations_in_the_api_take_units(site: Site) -> None:
     with site.client() as client:
-        out = client.deploy("hello", text_component("v2"), version="2.0.0", auto_rollback="window=1m",
-                            settings={"limits": {"timeout": "2500ms"}})
-    assert out["deployment"]["settings"]["limits"] == {"timeout": 2.5}  # stored in seconds
-    assert out["deployment"]["auto_rollback"] == "error-rate=5%,window=1m,min-requests=20"
+        out = client.deploy(DeployRequest("hello", text_component("v2"), version="2.0.0",
+                                          plan=Plan.parse(auto_rollback="window=1m"),
+                                          settings=VersionSettings.of(timeout="2500ms")))
+    assert out.deployment.to_json()["settings"]["limits"] == {"timeout": 2.5}  # stored in seconds
+    assert out.deployment.auto_rollback == "error-rate=5%,window=1m,min-requests=20"
     assert site.app.host.generations()["hello"].limits.timeout == 2.5
 
 
@@ -259,7 +265,7 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(site: Site, wat_guest
         assert "\n" not in payload["detail"]
     assert site.serving() == ("hello@1.0.0", "v1")
     assert site.app.host.generations()["hello"].version == "1.0.0"
-    assert [c["component"] for c in site.client().components()] == ["hello"]
+    assert [c.component.name for c in site.client().components()] == ["hello"]
 
 
 async def _users(request: Request) -> PlainTextResponse:
@@ -272,18 +278,19 @@ def test_a_nested_route_through_the_api_and_the_shadow_warning(tmp_path: Path, u
     inner.add_middleware(AirssysMiddleware, registry=tmp_path / "reg", secret=SECRET)
     token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
     with caplog.at_level(logging.WARNING, logger="airssys_web"), uvicorn_server(inner) as url, \
-            AdminClient(url, token, progress=False) as client:
-        out = client.deploy("adm", text_component("adm"), version="1.0.0", route="/adm")
-        assert out["warnings"] == [
+            RemoteLifecycle(url, token, progress=False) as client:
+        out = client.deploy(DeployRequest("adm", text_component("adm"), version="1.0.0", route="/adm"))
+        assert out.warnings == (
             "route /adm of component adm shadows the app's own route /adm/users: requests there now go to adm; "
-            "deploy it at another route if that is not intended"]
+            "deploy it at another route if that is not intended",)
         assert httpx.get(url + "/adm/users").text == "adm"  # the component serves it all the same
         with pytest.raises(RouteConflict, match="route /adm/sub is inside /adm, owned by adm"):
-            client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub")
-        assert [c["component"] for c in client.components()] == ["adm"]
-        out = client.deploy("sub", text_component("sub"), version="1.0.0", route="/adm/sub", nested=True)
-        assert out["deployment"]["nested"] is True and out["warnings"] == []
-        assert client.component("sub")["nested"] is True and client.component("adm")["nested"] is False
+            client.deploy(DeployRequest("sub", text_component("sub"), version="1.0.0", route="/adm/sub"))
+        assert [c.component.name for c in client.components()] == ["adm"]
+        out = client.deploy(DeployRequest("sub", text_component("sub"), version="1.0.0", route="/adm/sub",
+                                          nested=True))
+        assert out.deployment.nested is True and out.warnings == ()
+        assert client.component("sub").component.nested and not client.component("adm").component.nested
         assert httpx.get(url + "/adm/sub/x").text == "sub" and httpx.get(url + "/adm/x").text == "adm"
     logged = [r.getMessage() for r in caplog.records if "shadows the app's own route" in r.getMessage()]
     assert len(logged) == 1 and logged[0].startswith("route /adm of component adm shadows the app's own route")
@@ -322,9 +329,9 @@ def test_a_client_that_hangs_up_mid_upload_is_no_server_error(site: Site) -> Non
     assert record.getMessage() == (f"admin API: PUT {API}/blobs/{sha}: the client disconnected after sending 1000 of "
                                    f"{len(data)} bytes of blob {sha[:12]}; nothing was stored")
     assert not any(r.levelno >= logging.ERROR for r in arrived.records)
-    assert not site.app.host.registry.blob_path(sha).exists()
+    assert site.app.host.registry.blobs.size(sha) is None
     last = site.client().audit()[-1]
-    assert (last["action"], last["target"], last["outcome"]) == ("upload", sha, "aborted")
+    assert (last.action, last.target, last.outcome) == ("upload", sha, "aborted")
 
 
 def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:
@@ -332,9 +339,9 @@ def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:
         with pytest.raises(NotFound):
             client.rollback("nope")
         with pytest.raises(InvalidComponent):
-            client.deploy("hello", b"\x00asm\x0d\x00\x01\x00junk", version="2.0.0")
+            client.deploy(DeployRequest("hello", b"\x00asm\x0d\x00\x01\x00junk", version="2.0.0"))
     with pytest.raises(AuthError, match="no admin token"):
-        AdminClient(site.url, None)
+        RemoteLifecycle(site.url, None)
 
 
 # -- concurrency, persistence, auto-rollback -----------------------------------------------------------------------
@@ -362,34 +369,35 @@ def test_two_deploys_at_once_are_serialized_or_refused(site: Site) -> None:
         t.join()
     assert 200 in results
     history = site.client().history("hello")
-    deployed = [h for h in history if h["outcome"] == "ok"]
-    assert [h["id"] for h in history] == sorted(h["id"] for h in history)
+    deployed = [h for h in history if h.outcome == "ok"]
+    assert [h.id for h in history] == sorted(h.id for h in history)
     for before, after in itertools.pairwise(deployed):
-        assert after["previous_version"] == before["version"]  # linear: each change starts where the last ended
-    assert site.serving()[0] == f"hello@{deployed[-1]['version']}"
+        assert after.previous_version == before.version  # linear: each change starts where the last ended
+    assert site.serving()[0] == f"hello@{deployed[-1].version}"
 
 
 def test_restart_keeps_versions_splits_and_history_without_compiling(site: Site) -> None:
     with site.client() as client:
-        client.deploy("hello", text_component("v2"), version="2.0.0", strategy="canary", percent=25)
+        client.deploy(DeployRequest("hello", text_component("v2"), version="2.0.0",
+                                    plan=Plan.parse("canary", percent=25)))
         history = client.history("hello")
     with AirssysHost(site.reg_dir) as host:
         assert host.artifacts.compilations == 0
         assert host.serving("hello") == ("1.0.0", "2.0.0", 25)
-        assert [h.id for h in host.registry.history("hello")] == [h["id"] for h in history]
+        assert host.registry.history("hello") == history  # the same records, locally and over the API
 
 
 def test_auto_rollback_undoes_a_failing_version_by_itself(site: Site) -> None:
     with site.client() as client:
-        client.deploy("hello", text_component("broken", status=503), version="2.0.0",
-                      auto_rollback="error-rate=10%,window=30s,min-requests=5")
+        client.deploy(DeployRequest("hello", text_component("broken", status=503), version="2.0.0",
+                                    plan=Plan.parse(auto_rollback="error-rate=10%,window=30s,min-requests=5")))
     deadline = time.monotonic() + 20  # a bound on the watcher, not a speed assertion
     while site.serving()[0] != "hello@1.0.0":
         assert time.monotonic() < deadline, "auto-rollback did not happen"
         time.sleep(0.05)
     last = site.client().history("hello")[-1]
-    assert (last["action"], last["actor"], last["version"]) == ("rollback", "auto-rollback", "1.0.0")
-    assert "requests failed" in last["detail"] and "error-rate=10%" in last["detail"]
+    assert (last.action, last.actor, last.version) == ("rollback", "auto-rollback", "1.0.0")
+    assert "requests failed" in last.detail and "error-rate=10%" in last.detail
 
 
 def test_zero_failed_requests_during_20_updates_and_rollbacks(site: Site) -> None:
@@ -417,10 +425,12 @@ def test_zero_failed_requests_during_20_updates_and_rollbacks(site: Site) -> Non
             for i in range(1, 11):
                 version = f"1.{i}.0"
                 bodies[version] = f"body {i}"
-                out = admin.deploy("hello", text_component(bodies[version]), version=version,
-                                   strategy="blue-green" if i % 2 else "immediate")
-                assert out["serving"]["active"] == version
-                expected = admin.rollback("hello")["serving"]["active"]
+                out = admin.deploy(DeployRequest("hello", text_component(bodies[version]), version=version,
+                                                 plan=Plan.parse("blue-green" if i % 2 else "immediate")))
+                assert out.serving is not None and out.serving.active == version
+                back = admin.rollback("hello").serving
+                assert back is not None and back.active is not None
+                expected = back.active
                 assert expected == "1.0.0"  # each rollback undoes the update before it
     finally:
         stop.set()

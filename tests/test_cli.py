@@ -1,16 +1,21 @@
-"""The CLI: one-line errors with exit code 2, list/wit output, and deploy against a registry directory."""
+"""The CLI: one error boundary (one-line errors, exit codes), list/wit output, deploy against a registry directory,
+and a --help that loads only what it needs."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from support import text_component, write_wasm
 
-from airssys_web.cli import WIT_PATH, cli
+from airssys_web.cli import WIT_PATH, Commands, cli
+from airssys_web.errors import AirssysError, GuestTrap, NotFound
 
 
 @pytest.fixture
@@ -38,11 +43,11 @@ def test_deploy_then_list(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["deploy", "hello", str(wasm2), "--route", "/hello", "--version", "1.1.0",
                             "--registry", str(reg), "--config", "greeting=hi", "--timeout", "2", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["version"] == "1.1.0"
+    assert json.loads(r.output)["deployment"]["active_version"] == "1.1.0"
     listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
-    assert [{k: row[k] for k in ("component", "route", "active", "versions")} for row in listed] == [
-        {"component": "hello", "route": "/hello", "active": "1.1.0", "versions": ["1.0.0", "1.1.0"]}]
-    assert listed[0]["grants"] == ["config greeting=hi"] and listed[0]["limits"]["timeout"] == "2 s"
+    assert [(row["component"], row["route"], row["active_version"], [v["version"] for v in row["versions"]])
+            for row in listed] == [("hello", "/hello", "1.1.0", ["1.0.0", "1.1.0"])]
+    assert listed[0]["deployment"]["settings"] == {"config": {"greeting": "hi"}, "limits": {"timeout": 2.0}}
     table = runner.invoke(cli, ["list", "--registry", str(reg)]).output
     assert "hello" in table and "/hello" in table and "1.1.0" in table
 
@@ -95,7 +100,7 @@ def test_bad_component_exit_2(runner: CliRunner, tmp_path: Path, wat_guest: Call
     r = runner.invoke(cli, ["deploy", "c", str(bad), "--route", "/c", "--version", "2.0.0", "--registry", str(reg)])
     assert r.exit_code == 2 and r.output.startswith("error: ")
     listed = json.loads(runner.invoke(cli, ["list", "--registry", str(reg), "--json"]).output)
-    assert listed[0]["active"] == "1.0.0" and listed[0]["versions"] == ["1.0.0"]
+    assert listed[0]["active_version"] == "1.0.0" and [v["version"] for v in listed[0]["versions"]] == ["1.0.0"]
 
 
 def test_missing_file_exit_2(runner: CliRunner, tmp_path: Path) -> None:
@@ -134,3 +139,59 @@ def test_built_component_is_readable_by_others(runner: CliRunner, tmp_path: Path
     r = runner.invoke(cli, ["build", str(source), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+# -- the one error boundary ---------------------------------------------------------------------------------------
+def _group_raising(error: BaseException) -> click.Group:
+    @click.group(cls=Commands)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def act() -> None:
+        raise error
+
+    return group
+
+
+@pytest.mark.parametrize(("error", "code", "last_line"), [
+    (NotFound("no component named 'x'; deploy it first"), 2, "error: no component named 'x'; deploy it first"),
+    (AirssysError("give either --registry or --server, not both"), 2,
+     "error: give either --registry or --server, not both"),
+    (GuestTrap("hello@1.0.0 trapped: unreachable"), 1, "error: the component failed: hello@1.0.0 trapped: unreachable"),
+    (RuntimeError("boom"), 1, "error: unexpected RuntimeError: boom (a bug in airssys-web; please report it with the "
+                              "traceback above)"),
+])
+def test_every_error_meets_one_boundary(runner: CliRunner, error: Exception, code: int, last_line: str) -> None:
+    r = runner.invoke(_group_raising(error), ["act"])
+    assert r.exit_code == code and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[-1] == last_line
+    if isinstance(error, AirssysError):
+        assert len(lines) == 1  # a refusal is one line, never a traceback
+    else:
+        assert lines[0] == "Traceback (most recent call last):"
+
+
+def test_click_keeps_its_own_usage_errors(runner: CliRunner) -> None:
+    r = runner.invoke(cli, ["deploy", "hello"])
+    assert r.exit_code == 2 and "Usage: " in r.stderr and "Missing argument 'FILE'" in r.stderr
+
+
+# -- a fast --help ----------------------------------------------------------------------------------------------------
+#: What --help must not load: the web stack, the HTTP client, the runtime and its Rust extension, the terminal UI.
+HEAVY = ("starlette", "httpx", "uvicorn", "rich", "wasmtime", "watchfiles", "airssys_web._native",
+         "airssys_web.runtime.engine", "airssys_web.lifecycle.registry", "airssys_web.capabilities")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["deploy", "--help"], ["update", "--help"], ["serve", "--help"],
+                                  ["list", "--help"], ["call", "--help"], ["dev", "--help"]])
+def test_help_imports_only_what_it_needs(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "airssys_web.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: "), done.stderr[-2000:]
+    imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line]
+    assert "airssys_web.cli" in imported  # the probe sees our imports
+    heavy = sorted(m for m in imported if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert heavy == [], f"airssys-web {' '.join(args)} imports {heavy}"

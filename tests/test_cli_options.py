@@ -101,13 +101,17 @@ def test_deploy_shows_needs_next_to_grants_and_stores_them(tmp_path: Path) -> No
     listing = CliRunner().invoke(cli, ["list", "--registry", str(tmp_path / "reg"), "--json"])
     status = CliRunner().invoke(cli, ["status", "--registry", str(tmp_path / "reg")])
     (row,) = json.loads(listing.output)
-    assert row["grants"] == ["outbound https://api.example.com", "config greeting=Hello", "secret tok=********",
-                             "kv (keys <= 10000, total <= 64 MiB, value <= 1 MiB, key <= 512 B)"]
-    assert row["limits"]["memory"] == "64 MiB"
+    settings = row["deployment"]["settings"]
+    assert settings["outbound"] == ["https://api.example.com"] and settings["config"] == {"greeting": "Hello"}
+    assert set(settings["secrets"]["tok"]) == {"ref"} and settings["limits"] == {"memory": 64 << 20}
+    table = CliRunner().invoke(cli, ["list", "--registry", str(tmp_path / "reg")], env={"COLUMNS": "200"}).output
+    for grant in ("outbound https://api.example.com", "config greeting=Hello", "secret tok=********",
+                  "kv (keys <= 10000, total <= 64 MiB, value <= 1 MiB, key <= 512 B)"):
+        assert grant in table
     assert "grants: outbound https://api.example.com" in status.output and "memory 64 MiB" in status.output
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         stored = reg.get_version("c", "1.0.0").settings_json
-    for text in (listing.output, status.output, stored):
+    for text in (listing.output, table, status.output, stored):
         assert SECRET not in text
 
 
@@ -139,7 +143,7 @@ def test_deploy_reads_the_manifest_next_to_the_file(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert f"capabilities (manifest {tmp_path / 'airssys.toml'}):" in r.output
     with EmbeddedRegistry(tmp_path / "reg") as reg:
-        settings = reg.get_version("c", "1.0.0").settings
+        settings = reg.get_version("c", "1.0.0").settings.to_json()
     assert settings["limits"] == {"timeout": 3} and "kv" in settings and settings["needs"] == {"kv": True}
 
 
@@ -150,7 +154,7 @@ def test_update_shares_the_options(tmp_path: Path) -> None:
                                  "--config", "a=b", "--timeout", "1"])
     assert r.exit_code == 0, r.output
     with EmbeddedRegistry(tmp_path / "reg") as reg:
-        assert reg.get_version("c", "1.1.0").settings == {"config": {"a": "b"}, "limits": {"timeout": 1.0}}
+        assert reg.get_version("c", "1.1.0").settings.to_json() == {"config": {"a": "b"}, "limits": {"timeout": 1.0}}
 
 
 def test_kv_store_labels() -> None:

@@ -17,9 +17,11 @@ from starlette.applications import Starlette
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
 from airssys_web.cli import cli
-from airssys_web.guest.dev import AdminTarget, Cycle, DevSession, RegistryTarget, dev_version
+from airssys_web.guest.dev import Cycle, DevSession, dev_version
 from airssys_web.guest.scaffold import scaffold
+from airssys_web.lifecycle.local import LocalLifecycle
 from airssys_web.lifecycle.registry import validate_version
+from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
@@ -87,7 +89,7 @@ def test_saves_are_hot_swapped_with_no_failed_request(lang: str, tmp_path: Path,
     source = scaffold(f"live-{lang}", lang, directory=tmp_path / f"live-{lang}").directory
     route = f"/live-{lang}"
     registry = tmp_path / "registry"
-    session = DevSession(source, RegistryTarget(registry), f"live-{lang}", route)
+    session = DevSession(source, LocalLifecycle(registry), f"live-{lang}", route)
     cycles: list[Cycle] = []
     stop = threading.Event()
     watcher = threading.Thread(target=session.watch, args=(cycles.append,), kwargs={"stop": stop}, daemon=True)
@@ -126,7 +128,7 @@ def test_saves_are_hot_swapped_with_no_failed_request(lang: str, tmp_path: Path,
 
 def test_an_unchanged_build_is_not_redeployed_but_a_manifest_edit_is(tmp_path: Path) -> None:
     source = scaffold("same", "wat", directory=tmp_path / "same").directory
-    session = DevSession(source, RegistryTarget(tmp_path / "reg"), "same", "/same")
+    session = DevSession(source, LocalLifecycle(tmp_path / "reg"), "same", "/same")
     try:
         assert session.cycle().deployed
         again = session.cycle()
@@ -144,7 +146,7 @@ def test_dev_deploys_through_the_admin_api(tmp_path: Path, uvicorn_server: Serve
     app = AirssysMiddleware(Starlette(), registry=tmp_path / "reg", secret=SECRET, poll_interval=0.05)
     token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
     with uvicorn_server(app) as url:
-        session = DevSession(source, AdminTarget(url, token), "remote", "/remote")
+        session = DevSession(source, RemoteLifecycle(url, token), "remote", "/remote")
         try:
             cycle = session.cycle()
             assert cycle.ok and cycle.deployed, cycle.error
@@ -155,10 +157,10 @@ def test_dev_deploys_through_the_admin_api(tmp_path: Path, uvicorn_server: Serve
 
 def test_dev_refuses_a_nested_route_unless_asked_and_says_so(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path / "reg") as reg:
-        reg.deploy("outer", "1.0.0", sha256=reg.put_blob(b"\0asm" + bytes(8)), route="/outer")
+        reg.deploy("outer", "1.0.0", sha256=reg.blobs.put(b"\0asm" + bytes(8)), route="/outer")
     source = scaffold("inner", "wat", directory=tmp_path / "inner").directory
-    refused = DevSession(source, RegistryTarget(tmp_path / "reg"), "inner", "/outer/inner")
-    allowed = DevSession(source, RegistryTarget(tmp_path / "reg"), "inner", "/outer/inner", nested=True)
+    refused = DevSession(source, LocalLifecycle(tmp_path / "reg"), "inner", "/outer/inner")
+    allowed = DevSession(source, LocalLifecycle(tmp_path / "reg"), "inner", "/outer/inner", nested=True)
     try:
         cycle = refused.cycle()
         assert not cycle.ok and "route /outer/inner is inside /outer, owned by outer" in str(cycle.error)
@@ -185,3 +187,17 @@ def test_dev_command_checks_its_options(tmp_path: Path, args: list[str], message
     source = scaffold("opts", "wat", directory=tmp_path / "opts").directory
     result = CliRunner().invoke(cli, ["dev", str(source), *args])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_dev_serves_a_middleware_stage_without_a_route(tmp_path: Path) -> None:
+    source = tmp_path / "stage"
+    source.mkdir()
+    shutil.copy(Path(__file__).parent / "guests" / "stage.wat", source / "stage.wat")
+    (source / "airssys.toml").write_text('[component]\nkind = "middleware"\n')
+    refused = CliRunner().invoke(cli, ["dev", str(source), "--route", "/stage", "--registry", str(tmp_path / "reg")])
+    assert refused.exit_code == 2 and "is a middleware stage" in refused.stderr and "without --route" in refused.stderr
+    with LocalLifecycle(tmp_path / "reg") as life:
+        cycle = DevSession(source, life, "stage", None).cycle()
+        assert cycle.ok, cycle.error
+        info = life.component("stage").component
+    assert (info.kind, info.route) == ("middleware", None)

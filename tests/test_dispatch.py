@@ -19,6 +19,7 @@ from airssys_web.errors import GuestTimeout, HostClosed
 from airssys_web.guest.build import compile_wat
 from airssys_web.lifecycle.host import AirssysHost
 from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.dispatch import Dispatcher, InlinePolicy, default_threads
 from airssys_web.runtime.generation import Generation
@@ -413,8 +414,7 @@ def test_native_route_answers_while_a_spinning_guest_holds_every_instance(
 
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         deploy(reg, "spin", wat_guest("spin"), version="1.0.0", route="/spin",
-               settings={"limits": {"timeout": 3.0, "min_instances": 2, "max_instances": 2,
-                                    "acquire_timeout": 5.0}})
+               settings=VersionSettings.of(timeout=3.0, min_instances=2, max_instances=2, acquire_timeout=5.0))
 
     async def native(request: object) -> PlainTextResponse:
         return PlainTextResponse("native ok")

@@ -13,6 +13,7 @@ from support import make_generation
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.errors import CapabilityError
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.limits import Limits
 
@@ -71,9 +72,9 @@ def test_request_isolation_through_a_server(tmp_path: Path, wat_guest: Callable[
 
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         deploy(reg, "fresh", wat_guest("counter"), version="1.0.0", route="/fresh",
-               limits={"isolation": "request"})
+               settings=VersionSettings.of(isolation="request"))
         deploy(reg, "pooled", wat_guest("counter"), version="1.0.0", route="/pooled",
-               limits={"max_instances": 1})
+               settings=VersionSettings.of(max_instances=1))
     app = AirssysMiddleware(Starlette(), registry=tmp_path / "reg")
     with uvicorn_server(app) as url, httpx.Client(base_url=url) as client:
         assert {client.get("/fresh").text for _ in range(30)} == {"1"}

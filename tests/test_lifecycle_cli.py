@@ -27,7 +27,9 @@ from support import text_component, write_wasm
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
 from airssys_web.cli import cli
-from airssys_web.lifecycle.remote import AdminClient
+from airssys_web.lifecycle.api import DeployRequest
+from airssys_web.lifecycle.remote import RemoteLifecycle
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.web.auth import TokenAuthority
 
 Server = Callable[..., AbstractContextManager[str]]
@@ -66,12 +68,15 @@ def test_update_promote_rollback_history_status_on_a_registry(runner: CliRunner,
     out = _ok(runner, "update", "hello", str(v3), "--version", "3.0.0", "--strategy", "canary", "--percent", "20",
               "--auto-rollback", "error-rate=5%,window=30s,min-requests=20", "--registry", reg, "--json")
     result = json.loads(out)
-    assert (result["version"], result["canary_version"], result["canary_percent"]) == ("2.0.0", "3.0.0", 20)
+    dep = result["deployment"]
+    assert (dep["active_version"], dep["canary_version"], dep["canary_percent"]) == ("2.0.0", "3.0.0", 20)
+    assert result["serving"] is None and result["warnings"] == []  # no server took part
     assert "canary hello@3.0.0 serves 20%" in _ok(runner, "status", "--registry", reg)
-    assert json.loads(_ok(runner, "promote", "hello", "--registry", reg, "--json"))["version"] == "3.0.0"
+    promoted = json.loads(_ok(runner, "promote", "hello", "--registry", reg, "--json"))
+    assert promoted["deployment"]["active_version"] == "3.0.0"
     assert "rolled back to hello@2.0.0" in _ok(runner, "rollback", "hello", "--registry", reg)
     assert json.loads(_ok(runner, "rollback", "hello", "--to-version", "1.0.0", "--registry", reg,
-                          "--json"))["version"] == "1.0.0"
+                          "--json"))["deployment"]["active_version"] == "1.0.0"
     history = json.loads(_ok(runner, "history", "hello", "--registry", reg, "--json"))
     assert [(h["action"], h["version"]) for h in history] == [
         ("deploy", "1.0.0"), ("deploy", "2.0.0"), ("canary", "3.0.0"), ("promote", "3.0.0"),
@@ -80,7 +85,7 @@ def test_update_promote_rollback_history_status_on_a_registry(runner: CliRunner,
     table = _ok(runner, "history", "hello", "--registry", reg, env={"COLUMNS": "200"})
     assert "blue-green" in table and "promote" in table
     status = json.loads(_ok(runner, "status", "--registry", reg, "--json"))
-    assert status[0]["version"] == "1.0.0" and status[0]["canary_version"] is None
+    assert status[0]["deployment"]["active_version"] == "1.0.0" and status[0]["deployment"]["canary_version"] is None
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -143,7 +148,7 @@ def test_a_nested_route_needs_nested_on_a_registry(runner: CliRunner, tmp_path: 
         assert (r.change_token(), r.components(), r.history()) == before  # a refused deploy changes nothing
     out = json.loads(_ok(runner, "deploy", "sub", str(v2), "--route", "/adm/sub", "--nested", "--version", "1.0.0",
                          "--strategy", strategy, "--registry", reg, "--json"))
-    assert (out["route"], out["nested"]) == ("/adm/sub", True)
+    assert (out["deployment"]["route"], out["deployment"]["nested"]) == ("/adm/sub", True)
     listed = {row["component"]: row for row in json.loads(_ok(runner, "list", "--registry", reg, "--json"))}
     assert (listed["adm"]["nested"], listed["sub"]["nested"]) == (False, True)
     assert "/adm/sub (nested)" in _ok(runner, "list", "--registry", reg, env={"COLUMNS": "200"})
@@ -181,12 +186,16 @@ def test_every_command_through_a_server(runner: CliRunner, tmp_path: Path, uvico
         out = json.loads(_ok(runner, "update", "hello", str(v2), "--version", "2.0.0", "--strategy", "canary",
                              "--percent", "100", *remote, "--json", env=env))
         assert out["serving"] == {"active": "1.0.0", "canary": "2.0.0", "canary_percent": 100}
+        assert out["deployment"]["canary_version"] == "2.0.0" and out["warnings"] == []
         assert httpx.get(url + "/hello").text == "v2"
         assert "serves 100%" in _ok(runner, "status", *remote, env=env)
         _ok(runner, "promote", "hello", *remote, env=env)
         listed = json.loads(_ok(runner, "list", *remote, "--json", env=env))
-        assert listed == [{"component": "hello", "route": "/hello", "nested": False, "active": "2.0.0",
-                           "versions": ["1.0.0", "2.0.0"]}]
+        assert [(c["component"], c["route"], c["nested"], c["active_version"], [v["version"] for v in c["versions"]])
+                for c in listed] == [("hello", "/hello", False, "2.0.0", ["1.0.0", "2.0.0"])]
+        assert listed[0]["serving"] == {"active": "2.0.0", "canary": None, "canary_percent": 0}
+        local = json.loads(_ok(runner, "list", "--registry", str(tmp_path / "reg"), "--json"))
+        assert [{**c, "serving": None} for c in listed] == local  # one shape: the server adds what it serves
         _ok(runner, "rollback", "hello", *remote, "--token", token)
         assert httpx.get(url + "/hello").headers["x-airssys-version"] == "hello@1.0.0"
         history = json.loads(_ok(runner, "history", "hello", *remote, "--json", env=env))
@@ -263,8 +272,8 @@ def test_kill_9_mid_upload_leaves_the_old_version(tmp_path: Path) -> None:
     token, _ = TokenAuthority(SECRET).mint("deploy", 600)
     big = text_component("new")  # a valid component; its upload is stalled half way below
     with server_process(reg) as (url, proc):
-        with AdminClient(url, token, progress=False) as client:
-            client.deploy("hello", text_component("old"), version="1.0.0", route="/hello")
+        with RemoteLifecycle(url, token, progress=False) as client:
+            client.deploy(DeployRequest("hello", text_component("old"), version="1.0.0", route="/hello"))
         sent_half = threading.Event()
 
         def body() -> Iterator[bytes]:
@@ -290,7 +299,7 @@ def test_kill_9_mid_upload_leaves_the_old_version(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     with EmbeddedRegistry(reg) as r:
-        assert not r.blob_path(sha).exists()
+        assert r.blobs.size(sha) is None
     assert _consistent(reg) == "1.0.0"
 
 
@@ -300,18 +309,18 @@ def test_kill_9_mid_switch_leaves_old_or_new_never_half(tmp_path: Path) -> None:
     seen: set[str] = set()
     for attempt, delay in enumerate((0.0, 0.05, 0.15)):
         with server_process(reg) as (url, proc):
-            with AdminClient(url, token, progress=False) as client:
+            with RemoteLifecycle(url, token, progress=False) as client:
                 if attempt == 0:
-                    client.deploy("hello", text_component("v0"), version="1.0.0", route="/hello")
+                    client.deploy(DeployRequest("hello", text_component("v0"), version="1.0.0", route="/hello"))
                 wasm = text_component(f"v{attempt + 1}")
                 client.upload(wasm)
 
                 def deploy(version: str = f"2.{attempt}.0", data: bytes = wasm) -> None:
                     try:
-                        with AdminClient(url, token, progress=False) as c:
+                        with RemoteLifecycle(url, token, progress=False) as c:
                             # many instances to warm make the switch long enough to be interrupted
-                            c.deploy("hello", data, version=version,
-                                     settings={"limits": {"min_instances": 64, "max_instances": 64}})
+                            c.deploy(DeployRequest("hello", data, version=version,
+                                                   settings=VersionSettings.of(min_instances=64, max_instances=64)))
                     except Exception:
                         pass
 

@@ -22,6 +22,7 @@ from airssys_web.errors import (
 )
 from airssys_web.lifecycle.deploy import deploy
 from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.engine import engine_fingerprint
 from airssys_web.runtime.imports import HostContext
@@ -123,11 +124,12 @@ def test_unbounded_recursion_is_a_stack_overflow_trap() -> None:
 
 def test_memory_cap_below_the_initial_memory_refuses_the_deploy(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path) as reg:
-        deploy(reg, "ok", caps_wat("recurse"), version="1.0.0", route="/ok", limits={"memory": 64 * KiB})  # 1 page
+        deploy(reg, "ok", caps_wat("recurse"), version="1.0.0", route="/ok",  # 1 page
+               settings=VersionSettings.of(memory=64 * KiB))
         guest = text_component("x" * 70_000)  # its data needs two pages
         with pytest.raises(InvalidComponent, match=r"needs 128 KiB of linear memory at start, more than its memory "
                                                    r"limit of 64 KiB; deploy it with a larger --memory"):
-            deploy(reg, "big", guest, version="1.0.0", route="/big", limits={"memory": 64 * KiB})
+            deploy(reg, "big", guest, version="1.0.0", route="/big", settings=VersionSettings.of(memory=64 * KiB))
 
 
 CTX = HostContext("c", "1.0.0")

@@ -12,9 +12,10 @@ from airssys_web.capabilities.grants import Capability, FileAccess
 from airssys_web.capabilities.needs import Needs, embed_needs, read_needs
 from airssys_web.errors import CapabilityError
 from airssys_web.guest.build import build_component, wat_response_component
-from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.deploy import deploy, plan_capabilities
 from airssys_web.lifecycle.manifest import MANIFEST_NAME, embed_manifest_needs, find_manifest, load_manifest
 from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 
 FULL = """
 [needs]
@@ -109,8 +110,8 @@ def test_deploy_reads_the_manifest_next_to_the_wasm(tmp_path: Path, registry: Em
     _write(tmp_path, FULL)
     wasm = tmp_path / "c.wasm"
     wasm.write_bytes(text_component("m"))
-    dep = deploy(registry, "c", wasm, version="1.0.0", route="/c", limits={"timeout": 1.0})
-    settings = dep.settings
+    dep = deploy(registry, "c", wasm, version="1.0.0", route="/c", settings=VersionSettings.of(timeout=1.0))
+    settings = dep.settings.to_json()
     assert settings["limits"]["timeout"] == 1.0 and settings["limits"]["memory"] == 64 << 20  # flag wins
     assert settings["config"] == {"api_url": "https://api.example.com/v1", "greeting": "Hello"}  # + the default
     assert set(settings["secrets"]["token"]) == {"ref"} and "tok-value" not in json.dumps(settings)
@@ -124,11 +125,12 @@ def test_deploy_refuses_undeclared_grants_to_be_missing(tmp_path: Path, registry
                                               r"kv kv \(--kv\)"):
         deploy(registry, "n", wasm, version="1.0.0", route="/n")
     assert registry.change_token() == before  # nothing changed
-    dep = deploy(registry, "n", wasm, version="1.0.0", route="/n", grant_declared_needs=True)
-    assert dep.settings["outbound"] == ["https://a.example"] and "kv" in dep.settings
+    declared = plan_capabilities(wasm, grant_declared_needs=True).settings  # what --grant-declared does
+    dep = deploy(registry, "n", wasm, version="1.0.0", route="/n", settings=declared)
+    assert dep.settings.to_json()["outbound"] == ["https://a.example"] and dep.settings.grants.kv is not None
     dep2 = deploy(registry, "n", wasm, version="1.0.1", route="/n",
-                  grants=[Capability.kv(), Capability.network_outbound("https://*.example")])
-    assert dep2.settings["outbound"] == ["https://*.example"]
+                  settings=VersionSettings.of(Capability.kv(), Capability.network_outbound("https://*.example")))
+    assert dep2.settings.to_json()["outbound"] == ["https://*.example"]
 
 
 def test_manifest_directories_are_checked_at_deploy(tmp_path: Path, registry: EmbeddedRegistry) -> None:
@@ -145,8 +147,8 @@ def test_manifest_can_be_disabled_or_named(tmp_path: Path, registry: EmbeddedReg
     other.write_text("[grants]\nconfig = { a = \"from-other\" }\n")
     wasm = tmp_path / "c.wasm"
     wasm.write_bytes(text_component("m2"))
-    assert "config" not in deploy(registry, "c", wasm, version="1.0.0", route="/c", manifest=False).settings
-    assert deploy(registry, "c", wasm, version="1.0.1", route="/c", manifest=other).settings["config"] == {
+    assert not deploy(registry, "c", wasm, version="1.0.0", route="/c", manifest=False).settings.grants.config
+    assert deploy(registry, "c", wasm, version="1.0.1", route="/c", manifest=other).settings.grants.config == {
         "a": "from-other"}
 
 

@@ -21,6 +21,7 @@ from support import text_component
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.errors import CapabilityError
 from airssys_web.guest.build import compile_wat, wat_response_component
+from airssys_web.lifecycle.settings import VersionSettings
 
 Server = Callable[..., AbstractContextManager[str]]
 
@@ -39,10 +40,10 @@ def site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Serv
         deploy(reg, "badstatus", wat_guest("bad_status"), version="1.0.0", route="/badstatus")
         deploy(reg, "badheader", wat_guest("bad_header"), version="1.0.0", route="/badheader")
         deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small",
-               settings={"limits": {"max_body": 10}})
+               settings=VersionSettings.of(max_body=10))
         deploy(reg, "flood", _flood(), version="1.0.0", route="/flood")
         deploy(reg, "bigecho", wat_guest("echo"), version="1.0.0", route="/bigecho",
-               settings={"limits": {"max_body": 32 * 2**20}})
+               settings=VersionSettings.of(max_body=32 * 2**20))
         deploy(reg, "huge", wat_guest("big"), version="1.0.0", route="/huge")
     app = Starlette(routes=[Route("/{path:path}", native, methods=["GET", "POST"])])
     app.add_middleware(AirssysMiddleware, registry=reg_dir)
@@ -217,7 +218,8 @@ def test_an_unfinished_body_gets_408(tmp_path: Path, wat_guest: Callable[[str], 
                                      request_bytes: bytes, body_timeout: float | str, route_timeout: float | str,
                                      detail: str) -> None:
     with EmbeddedRegistry(tmp_path) as reg:
-        deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo", limits={"timeout": route_timeout})
+        deploy(reg, "echo", wat_guest("echo"), version="1.0.0", route="/echo",
+               settings=VersionSettings.of(timeout=route_timeout))
     app = AirssysMiddleware(Starlette(), registry=tmp_path, body_timeout=body_timeout)
     with uvicorn_server(app) as url:
         head, body = _raw_exchange(url, request_bytes)

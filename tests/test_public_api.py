@@ -3,13 +3,14 @@
 import airssys_web
 
 EXPECTED = {
-    "AdminClient", "AuthError", "BuildError", "Capability", "Conflict", "Grants", "KVError",
+    "DeployRequest", "Lifecycle", "LocalLifecycle", "RemoteLifecycle",
+    "AuthError", "BuildError", "Capability", "Conflict", "Grants", "KVError",
     "AirssysError", "AirssysHost", "AirssysMiddleware", "ArtifactError", "BadGuestResponse", "CapabilityError",
     "ComponentInfo", "ComponentReport", "DeployError", "Deployment", "EmbeddedRegistry", "GuestError",
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",
     "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
     "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
-    "ComponentClient", "build_component",
+    "ComponentClient", "build_component", "VersionSettings", "Pipeline", "PipelineError",
 }
 
 

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from support import text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.lifecycle.settings import VersionSettings
 
 Server = Callable[..., AbstractContextManager[str]]
 
@@ -22,7 +23,8 @@ Server = Callable[..., AbstractContextManager[str]]
 def registry_dir(tmp_path_factory: pytest.TempPathFactory, py_echo_wasm: bytes) -> Path:
     reg_dir = tmp_path_factory.mktemp("pyreg")
     with EmbeddedRegistry(reg_dir) as reg:
-        deploy(reg, "py", py_echo_wasm, version="1.0.0", route="/py", settings={"config": {"greeting": "hej"}})
+        deploy(reg, "py", py_echo_wasm, version="1.0.0", route="/py",
+               settings=VersionSettings.from_json({"config": {"greeting": "hej"}}))
         deploy(reg, "other", text_component("still here"), version="1.0.0", route="/other")
     return reg_dir
 

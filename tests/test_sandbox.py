@@ -29,6 +29,7 @@ from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.capabilities.grants import Capability
 from airssys_web.lifecycle.host import AirssysHost
 from airssys_web.lifecycle.services import HostServices
+from airssys_web.lifecycle.settings import VersionSettings
 
 Server = Callable[..., AbstractContextManager[str]]
 MARGIN = 5.0  # generous bound on scheduling noise; these tests prove "answered", not "fast"
@@ -141,13 +142,16 @@ def limits_site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_serve
     reg_dir = tmp_path / "reg"
     with EmbeddedRegistry(reg_dir) as reg:
         deploy(reg, "hello", text_component("still here"), version="1.0.0", route="/hello")
-        deploy(reg, "spin", wat_guest("spin"), version="1.0.0", route="/spin", limits={"timeout": 0.3})
-        deploy(reg, "grow", wat_guest("grow"), version="1.0.0", route="/grow", limits={"memory": 2 << 20})
+        deploy(reg, "spin", wat_guest("spin"), version="1.0.0", route="/spin", settings=VersionSettings.of(timeout=0.3))
+        deploy(reg, "grow", wat_guest("grow"), version="1.0.0", route="/grow",
+               settings=VersionSettings.of(memory=2 << 20))
         deploy(reg, "recurse", caps_wat("recurse"), version="1.0.0", route="/recurse")
         deploy(reg, "busy", wat_guest("spin"), version="1.0.0", route="/busy",
-               limits={"timeout": 2.0, "max_instances": 1, "min_instances": 1, "acquire_timeout": 0.2})
-        deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small", limits={"max_body": 16})
-        deploy(reg, "fuel", wat_guest("spin"), version="1.0.0", route="/fuel", limits={"fuel": 200_000})
+               settings=VersionSettings.of(timeout=2.0, max_instances=1, min_instances=1, acquire_timeout=0.2))
+        deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small",
+               settings=VersionSettings.of(max_body=16))
+        deploy(reg, "fuel", wat_guest("spin"), version="1.0.0", route="/fuel",
+               settings=VersionSettings.of(fuel=200_000))
     with uvicorn_server(_app(reg_dir)) as url:
         yield url
 
@@ -205,10 +209,11 @@ def py_site(py_caps: bytes, loopback: CountingServer, tmp_path_factory: pytest.T
     (root / "data" / "escape").symlink_to(root / "outside" / "secret.txt")
     (root / "data" / "up").symlink_to(root / "outside")
     with EmbeddedRegistry(root / "reg") as reg:
-        deploy(reg, "caps", py_caps, version="1.0.0", route="/caps", limits={"memory": 48 << 20},
-               grants=[Capability.file_read(root / "data", "/data"), Capability.file_write(root / "out", "/out")])
+        deploy(reg, "caps", py_caps, version="1.0.0", route="/caps",
+               settings=VersionSettings.of(Capability.file_read(root / "data", "/data"),
+                                           Capability.file_write(root / "out", "/out"), memory=48 << 20))
         deploy(reg, "open", py_caps, version="1.0.0", route="/open",
-               grants=[Capability.network_outbound(f"http://127.0.0.1:{loopback.port}")])
+               settings=VersionSettings.of(Capability.network_outbound(f"http://127.0.0.1:{loopback.port}")))
         deploy(reg, "shut", py_caps, version="1.0.0", route="/shut")
         deploy(reg, "hello", text_component("still here"), version="1.0.0", route="/hello")
     with run_uvicorn(_app(root / "reg")) as url:
@@ -276,9 +281,9 @@ def test_grants_and_limits_survive_a_restart(tmp_path: Path) -> None:
     reg_dir = tmp_path / "reg"
     with EmbeddedRegistry(reg_dir) as reg:
         deploy(reg, "imp", imports_guest(), version="1.0.0", route="/imp",
-               grants=[Capability.kv(max_keys=5), Capability.secret("token", "t0k3n"),
-                       Capability.config("greeting", "hej")],
-               limits={"timeout": 1.5, "memory": 32 << 20, "max_instances": 3})
+               settings=VersionSettings.of(Capability.kv(max_keys=5), Capability.secret("token", "t0k3n"),
+                                           Capability.config("greeting", "hej"), timeout=1.5, memory=32 << 20,
+                                           max_instances=3))
         deploy(reg, "imp", imports_guest(), version="1.1.0", route="/imp")  # grants nothing
         reg.rollback("imp")  # back to 1.0.0, with the grants 1.0.0 was deployed with
     for run in range(2):

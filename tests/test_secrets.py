@@ -13,10 +13,12 @@ from support import text_component
 from airssys_web.capabilities.grants import Capability
 from airssys_web.capabilities.secrets import SecretStore
 from airssys_web.errors import CapabilityError, VersionExists
+from airssys_web.lifecycle.api import DeployRequest, Plan, Strategy
 from airssys_web.lifecycle.deploy import deploy
 from airssys_web.lifecycle.registry import EmbeddedRegistry
 from airssys_web.lifecycle.services import HostServices
-from airssys_web.lifecycle.strategies import Plan, Strategy, rollout_local
+from airssys_web.lifecycle.settings import VersionSettings
+from airssys_web.lifecycle.strategies import rollout_local
 from airssys_web.runtime.imports import HostContext, _log_writer
 
 SECRET = "correct-horse-battery-staple"
@@ -40,16 +42,16 @@ def test_store_is_private_content_addressed_and_keyed(tmp_path: Path) -> None:
 def test_deploy_keeps_only_references_and_the_guest_reads_the_value(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         dep = deploy(reg, "s", imports_guest(), version="1.0.0", route="/s",
-                     grants=[Capability.secret("token", SECRET)])
+                     settings=VersionSettings.of(Capability.secret("token", SECRET)))
         assert SECRET not in dep.settings_json
         with pytest.raises(VersionExists) as info:  # the error shows the stored settings: references only
             deploy(reg, "s", imports_guest(), version="1.0.0", route="/s",
-                   grants=[Capability.secret("token", "another-secret-value")])
+                   settings=VersionSettings.of(Capability.secret("token", "another-secret-value")))
         assert SECRET not in str(info.value) and "another-secret-value" not in str(info.value)
         deploy(reg, "s", imports_guest(), version="1.0.0", route="/s",  # the same secret again: a no-op
-               grants=[Capability.secret("token", SECRET)])
+               settings=VersionSettings.of(Capability.secret("token", SECRET)))
         services = HostServices(tmp_path / "reg")
-        gen = generation(imports_guest(), dep.settings, services)
+        gen = generation(imports_guest(), dep.settings.to_json(), services)
         assert gen.call("@c", "token").headers == [("value", SECRET)]
         gen.close()
         assert SECRET not in repr(gen.ctx)
@@ -58,9 +60,10 @@ def test_deploy_keeps_only_references_and_the_guest_reads_the_value(tmp_path: Pa
 
 def test_strategies_store_references_too(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path / "reg") as reg:
-        dep = rollout_local(reg, "s", text_component("bg"), version="1.0.0", route="/s",
-                            settings={"secrets": {"token": SECRET}}, plan=Plan(Strategy.BLUE_GREEN))
-        assert SECRET not in dep.settings_json and "ref" in dep.settings["secrets"]["token"]
+        dep = rollout_local(reg, DeployRequest("s", text_component("bg"), version="1.0.0", route="/s",
+                                               settings=VersionSettings.from_json({"secrets": {"token": SECRET}}),
+                                               plan=Plan(Strategy.BLUE_GREEN)))
+        assert SECRET not in dep.settings_json and dep.settings.grants.secrets["token"].ref is not None
 
 
 def test_guest_output_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
@@ -76,6 +79,6 @@ def test_guest_output_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_secret_without_its_registry_cannot_be_resolved(tmp_path: Path) -> None:
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         dep = deploy(reg, "s", imports_guest(), version="1.0.0", route="/s",
-                     grants=[Capability.secret("token", SECRET)])
+                     settings=VersionSettings.of(Capability.secret("token", SECRET)))
     with pytest.raises(CapabilityError, match="cannot be read without its registry"):
-        HostServices(None).context("s", "1.0.0", dep.settings)
+        HostServices(None).context("s", "1.0.0", dep.settings.to_json())

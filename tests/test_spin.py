@@ -31,6 +31,7 @@ from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.cli import cli
 from airssys_web.lifecycle.host import AirssysHost
 from airssys_web.lifecycle.services import HostServices
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.artifacts import sha256_hex
 
 pytestmark = pytest.mark.slow
@@ -264,7 +265,8 @@ def test_spin_js_component(deployed: tuple[Path, str], url: str, spin_js_wasm: b
     answers one request per instance, as Spin runs it: a fresh instance per request (what `spin deploy` sets)."""
     reg_dir, _ = deployed
     with EmbeddedRegistry(reg_dir) as reg:
-        deploy(reg, "spinjs", spin_js_wasm, version="1.0.0", route="/spinjs", limits={"isolation": "request"})
+        deploy(reg, "spinjs", spin_js_wasm, version="1.0.0", route="/spinjs",
+               settings=VersionSettings(limits={"isolation": "request"}))
     wait_until(lambda: httpx.get(url + "/spinjs/a").status_code == 200, 60, "the JS component serving")
     for path in ("/spinjs/a", "/spinjs/b", "/spinjs/c"):
         r = httpx.get(url + path)
@@ -302,7 +304,7 @@ def test_spin_deploy_through_a_server(app_dir: Path, spin_wasm: bytes, tmp_path:
                                           "--token", token, "--json"], env={"SPIN_VARIABLE_TOKEN": "t0ken"})
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)
-        assert [d["component"] for d in report["deployed"]] == ["spin"]
+        assert [d["deployment"]["component"] for d in report["deployed"]] == ["spin"]
         assert report["components"][0]["route"] == "/spin" and report["notes"] == []
         assert httpx.get(server + "/spin/var", params={"name": "token"}).text == "t0ken"
 

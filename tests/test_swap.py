@@ -108,7 +108,7 @@ def test_failed_activation_keeps_previous_version(tmp_path: Path) -> None:
         try:
             # A version whose blob and artifact vanished cannot be built; the old one must keep serving.
             dep = deploy(reg, "a", text_component("A2"), version="1.1.0", route="/a")
-            for p in [reg.blob_path(dep.sha256), *reg.artifacts_dir.glob(f"{dep.sha256}-*")]:
+            for p in [reg.blobs.path(dep.sha256), *reg.artifacts_dir.glob(f"{dep.sha256}-*")]:
                 p.unlink()
             host.factory.artifacts = type(host.artifacts)(reg.artifacts_dir, host.runtime)  # forget memory
             host.sync()

@@ -15,6 +15,7 @@ from airssys_web.lifecycle.autorollback import Policy
 from airssys_web.lifecycle.deploy import deploy
 from airssys_web.lifecycle.manifest import load_manifest
 from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.limits import Limits
 from airssys_web.units import format_duration, parse_duration
 from airssys_web.web.auth import TokenAuthority
@@ -75,9 +76,10 @@ def test_settings_store_durations_in_seconds(tmp_path: Path) -> None:
     """Python and the admin API pass settings: a spelt duration is stored as seconds (equal limits, equal text)."""
     with EmbeddedRegistry(tmp_path / "reg") as registry:
         dep = deploy(registry, "c", text_component("c"), version="1.0.0", route="/c",
-                     settings={"limits": {"timeout": "1.5s"}})
-        assert dep.settings["limits"] == {"timeout": 1.5}
-        dep = deploy(registry, "c", text_component("c"), version="1.0.0", route="/c", limits={"timeout": "1500ms"})
+                     settings=VersionSettings.from_json({"limits": {"timeout": "1.5s"}}))
+        assert dep.settings.to_json()["limits"] == {"timeout": 1.5}
+        dep = deploy(registry, "c", text_component("c"), version="1.0.0", route="/c",
+                     settings=VersionSettings.of(timeout="1500ms"))
         assert dep.active_version == "1.0.0"  # the same version again: not "already exists with other settings"
 
 
@@ -88,7 +90,7 @@ def test_cli_timeout_takes_units(tmp_path: Path) -> None:
                                       "--timeout", "200ms", "--registry", reg, "--json"])
     assert result.exit_code == 0, result.output
     with EmbeddedRegistry(reg) as registry:
-        assert registry.get_version("c", "1.0.0").settings["limits"] == {"timeout": 0.2}
+        assert registry.get_version("c", "1.0.0").settings.to_json()["limits"] == {"timeout": 0.2}
     result = CliRunner().invoke(cli, ["deploy", "c", str(wasm), "--route", "/c", "--version", "1.0.1",
                                       "--timeout", "soon", "--registry", reg])
     assert result.exit_code == 2

@@ -23,6 +23,7 @@ from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
 from airssys_web.errors import GuestTimeout, InvalidComponent
 from airssys_web.guest.build import compile_wat
 from airssys_web.lifecycle.deploy import check_component
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.limits import Limits
 from airssys_web.runtime.worlds import (
     AIRSSYS_WORLD,
@@ -89,7 +90,7 @@ def site(tmp_path: Path, wasi_hello: bytes, uvicorn_server: Server) -> Iterator[
     with EmbeddedRegistry(reg_dir) as reg:
         deploy(reg, "wasi", wasi_hello, version="1.0.0", route="/wasi")
         deploy(reg, "classic", text_component("classic"), version="1.0.0", route="/classic")
-        deploy(reg, "tiny", wasi_hello, version="1.0.0", route="/tiny", settings={"limits": {"max_body": 10}})
+        deploy(reg, "tiny", wasi_hello, version="1.0.0", route="/tiny", settings=VersionSettings.of(max_body=10))
     app = Starlette(routes=[Route("/{path:path}", native, methods=["GET", "POST"])])
     app.add_middleware(AirssysMiddleware, registry=reg_dir)
     with uvicorn_server(app) as url:

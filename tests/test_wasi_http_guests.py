@@ -28,6 +28,8 @@ from starlette.routing import Route
 from support import artifacts, runtime_for, text_component
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.capabilities.grants import Capability
+from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.runtime.artifacts import ArtifactCache, Component, sha256_hex
 
 pytestmark = pytest.mark.slow
@@ -118,14 +120,14 @@ def site_and_registry(tmp_path_factory: pytest.TempPathFactory, py_sync_wasm: by
     from conftest import run_uvicorn
     reg_dir = tmp_path_factory.mktemp("wasi") / "reg"
     with EmbeddedRegistry(reg_dir) as reg:
-        big = {"limits": {"max_body": 64 * 1024 * 1024}}  # streamed, never buffered: a large limit costs nothing
+        big = VersionSettings.of(max_body=64 * 1024 * 1024)  # streamed, never buffered: a large limit costs nothing
         _deploy(reg, "sync", py_sync_wasm, version="1.0.0", route="/sync", settings=big)
         _deploy(reg, "granted", py_sync_wasm, version="1.0.0", route="/granted",
-               settings={"outbound": ["http://127.0.0.1:*"]})
+               settings=VersionSettings.of(Capability.network_outbound("http://127.0.0.1:*")))
         _deploy(reg, "elsewhere", py_sync_wasm, version="1.0.0", route="/elsewhere",
-               settings={"outbound": ["https://api.example.com"]})
+               settings=VersionSettings.of(Capability.network_outbound("https://api.example.com")))
         _deploy(reg, "async", py_async_wasm, version="1.0.0", route="/async",
-               settings={"outbound": ["http://127.0.0.1:*"], **big})
+               settings=big.merged(VersionSettings.of(Capability.network_outbound("http://127.0.0.1:*"))))
         _deploy(reg, "classic", text_component("classic"), version="1.0.0", route="/classic")
     app = Starlette(routes=[Route("/{path:path}", upstream, methods=["GET", "POST"])])
     app.add_middleware(AirssysMiddleware, registry=reg_dir, poll_interval=0.05)

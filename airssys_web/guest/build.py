@@ -51,6 +51,7 @@ from typing import Any
 from airssys_web import _native
 from airssys_web._files import PUBLIC_MODE, copy_atomic, write_atomic
 from airssys_web.errors import AirssysError, BuildError, InvalidComponent
+from airssys_web.guest import KINDS, LANGUAGES
 from airssys_web.guest.sdk import PYTHON_PATH
 
 __all__ = [
@@ -75,8 +76,6 @@ __all__ = [
 from airssys_web.runtime.imports import WIT_DIR
 
 WORLD = "route"
-#: The worlds a guest can be built for: a route component, or a middleware stage (which imports the next handler).
-KINDS = ("route", "middleware")
 _COMPONENTIZE_PY = "componentize-py"
 _IGNORED_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".venv", "node_modules"}
 #: A toolchain's output longer than this many lines is shown as its first and last lines (whole lines, never cut).
@@ -411,8 +410,6 @@ def iter_guest_sources(root: Path) -> Iterable[Path]:
 
 # ------------------------------------------------------------------------------------------ any language
 
-#: The languages ``build_component`` knows, with what marks a source directory as that language.
-LANGUAGES = {"python": "app.py", "js": "app.js", "wat": "*.wat"}
 _RECIPES = {"Cargo.toml": "Rust", "CMakeLists.txt": "C", "Makefile": "C"}
 
 

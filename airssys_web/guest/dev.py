@@ -7,7 +7,8 @@ request fails across a save. A build or deploy error is shown and changes nothin
 serving until the next save fixes it. Edits to ``airssys.toml`` redeploy with the new grants and limits without a
 rebuild (the manifest is not a build input).
 
-The target is a registry directory a server watches (``--registry``) or a server's admin API (``--server``).
+The target is any :class:`~airssys_web.lifecycle.api.Lifecycle`: a registry directory a server watches
+(``LocalLifecycle``, ``--registry``) or a server's admin API (``RemoteLifecycle``, ``--server``).
 """
 
 from __future__ import annotations
@@ -19,78 +20,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..capabilities.grants import Grants
 from ..errors import AirssysError
+from ..lifecycle.api import DeployRequest, Lifecycle
 from ..lifecycle.manifest import MANIFEST_NAME, load_manifest
+from ..lifecycle.settings import VersionSettings
 from .build import BuildResult, build_component, iter_guest_sources
 
-__all__ = ["AdminTarget", "Cycle", "DevSession", "RegistryTarget", "dev_version"]
+__all__ = ["Cycle", "DevSession", "dev_version"]
 
 
 def dev_version(sha256: str, base: str = "0.0.0", now: float | None = None) -> str:
     """A fresh, increasing SemVer for a dev build: ``0.0.0-dev.<unix ms>+<sha256[:12]>``."""
     millis = int((time.time() if now is None else now) * 1000)
     return f"{base}-dev.{millis}+{sha256[:12]}"
-
-
-class DeployTarget(Protocol):
-    """Where dev builds go; ``deploy`` returns the version now serving (or raises AirssysError)."""
-
-    def describe(self) -> str: ...
-    def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str: ...
-    def close(self) -> None: ...
-
-
-class RegistryTarget:
-    """A registry directory: the server watching it swaps within its poll interval (0.2 s by default)."""
-
-    def __init__(self, directory: Path) -> None:
-        from ..lifecycle.registry import EmbeddedRegistry
-
-        self.directory = Path(directory)
-        self._registry = EmbeddedRegistry(self.directory)
-
-    def describe(self) -> str:
-        return f"registry {self.directory}"
-
-    def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str:
-        from ..lifecycle.deploy import deploy
-
-        dep = deploy(self._registry, name, wasm, version=version, route=route, grants=grants, limits=limits,
-                     manifest=manifest if manifest is not None else False, actor="dev", allow_nested=nested)
-        return dep.active_version
-
-    def close(self) -> None:
-        self._registry.close()
-
-
-class AdminTarget:
-    """A running server's admin API (needs a token with the deploy scope); returns once the build serves."""
-
-    def __init__(self, server: str, token: str | None) -> None:
-        from ..lifecycle.remote import AdminClient
-
-        self.server = server
-        self._client = AdminClient(server, token)
-
-    def describe(self) -> str:
-        return f"server {self.server}"
-
-    def deploy(self, name: str, wasm: bytes, *, version: str, route: str, manifest: Path | None,
-               grants: Grants, limits: dict[str, Any], nested: bool = False) -> str:
-        from ..lifecycle.deploy import plan_capabilities
-
-        loaded = load_manifest(manifest) if manifest is not None else None
-        settings = plan_capabilities(wasm, grants=grants, limits=limits, manifest=loaded).settings
-        self._client.deploy(name, wasm, version=version, route=route, settings=settings, nested=nested)
-        return version
-
-    def close(self) -> None:
-        self._client.close()
 
 
 @dataclass(frozen=True)
@@ -111,12 +56,13 @@ Report = Callable[[Cycle], None]
 @dataclass
 class DevSession:
     """Build ``source`` and keep ``target`` serving its latest good build as component ``name`` at ``route``
-    (``nested``: the route may lie under or above another component's route)."""
+    (``nested``: the route may lie under or above another component's route). A middleware stage has no route
+    (``None``): each build replaces the stage in every pipeline it is in."""
 
     source: Path
-    target: DeployTarget
+    target: Lifecycle
     name: str
-    route: str
+    route: str | None
     grants: Grants = field(default_factory=Grants)
     limits: dict[str, Any] = field(default_factory=dict)
     language: str | None = None
@@ -148,14 +94,23 @@ class DevSession:
                 [self.grants.describe(), self.limits], sort_keys=True, default=str).encode()).hexdigest()
             if fingerprint == self._last:
                 return Cycle(True, self.serving, built, False, None, time.perf_counter() - started)
-            version = dev_version(hashlib.sha256(wasm).hexdigest())
-            served = self.target.deploy(self.name, wasm, version=version, route=self.route, manifest=manifest,
-                                        grants=self.grants, limits=self.limits, nested=self.nested)
+            served = self._deploy(wasm, manifest)
         except AirssysError as e:
             return Cycle(False, self.serving, built, False, str(e), time.perf_counter() - started)
         self._last = fingerprint
         self.serving = f"{self.name}@{served}"
         return Cycle(True, self.serving, built, True, None, time.perf_counter() - started)
+
+    def _deploy(self, wasm: bytes, manifest: Path | None) -> str:
+        """Deploy ``wasm`` as a new dev version with the manifest's settings and the flags on top; the version now
+        serving."""
+        from ..lifecycle.deploy import plan_capabilities
+
+        loaded = load_manifest(manifest) if manifest is not None else None
+        settings = plan_capabilities(wasm, settings=VersionSettings(self.grants, self.limits), manifest=loaded).settings
+        request = DeployRequest(self.name, wasm, version=dev_version(hashlib.sha256(wasm).hexdigest()),
+                                route=self.route, settings=settings, nested=self.nested)
+        return self.target.deploy(request).deployment.active_version
 
     def watch(self, report: Report, *, stop: threading.Event | None = None, debounce_ms: int = 300) -> None:
         """Run a first cycle, then one per batch of saved changes, until ``stop`` is set (or Ctrl-C)."""

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from ..errors import AirssysError
 from ..lifecycle.registry import validate_name
+from . import KINDS, LANGUAGES
 from .sdk import TEMPLATES
 
 __all__ = ["KINDS", "LANGUAGES", "Scaffold", "scaffold"]
 
-LANGUAGES = ("python", "js", "wat")
-KINDS = ("route", "middleware")
 _PLACEHOLDER = "{{name}}"
 _SUFFIX = ".tmpl"
 

@@ -20,6 +20,7 @@ middleware would (500, 504, 502, 503) instead.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -34,8 +35,9 @@ from ..errors import AirssysError, BadGuestResponse, GuestError, GuestTimeout, I
 from ..lifecycle.deploy import check_component, plan_capabilities
 from ..lifecycle.generations import Code, GenerationFactory
 from ..lifecycle.manifest import Manifest, find_manifest, load_manifest
-from ..lifecycle.registry import settings_json, validate_route
+from ..lifecycle.registry import validate_route
 from ..lifecycle.services import HostServices
+from ..lifecycle.settings import VersionSettings
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
@@ -71,8 +73,8 @@ def load_component_settings(wasm: bytes, *, source: Path | None = None, manifest
     extra += [ConfigValue(k, v) for k, v in (config or {}).items()]
     if kv:
         extra.append(KeyValue())
-    plan = plan_capabilities(wasm, settings=settings, grants=Grants.of(*extra), limits=limits, manifest=loaded)
-    return plan.settings
+    given = VersionSettings.from_json(settings).merged(VersionSettings(Grants.of(*extra), limits))
+    return plan_capabilities(wasm, settings=given, manifest=loaded).settings.to_json(reveal_secrets=True)
 
 
 def default_artifacts_dir() -> Path:
@@ -206,7 +208,8 @@ class ComponentClient(httpx.Client):
             if next is not None and not is_middleware(self.report.imports):
                 raise InvalidComponent(f"{label} is a route component; only a middleware stage calls next")
             factory = GenerationFactory(self.runtime, cache, self.services)
-            generation = factory.build(Code(name, version, self.report.sha256, settings_json(full)), wasm=wasm)
+            code = Code(name, version, self.report.sha256, json.dumps(full, sort_keys=True))  # in memory only
+            generation = factory.build(code, wasm=wasm)
         except BaseException:
             self._release()
             raise

@@ -6,36 +6,36 @@ or route. The artifact is compiled and stored *before* the registry row that act
 swap only loads (milliseconds) and never compiles.
 
 Capabilities are settled here too, in two steps. :func:`plan_capabilities` (pure; the CLI runs it to show the
-table) merges the manifest, the settings and explicit grants, lines them up with what the component declares
-(its ``airssys-web:needs`` section and the manifest's ``[needs]``) and refuses a declared need nothing grants.
-:func:`finalize_settings` (next to the registry: ``deploy`` and the lifecycle strategies call it) re-validates
-everything, checks granted directories, and moves secret values into the registry's secret store so the stored
+table) puts the given settings on top of the manifest's, lines them up with what the component declares (its
+``airssys-web:needs`` section and the manifest's ``[needs]``) and refuses a declared need nothing grants.
+:func:`finalize_settings` (next to the registry: ``deploy`` and the lifecycle strategies call it) re-checks the
+needs, checks granted directories, and moves secret values into the registry's secret store so the stored
 settings only hold references.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .. import _native
-from ..capabilities.grants import Capability, Grants
-from ..capabilities.needs import Needs, NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
+from ..capabilities.grants import Grants
+from ..capabilities.needs import NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
 from ..capabilities.secrets import SecretStore
-from ..errors import CapabilityError, InvalidComponent, InvalidName
+from ..errors import CapabilityError, InvalidComponent
 from ..runtime.artifacts import ArtifactCache, Component, sha256_hex
 from ..runtime.engine import Runtime
 from ..runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
 from ..runtime.instance import GuestFault, Slot, native_error
 from ..runtime.limits import Limits
 from ..runtime.platform import group_interfaces, unavailable_imports
-from ..runtime.worlds import world_of_exports
+from ..runtime.worlds import is_middleware, world_of_exports
 from .manifest import Manifest, find_manifest, load_manifest
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
 from .services import SECRETS_DIR, state_dir
+from .settings import VersionSettings, union_needs
 
 log = logging.getLogger("airssys_web.lifecycle.deploy")
 
@@ -54,6 +54,11 @@ class ComponentReport:
     world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.worlds)
     #: Imports the host does not provide (wasi:http components): linked so that a call fails (runtime.platform).
     unavailable: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``middleware`` for a stage (it imports the handler it passes requests on to), else ``route``."""
+        return "middleware" if is_middleware(self.imports) else "route"
 
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",
@@ -98,74 +103,38 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
 
 
 # -- capabilities ---------------------------------------------------------------------------------------------------
-_SETTINGS_KEYS = frozenset({"limits", "outbound", "files", "config", "secrets", "kv", "needs"})
-
-
 @dataclass(frozen=True)
 class CapabilityPlan:
-    """Settings ready for :func:`deploy` (secrets still in clear) and the needs-vs-grants table to show."""
+    """Settings ready for :func:`deploy` (secrets still held as values) and the needs-vs-grants table to show."""
 
-    settings: dict[str, Any]
+    settings: VersionSettings
     check: NeedsCheck
 
 
-def _split(settings: Mapping[str, Any] | None) -> tuple[Grants, dict[str, Any], Needs | None]:
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - _SETTINGS_KEYS)
-    if unknown:
-        known = ", ".join(sorted(_SETTINGS_KEYS))
-        raise CapabilityError(f"unknown settings key(s) {', '.join(unknown)}; known: {known}")
-    limits = settings.get("limits") or {}
-    if not isinstance(limits, dict):
-        raise CapabilityError("settings 'limits' must be a table such as {\"timeout\": 5}")
-    needs = Needs.from_dict(settings["needs"], source="settings 'needs'") if settings.get("needs") is not None else None
-    return Grants.from_settings(settings), Limits.canonical(limits), needs
-
-
-def _union(*needs: Needs | None) -> Needs | None:
-    present = [n for n in needs if n is not None]
-    if not present:
-        return None
-    out = present[0]
-    for n in present[1:]:
-        out = out | n
-    return out
-
-
-def plan_capabilities(wasm: bytes, *, settings: Mapping[str, Any] | None = None,
-                      grants: Grants | Iterable[Capability] = (), limits: Mapping[str, Any] | Limits | None = None,
-                      manifest: Manifest | None = None, grant_declared_needs: bool = False,
-                      enforce: bool = True) -> CapabilityPlan:
-    """Merge manifest < settings < ``grants``/``limits`` (later wins), check them against the declared needs.
+def plan_capabilities(wasm: bytes, *, settings: VersionSettings | None = None, manifest: Manifest | None = None,
+                      grant_declared_needs: bool = False, enforce: bool = True) -> CapabilityPlan:
+    """``settings`` on top of the manifest's (given limits and grants win), checked against the declared needs.
 
     Raises CapabilityError naming each declared need nothing grants (``grant_declared_needs`` first grants what
     can be granted without the operator: origins, KV, config defaults), unless ``enforce`` is False (the caller
     then shows ``plan.check`` and calls ``plan.check.raise_for_missing()`` itself).
     """
-    base, base_limits, settings_needs = _split(settings)
-    merged = Grants.of(manifest.grants if manifest else (), base, grants)
-    merged_limits = Limits.canonical({**(manifest.limits if manifest else {}), **base_limits,
-                                      **(limits.to_dict() if isinstance(limits, Limits) else dict(limits or {}))})
-    needs = _union(read_needs(wasm, lenient=True), manifest.needs if manifest else None, settings_needs)
+    merged = (manifest.settings if manifest is not None else VersionSettings()).merged(settings or VersionSettings())
+    needs = union_needs(read_needs(wasm, lenient=True), merged.needs)
+    grants = merged.grants
     if needs is not None and grant_declared_needs:
-        merged = grant_declared(needs, merged)
-    check = check_needs(needs, merged, unavailable=group_interfaces(unavailable_imports(wasm)))
+        grants = grant_declared(needs, grants)
+    check = check_needs(needs, grants, unavailable=group_interfaces(unavailable_imports(wasm)))
     if enforce:
         check.raise_for_missing()
-    merged = with_defaults(needs, merged)
-    out: dict[str, Any] = {"limits": merged_limits} if merged_limits else {}
-    out.update(merged.to_settings(reveal=True))
-    if needs is not None:
-        out["needs"] = needs.to_dict()
-    return CapabilityPlan(out, check)
+    return CapabilityPlan(merged.replace(grants=with_defaults(needs, grants), needs=needs), check)
 
 
-def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The settings to store for a version: validated, needs re-checked, directories resolved and checked, secret
-    values moved into the registry's secret store (only references remain)."""
-    grants, limits, settings_needs = _split(settings)
+def finalize_settings(registry: Registry, wasm: bytes, settings: VersionSettings) -> VersionSettings:
+    """The settings to store for a version: needs re-checked, directories resolved and checked, secret values moved
+    into the registry's secret store (only references remain)."""
     root = state_dir(registry)
-    files = [f.checked() for f in grants.files]
+    files = [f.checked() for f in settings.grants.files]
     if root is not None:
         reg = root.resolve()
         for f in files:
@@ -173,15 +142,11 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: Mapping[str, An
             if host == reg or reg.is_relative_to(host) or host.is_relative_to(reg):
                 raise CapabilityError(f"--allow-file {f.host}: that directory holds or is inside the registry "
                                       f"({reg}), which keeps secrets and other components' data; grant another one")
-    grants = Grants.of(grants, files)
-    needs = _union(read_needs(wasm, lenient=True), settings_needs)
+    grants = Grants.of(settings.grants, files)
+    needs = union_needs(read_needs(wasm, lenient=True), settings.needs)
     check_needs(needs, grants).raise_for_missing()
     store = SecretStore(root / SECRETS_DIR) if root is not None else None
-    out: dict[str, Any] = {"limits": limits} if limits else {}  # empty settings stay "{}" (idempotent redeploys)
-    out.update(grants.to_settings(store))
-    if needs is not None:
-        out["needs"] = needs.to_dict()
-    return out
+    return settings.replace(grants=grants, needs=needs).with_secrets_stored(store)
 
 
 def read_wasm(file: str | Path) -> bytes:
@@ -203,42 +168,38 @@ def read_wasm(file: str | Path) -> bytes:
 
 
 def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: str, route: str | None = None,
-           settings: dict[str, Any] | None = None, grants: Grants | Iterable[Capability] = (),
-           limits: Mapping[str, Any] | Limits | None = None,
-           manifest: Manifest | str | Path | Literal[False] | None = None, grant_declared_needs: bool = False,
-           actor: str = "cli", strategy: str = "immediate", artifacts: ArtifactCache | None = None,
-           allow_nested: bool = False) -> Deployment:
+           settings: VersionSettings | None = None, manifest: Manifest | str | Path | Literal[False] | None = None,
+           allow_nested: bool = False, actor: str = "cli", artifacts: ArtifactCache | None = None) -> Deployment:
     """Validate, compile, store and activate a component version. Raises a DeployError or CapabilityError;
     nothing changes then.
 
-    ``route`` is required for a new component; without it an existing component keeps its route. A route under
-    or above another component's route needs ``allow_nested=True`` (see :mod:`airssys_web.lifecycle.registry.base`).
-    Grants come from ``manifest`` (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``:
-    none), then ``settings`` (the stored JSON form), then ``grants``
-    (:class:`~airssys_web.capabilities.grants.Capability` values) and ``limits``; later sources win.
+    ``route`` is required for a new route component (and refused for a middleware stage, which runs in front of
+    routes: see ``Registry.set_pipeline``); without it an existing component keeps its route. A route under
+    or above another component's route needs ``allow_nested=True`` (see :mod:`airssys_web.lifecycle.registry.rules`).
+    ``settings`` (grants, limits: :class:`~airssys_web.lifecycle.settings.VersionSettings`) go on top of the
+    ``manifest``'s (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``: none).
+    ``artifacts`` compiles on a runtime the caller already has (default: a small one made for this deploy).
     """
     validate_name(name)
     validate_version(version)
     if route is not None:
         registry.check_route(name, validate_route(route), allow_nested=allow_nested)  # before compiling anything
-    elif not any(c.name == name for c in registry.components()):
-        raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
     if manifest is None and isinstance(wasm, (str, Path)):
         manifest = find_manifest(wasm) or False
     loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
     data = read_wasm(wasm) if isinstance(wasm, str | Path) else bytes(wasm)
-    plan = plan_capabilities(data, settings=settings, grants=grants, limits=limits, manifest=loaded,
-                             grant_declared_needs=grant_declared_needs)
+    plan = plan_capabilities(data, settings=settings, manifest=loaded)
     final = finalize_settings(registry, data, plan.settings)
     if artifacts is None:
         with Runtime(threads=1) as runtime:
             _, report = check_component(data, ArtifactCache(registry.artifacts_dir, runtime), label=name,
-                                        settings=final)
+                                        settings=final.to_json())
     else:
-        _, report = check_component(data, artifacts, label=name, settings=final)
-    sha = registry.put_blob(data)
+        _, report = check_component(data, artifacts, label=name, settings=final.to_json())
+    sha = registry.blobs.put(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,
-                          strategy=strategy, allow_nested=allow_nested)
-    log.info("deployed %s@%s at %s (sha256 %s)", name, version, dep.route, sha[:12])
+                          allow_nested=allow_nested, kind=report.kind)
+    log.info("deployed %s@%s %s (sha256 %s)", name, version,
+             f"at {dep.route}" if dep.route is not None else "as a middleware stage", sha[:12])
     return dep

@@ -51,7 +51,7 @@ class Code:
 class GenerationFactory:
     """Builds generations on one runtime, with one artifact cache and one set of host services.
 
-    ``loader(sha256)`` reads a blob when no compiled artifact exists (the registry's ``read_blob``); a caller that
+    ``loader(sha256)`` reads a blob when no compiled artifact exists (the registry's ``blobs.read``); a caller that
     has the bytes passes ``wasm=`` instead.
     """
 

@@ -1,27 +1,35 @@
-"""A small client for the admin API (``airssys-web ... --server URL``), built on httpx.
+"""The lifecycle through a running server's admin API (``airssys-web ... --server URL``), built on httpx.
 
-Errors come back as the same exception classes the server raised (``NotFound``, ``Conflict``, ``AuthError``, ...)
-with the server's one-line explanation, so the CLI reports them exactly as in ``--registry`` mode. Uploads skip
-blobs the server already has (a re-deploy or a rollback by re-upload sends nothing) and show a progress bar for
-large files when stderr is a terminal.
+:class:`RemoteLifecycle` implements :class:`~.api.Lifecycle`: the same records as on a registry directory, parsed
+from the JSON the admin API answers with (each record's ``from_json``). Errors come back as the same exception
+classes the server raised (``NotFound``, ``Conflict``, ``AuthError``, ...) with the server's one-line explanation,
+so the CLI reports them exactly as in ``--registry`` mode. Uploads skip blobs the server already has (a re-deploy
+sends nothing) and show a progress bar for large files when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import API_ERRORS, AirssysError, AuthError, DeployError, NotFound
+from .api import Change, ComponentStatus, DeployRequest, Strategy
+from .pipeline import Pipeline
+from .registry import AuditEntry, HistoryEntry
+from .routing import ADMIN_PREFIX
 
-ADMIN_PREFIX = "/_airssys/api"
+__all__ = ["RemoteLifecycle", "admin_base"]
+
 CHUNK = 256 * 1024
 PROGRESS_THRESHOLD = 1024 * 1024
 _BY_REASON: dict[str, type[AirssysError]] = {reason: kind for kind, _, reason in API_ERRORS}
+R = TypeVar("R")
 
 
 def admin_base(server: str) -> str:
@@ -33,8 +41,12 @@ def admin_base(server: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path or ADMIN_PREFIX}"
 
 
-class AdminClient:
-    """The admin API of one server. ``transport`` is for tests (e.g. ``httpx.ASGITransport``)."""
+class RemoteLifecycle:
+    """:class:`~.api.Lifecycle` through the admin API of the server at ``server``, authorized by ``token``.
+
+    ``transport`` is for tests (e.g. ``httpx.ASGITransport``); ``progress`` shows an upload bar (default: when
+    stderr is a terminal).
+    """
 
     def __init__(self, server: str, token: str | None, *, timeout: float = 300.0,
                  transport: httpx.BaseTransport | None = None, progress: bool | None = None) -> None:
@@ -42,65 +54,56 @@ class AdminClient:
             raise AuthError("no admin token: pass --token or set AIRSSYS_TOKEN "
                             "(mint one where the server's secret is: airssys-web token --scope deploy)")
         self.base = admin_base(server)
+        self.server = server
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._http = httpx.Client(base_url=self.base, timeout=timeout, transport=transport,
                                   headers={"authorization": f"Bearer {token}"})
 
-    def close(self) -> None:
-        self._http.close()
+    # -- the lifecycle --------------------------------------------------------------------------------------
+    def deploy(self, request: DeployRequest) -> Change:
+        """Upload the component (unless the server has it) and deploy it; returns once the new version serves."""
+        sha = self.upload(request.wasm, label=request.name)
+        plan = request.plan
+        body: dict[str, Any] = {"version": request.version, "sha256": sha, "strategy": plan.strategy.value}
+        settings = request.settings.to_json(reveal_secrets=True)  # the server stores references only
+        optional = {"route": request.route, "nested": request.nested or None, "settings": settings or None,
+                    "percent": plan.percent if plan.strategy is Strategy.CANARY else None, "probe": plan.probe,
+                    "auto_rollback": plan.policy_text}
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return self._parse(Change.from_json, self._call("POST", f"/components/{request.name}/deploy", json=body))
 
-    def __enter__(self) -> AdminClient:
-        return self
+    def promote(self, name: str) -> Change:
+        return self._parse(Change.from_json, self._call("POST", f"/components/{name}/promote"))
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def rollback(self, name: str, to_version: str | None = None) -> Change:
+        body = {} if to_version is None else {"to_version": to_version}
+        return self._parse(Change.from_json, self._call("POST", f"/components/{name}/rollback", json=body))
 
-    # -- plumbing -------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            resp = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise AirssysError(f"cannot reach the server at {self.base}: {e or type(e).__name__}") from None
-        if resp.status_code < 400:
-            return resp.json() if resp.content else None
-        try:
-            payload = resp.json()
-            error, detail = str(payload["error"]), str(payload.get("detail", ""))
-        except (ValueError, KeyError, TypeError):
-            if resp.status_code == 404:
-                raise AirssysError(f"{self.base} has no admin API (404): is the server started with a secret "
-                                   "(AIRSSYS_SECRET or --secret-file), and is the URL right?") from None
-            raise AirssysError(f"the server answered {resp.status_code} to {method} {path}") from None
-        message = detail or error
-        if resp.status_code in (401, 403):
-            raise AuthError(message, status=resp.status_code)
-        kind = _BY_REASON.get(error)
-        if kind is not None:
-            raise kind(message)
-        if resp.status_code < 500:
-            raise DeployError(message)
-        raise AirssysError(f"server error ({resp.status_code}): {message}")
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        body = {"stages": list(pipeline.stages)}
+        return self._parse(Change.from_json, self._call("PUT", f"/components/{pipeline.component}/pipeline",
+                                                        json=body))
 
-    # -- reads ----------------------------------------------------------------------------------------------
+    def components(self) -> list[ComponentStatus]:
+        return [self._parse(ComponentStatus.from_json, c) for c in self._call("GET", "/components")]
+
+    def component(self, name: str) -> ComponentStatus:
+        return self._parse(ComponentStatus.from_json, self._call("GET", f"/components/{name}"))
+
+    def history(self, name: str) -> list[HistoryEntry]:
+        return [self._parse(HistoryEntry.from_json, h) for h in self._call("GET", f"/components/{name}/history")]
+
+    def audit(self, limit: int = 100) -> list[AuditEntry]:
+        return [self._parse(AuditEntry.from_json, a) for a in self._call("GET", "/audit", params={"limit": limit})]
+
+    def describe(self) -> str:
+        return f"server {self.server}"
+
+    # -- what only a server has -----------------------------------------------------------------------------
     def whoami(self) -> dict[str, Any]:
+        """The calling token's id, scope and expiry."""
         return dict(self._call("GET", "/token"))
 
-    def components(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/components"))
-
-    def component(self, name: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/components/{name}"))
-
-    def history(self, name: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"/components/{name}/history"))
-
-    def status(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/status"))
-
-    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/audit", params={"limit": limit}))
-
-    # -- changes --------------------------------------------------------------------------------------------
     def upload(self, wasm: bytes, *, label: str = "component") -> str:
         """Store ``wasm`` on the server (unless it is there already); returns its sha256."""
         sha = hashlib.sha256(wasm).hexdigest()
@@ -129,24 +132,47 @@ class AdminClient:
             self._call("PUT", f"/blobs/{sha}", content=wasm, headers=headers)
         return sha
 
-    def deploy(self, name: str, wasm: bytes, *, version: str, route: str | None = None,
-               settings: dict[str, Any] | None = None, strategy: str = "immediate", percent: int | None = None,
-               probe: str | None = None, auto_rollback: str | None = None, nested: bool = False) -> dict[str, Any]:
-        """Upload and deploy; returns ``{"deployment": ..., "serving": ..., "warnings": [...]}`` once the new version
-        serves (``warnings``: host-app routes the component's route shadows)."""
-        sha = self.upload(wasm, label=name)
-        body: dict[str, Any] = {"version": version, "sha256": sha, "strategy": strategy}
-        if nested:
-            body["nested"] = True
-        for key, value in (("route", route), ("settings", settings), ("percent", percent), ("probe", probe),
-                           ("auto_rollback", auto_rollback)):
-            if value is not None:
-                body[key] = value
-        return dict(self._call("POST", f"/components/{name}/deploy", json=body))
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
 
-    def promote(self, name: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"/components/{name}/promote"))
+    def __enter__(self) -> Self:
+        return self
 
-    def rollback(self, name: str, to_version: str | None = None) -> dict[str, Any]:
-        body = {} if to_version is None else {"to_version": to_version}
-        return dict(self._call("POST", f"/components/{name}/rollback", json=body))
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _parse(self, parse: Callable[[Any], R], data: Any) -> R:
+        """A record from the server's JSON; an answer of another shape (another airssys-web version, or not
+        airssys-web at all) is one clear error rather than a KeyError."""
+        try:
+            return parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise AirssysError(f"the server at {self.base} answered in an unexpected shape ({type(e).__name__}: "
+                               f"{e}); is it running the same airssys-web version?") from None
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise AirssysError(f"cannot reach the server at {self.base}: {e or type(e).__name__}") from None
+        if resp.status_code < 400:
+            return resp.json() if resp.content else None
+        try:
+            payload = resp.json()
+            error, detail = str(payload["error"]), str(payload.get("detail", ""))
+        except (ValueError, KeyError, TypeError):
+            if resp.status_code == 404:
+                raise AirssysError(f"{self.base} has no admin API (404): is the server started with a secret "
+                                   "(AIRSSYS_SECRET or --secret-file), and is the URL right?") from None
+            raise AirssysError(f"the server answered {resp.status_code} to {method} {path}") from None
+        message = detail or error
+        if resp.status_code in (401, 403):
+            raise AuthError(message, status=resp.status_code)
+        kind = _BY_REASON.get(error)
+        if kind is not None:
+            raise kind(message)
+        if resp.status_code < 500:
+            raise DeployError(message)
+        raise AirssysError(f"server error ({resp.status_code}): {message}")

@@ -4,6 +4,7 @@ A route ``/hello`` owns ``/hello`` and everything below it (``/hello/anything``)
 longest matching route wins, so ``/api/admin`` can belong to another component than ``/api``. A RouteTable is
 immutable; the host publishes a new one by a single attribute assignment, which is the atomic switch of a swap.
 :meth:`RouteTable.match_route` also says which route matched: the mount point the middleware tells the guest.
+Routes under :data:`RESERVED_ROUTE` belong to airssys-web itself (the admin API at :data:`ADMIN_PREFIX`).
 
 The host app's own routes can be seen when the wrapped app exposes them (Starlette and FastAPI do):
 :func:`app_routes` finds them below any middleware layers, and :func:`shadowed_paths` says which of them a
@@ -17,6 +18,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+#: Where airssys-web answers itself: no component route may lie in it (see ``registry.rules.validate_route``).
+RESERVED_ROUTE = "/_airssys"
+#: Where the admin API answers by default (``AirssysMiddleware(admin_prefix=...)``, ``serve --admin-prefix``), and
+#: where a client looks for it when a server URL has no path (``--server http://host:8000``).
+ADMIN_PREFIX = RESERVED_ROUTE + "/api"
 
 
 def route_matches(route: str, path: str) -> bool:

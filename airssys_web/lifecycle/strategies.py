@@ -22,71 +22,27 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from itsdangerous import BadSignature, Signer
 
-from ..errors import Conflict, DeployError, GuestError, NotFound
+from ..errors import Conflict, DeployError, GuestError, InvalidName, NotFound
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
-from ..runtime.limits import Limits
-from .autorollback import Policy
-from .deploy import check_component, finalize_settings
+from .api import DeployRequest, Plan, Strategy
+from .deploy import ComponentReport, check_component, finalize_settings
 from .generations import Code, GenerationFactory
-from .host import BUCKETS, AirssysHost
-from .registry import Deployment, Registry, settings_json, validate_name, validate_route, validate_version
+from .host import AirssysHost
+from .registry import Deployment, Registry
 from .services import HostServices, state_dir
+from .settings import VersionSettings
+from .targets import BUCKETS
 
 log = logging.getLogger("airssys_web.lifecycle.strategies")
 
 T = TypeVar("T")
-DEFAULT_CANARY_PERCENT = 10
-
-
-class Strategy(StrEnum):
-    IMMEDIATE = "immediate"
-    BLUE_GREEN = "blue-green"
-    CANARY = "canary"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated strategy with its options; build one from user input with :meth:`parse`."""
-
-    strategy: Strategy = Strategy.IMMEDIATE
-    percent: int = 0
-    probe: str | None = None
-    auto_rollback: Policy | None = None
-
-    @classmethod
-    def parse(cls, strategy: str = "immediate", *, percent: int | None = None, probe: str | None = None,
-              auto_rollback: str | None = None) -> Plan:
-        try:
-            kind = Strategy(strategy)
-        except ValueError:
-            raise DeployError(
-                f"unknown strategy {strategy!r}: use one of {', '.join(s.value for s in Strategy)}") from None
-        if kind is Strategy.CANARY:
-            percent = DEFAULT_CANARY_PERCENT if percent is None else percent
-            if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
-                raise DeployError(f"invalid canary percent {percent!r}: use a whole number from 1 to 100")
-        elif percent is not None:
-            raise DeployError(f"--percent applies to --strategy canary only (got --strategy {kind})")
-        if probe is not None:
-            if kind is Strategy.IMMEDIATE:
-                raise DeployError("--probe needs --strategy blue-green or canary")
-            if not isinstance(probe, str) or not probe.startswith("/") or any(c in probe for c in " \r\n#"):
-                raise DeployError(f"invalid probe path {probe!r}: give an absolute request path such as /hello/health")
-        policy = Policy.parse(auto_rollback) if auto_rollback else None
-        return cls(kind, percent or 0, probe, policy)
-
-    @property
-    def policy_text(self) -> str | None:
-        return None if self.auto_rollback is None else str(self.auto_rollback)
 
 
 class BucketCookie:
@@ -116,28 +72,21 @@ class BucketCookie:
 
 
 # -- steps shared by both modes ----------------------------------------------------------------------------------
-def preflight(registry: Registry, name: str, version: str, route: str | None, settings: dict[str, Any],
-              plan: Plan, *, allow_nested: bool = False) -> None:
-    """The cheap checks, before anything is compiled: names, limits, route ownership, and what the strategy
-    needs."""
-    validate_name(name)
-    validate_version(version)
-    if route is not None:
-        validate_route(route)
-    Limits.from_dict(settings.get("limits"))
-    settings_json(settings)
+def preflight(registry: Registry, request: DeployRequest) -> None:
+    """The cheap checks, before anything is compiled: route ownership and what the strategy needs (the request
+    validated its names when it was made)."""
+    name, route, plan = request.name, request.route, request.plan
     try:
         component = registry.get_component(name)
-    except NotFound:
-        if route is None:
-            raise DeployError(f"component {name!r} is new: give it a route, e.g. --route /{name}") from None
+    except NotFound:  # new: a route component without a route is refused once its kind is known (compiled)
         if plan.strategy is Strategy.CANARY:
             raise DeployError(f"a canary needs an active version of {name!r}; deploy one first "
                               "(--strategy immediate or blue-green)") from None
-        registry.check_route(name, route, allow_nested=allow_nested)
+        if route is not None:
+            registry.check_route(name, route, allow_nested=request.nested)
         return
     if route is not None and route != component.route:
-        registry.check_route(name, route, allow_nested=allow_nested)
+        registry.check_route(name, route, allow_nested=request.nested)
     if plan.strategy is Strategy.CANARY:
         if component.active_version is None:
             raise DeployError(f"a canary needs an active version of {name!r}; deploy one first")
@@ -145,22 +94,20 @@ def preflight(registry: Registry, name: str, version: str, route: str | None, se
             raise DeployError(f"a canary cannot move {name} from {component.route} to {route}; "
                               "use --strategy immediate or blue-green to move the route")
         running = registry.get_deployment(name).canary_version
-        if running not in (None, version):  # refuse before compiling and warming anything
+        if running not in (None, request.version):  # refuse before compiling and warming anything
             raise Conflict(f"{name} already runs canary {running}; promote or roll it back first")
 
 
-def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes, settings: dict[str, Any]) -> str:
-    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob; its sha256.
-
-    ``settings`` is replaced in place by what will be stored: grants checked against the component's declared
+def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes,
+          settings: VersionSettings) -> tuple[ComponentReport, VersionSettings]:
+    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob. Returns what
+    was learnt of it (sha256, kind) and the settings to store: grants checked against the component's declared
     needs, secret values moved to the registry's secret store (only references remain)."""
     final = finalize_settings(registry, wasm, settings)
-    settings.clear()
-    settings.update(final)
-    _, report = check_component(wasm, artifacts, label=name, settings=settings)
-    sha = registry.put_blob(wasm)
+    _, report = check_component(wasm, artifacts, label=name, settings=final.to_json())
+    sha = registry.blobs.put(wasm)
     assert sha == report.sha256
-    return sha
+    return report, final
 
 
 def probe(gen: Generation, path: str) -> None:
@@ -173,33 +120,47 @@ def probe(gen: Generation, path: str) -> None:
         raise DeployError(f"GET {path} answered {resp.status}, not 2xx")
 
 
-def switch(registry: Registry, name: str, version: str, sha: str, route: str | None, settings: dict[str, Any],
-           plan: Plan, actor: str, *, allow_nested: bool = False) -> Deployment:
-    """The registry write that makes the change (one transaction; a canary adds the version first)."""
+def switch(registry: Registry, request: DeployRequest, report: ComponentReport, settings: VersionSettings,
+           actor: str) -> Deployment:
+    """The registry write that makes the change (one transaction; a canary adds the version first). ``settings``
+    are the ones to store (:func:`check`'s)."""
+    name, version, route, plan = request.name, request.version, request.route, request.plan
+    sha, kind = report.sha256, report.kind
     if plan.strategy is Strategy.CANARY:
-        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=allow_nested)
+        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=request.nested,
+                             kind=kind)
         return registry.start_canary(name, version, plan.percent, actor=actor, auto_rollback=plan.policy_text)
     return registry.deploy(name, version, sha256=sha, route=route, settings=settings, actor=actor,
-                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=allow_nested)
+                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=request.nested,
+                           kind=kind)
+
+
+def _exists(registry: Registry, name: str) -> bool:
+    try:
+        registry.get_component(name)
+    except NotFound:
+        return False
+    return True
 
 
 def _failed(plan: Plan, step: str, e: Exception) -> Exception:
     """Name the step in a refusal while keeping its class (so the admin API keeps the right status); a guest that
-    fails to start is a refusal too. Anything else (a broken registry disk, a bug) passes through unchanged."""
-    if not isinstance(e, (DeployError, GuestError)):
+    fails to start is a refusal too. Bad input (InvalidName) is about the request, not a step: it passes through
+    unchanged, as does anything else (a broken registry disk, a bug)."""
+    if not isinstance(e, (DeployError, GuestError)) or isinstance(e, InvalidName):
         return e
     message = f"{plan.strategy} step '{step}' failed: {e}; nothing changed"
     return type(e)(message) if type(e).__init__ is Exception.__init__ else DeployError(message)
 
 
-def _record_failure(registry: Registry, name: str, version: str, plan: Plan, actor: str, error: Exception) -> None:
+def _record_failure(registry: Registry, request: DeployRequest, actor: str, error: Exception) -> None:
     try:
-        registry.record(name, version, action="deploy", strategy=plan.strategy.value, actor=actor, outcome="failed",
-                        detail=str(error))
+        registry.record(request.name, request.version, action="deploy", strategy=request.plan.strategy.value,
+                        actor=actor, outcome="failed", detail=str(error))
     except NotFound:
         pass  # a failed first deploy leaves no component to attach the entry to
     except Exception:
-        log.exception("could not record the failed deploy of %s@%s in the history", name, version)
+        log.exception("could not record the failed deploy of %s@%s in the history", request.name, request.version)
 
 
 # -- the steps, in order ------------------------------------------------------------------------------------------
@@ -210,30 +171,33 @@ class _Warmer(Protocol):
     def done(self, code: Code, gen: Generation) -> None: ...
 
 
-def _roll_out(registry: Registry, artifacts: ArtifactCache, warmer: _Warmer | None, name: str, wasm: bytes, *,
-              version: str, route: str | None, settings: dict[str, Any] | None, plan: Plan | None, actor: str,
-              allow_nested: bool) -> Deployment:
+def _roll_out(registry: Registry, artifacts: ArtifactCache, warmer: _Warmer | None, request: DeployRequest,
+              actor: str) -> Deployment:
     """preflight, check, warm (unless ``warmer`` is None), probe, switch; a failed step is named and recorded."""
-    plan = plan or Plan()
-    settings = dict(settings or {})
-    preflight(registry, name, version, route, settings, plan, allow_nested=allow_nested)
+    plan = request.plan
+    preflight(registry, request)
     step = "check"
     code: Code | None = None
     gen: Generation | None = None
     try:
-        sha = check(registry, artifacts, name, wasm, settings)
-        code = Code(name, version, sha, settings_json(settings))
+        report, final = check(registry, artifacts, request.name, request.wasm, request.settings)
+        if request.route is None and report.kind == "route" and not _exists(registry, request.name):
+            raise InvalidName(f"component {request.name!r} is new: give it a route, e.g. --route /{request.name}")
+        if plan.probe is not None and report.kind == "middleware":
+            raise DeployError(f"--probe {plan.probe}: {request.name} is a middleware stage, which only answers in "
+                              "front of a route; deploy it without --probe and probe the route")
+        code = Code(request.name, request.version, report.sha256, final.json_text())
         if warmer is not None:
             step = "warm"
-            gen = warmer.warm(code, wasm)
+            gen = warmer.warm(code, request.wasm)
             if plan.probe is not None:
                 step = "probe"
                 probe(gen, plan.probe)
         step = "switch"
-        return switch(registry, name, version, sha, route, settings, plan, actor, allow_nested=allow_nested)
+        return switch(registry, request, report, final, actor)
     except Exception as e:
         error = _failed(plan, step, e)
-        _record_failure(registry, name, version, plan, actor, error)
+        _record_failure(registry, request, actor, error)
         if error is e:
             raise
         raise error from None
@@ -260,16 +224,12 @@ class _InHost:
         self.host.discard_prepared(code)  # a no-op once the sync adopted it
 
 
-async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, route: str | None = None,
-                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "admin",
-                  allow_nested: bool = False) -> Deployment:
-    """Deploy ``wasm`` as ``name@version`` with ``plan`` in this server; returns once the new version serves.
+async def rollout(host: AirssysHost, request: DeployRequest, *, actor: str = "admin") -> Deployment:
+    """Deploy ``request`` in this server; returns once the new version serves.
 
-    The steps run on a worker thread, never on the event loop. ``allow_nested`` lets the component claim a route
-    under or above another component's (see :mod:`airssys_web.lifecycle.registry.base`).
+    The steps run on a worker thread, never on the event loop.
     """
-    dep = await _off_loop(_roll_out, host.registry, host.artifacts, _InHost(host), name, wasm, version=version,
-                          route=route, settings=settings, plan=plan, actor=actor, allow_nested=allow_nested)
+    dep = await _off_loop(_roll_out, host.registry, host.artifacts, _InHost(host), request, actor)
     await _off_loop(host.sync)
     return dep
 
@@ -277,6 +237,14 @@ async def rollout(host: AirssysHost, name: str, wasm: bytes, *, version: str, ro
 async def promote(host: AirssysHost, name: str, *, actor: str = "admin") -> Deployment:
     """Make the running canary of ``name`` the active version (its generation is reused: nothing is warmed)."""
     dep = await _off_loop(host.registry.promote, name, actor=actor)
+    await _off_loop(host.sync)
+    return dep
+
+
+async def set_pipeline(host: AirssysHost, name: str, stages: Sequence[str], *, actor: str = "admin") -> Deployment:
+    """Change the pipeline in front of ``name``; returns once this server serves it (the stages are live already:
+    nothing is warmed, the next route table links them)."""
+    dep = await _off_loop(host.registry.set_pipeline, name, stages, actor=actor)
     await _off_loop(host.sync)
     return dep
 
@@ -320,9 +288,8 @@ class _ThrowAway:
         gen.close()
 
 
-def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, route: str | None = None,
-                  settings: dict[str, Any] | None = None, plan: Plan | None = None, actor: str = "cli",
-                  artifacts: ArtifactCache | None = None, allow_nested: bool = False) -> Deployment:
+def rollout_local(registry: Registry, request: DeployRequest, *, actor: str = "cli",
+                  artifacts: ArtifactCache | None = None) -> Deployment:
     """The same steps as :func:`rollout`, run in this process on a throw-away generation (immediate: none; the
     server warms its own), then the registry write; a server watching the registry picks the change up."""
     with contextlib.ExitStack() as stack:
@@ -330,9 +297,8 @@ def rollout_local(registry: Registry, name: str, wasm: bytes, *, version: str, r
             runtime = stack.enter_context(Runtime(threads=1))
             artifacts = ArtifactCache(registry.artifacts_dir, runtime)
         warmer: _Warmer | None = None
-        if plan is not None and plan.strategy is not Strategy.IMMEDIATE:
+        if request.plan.strategy is not Strategy.IMMEDIATE:
             services = HostServices(state_dir(registry))
             stack.callback(services.close)
             warmer = _ThrowAway(GenerationFactory(artifacts.runtime, artifacts, services))
-        return _roll_out(registry, artifacts, warmer, name, wasm, version=version, route=route, settings=settings,
-                         plan=plan, actor=actor, allow_nested=allow_nested)
+        return _roll_out(registry, artifacts, warmer, request, actor)

@@ -1,7 +1,10 @@
 """The admin API: upload, deploy with a strategy, promote, roll back, and read state - JSON over HTTP.
 
-The middleware mounts it under a prefix (default ``/_airssys/api``) only when a secret is configured. Every call
-needs ``Authorization: Bearer <token>`` (``airssys-web token``): ``read`` for GETs, ``deploy`` for changes.
+The middleware mounts it under a prefix (default ``ADMIN_PREFIX``, ``/_airssys/api``) only when a secret is
+configured. Every call needs ``Authorization: Bearer <token>`` (``airssys-web token``): ``read`` for GETs,
+``deploy`` for changes. ``/components/{name}/pipeline`` reads (GET), sets (PUT ``{"stages": [...]}``) and clears
+(DELETE) the middleware stages in front of a route component.
+Answers are the lifecycle records' JSON (:mod:`airssys_web.lifecycle.api`), the same the CLI prints with ``--json``.
 Errors are ``{"error": short reason, "detail": what to do}`` with a 4xx status for anything the caller can fix; the
 active version is unchanged then. Every change is written to the registry's audit log (token id, action, target,
 outcome, time).
@@ -30,16 +33,18 @@ from ..errors import (
     API_ERRORS,
     AirssysError,
     AuthError,
-    CapabilityError,
     Conflict,
     InvalidComponent,
     InvalidName,
     NotFound,
 )
 from ..lifecycle import strategies
+from ..lifecycle.api import Change, DeployRequest, Plan, Serving, component_status
 from ..lifecycle.host import AirssysHost
-from ..lifecycle.registry import Deployment, HistoryEntry
+from ..lifecycle.internal import call_warnings
+from ..lifecycle.pipeline import Pipeline
 from ..lifecycle.routing import shadow_warning
+from ..lifecycle.settings import VersionSettings
 from .auth import Token, TokenAuthority
 
 log = logging.getLogger("airssys_web.web.admin")
@@ -66,19 +71,6 @@ def _classify(e: Exception) -> tuple[int, str]:
         if isinstance(e, kind):
             return status, reason
     return 500, "internal error"
-
-
-def deployment_json(dep: Deployment) -> dict[str, Any]:
-    return {"component": dep.component, "route": dep.route, "nested": dep.nested, "active_version": dep.active_version,
-            "previous_version": dep.previous_version, "canary_version": dep.canary_version,
-            "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback, "sha256": dep.sha256,
-            "settings": dep.settings, "updated_at": dep.updated_at.isoformat()}
-
-
-def history_json(h: HistoryEntry) -> dict[str, Any]:
-    return {"id": h.id, "version": h.version, "previous_version": h.previous_version, "action": h.action,
-            "strategy": h.strategy, "actor": h.actor, "outcome": h.outcome, "detail": h.detail,
-            "at": h.at.isoformat()}
 
 
 Handler = Callable[[Request, Token], Awaitable[Response]]
@@ -148,7 +140,8 @@ class AdminAPI:
 
     async def _audit(self, token_id: str, action: str, target: str, outcome: str, detail: str) -> None:
         try:
-            await asyncio.to_thread(self.registry.audit, action, target, outcome, token_id=token_id, detail=detail)
+            await asyncio.to_thread(self.registry.audit.append, action, target, outcome, token_id=token_id,
+                                    detail=detail)
         except AirssysError:
             log.exception("admin API: could not write the audit log")
 
@@ -179,16 +172,7 @@ class AdminAPI:
 
     async def components(self, request: Request, token: Token) -> Response:
         def read() -> list[dict[str, Any]]:
-            deployments = {d.component: d for d in self.registry.active()}
-            rows = []
-            for comp in self.registry.components():
-                dep = deployments.get(comp.name)
-                rows.append({"component": comp.name, "route": comp.route, "nested": comp.nested,
-                             "active": comp.active_version,
-                             "canary": dep.canary_version if dep else None,
-                             "canary_percent": dep.canary_percent if dep else 0,
-                             "versions": [v.version for v in self.registry.versions(comp.name)]})
-            return rows
+            return [component_status(self.registry, c, self._serving).to_json() for c in self.registry.components()]
 
         return JSONResponse(await asyncio.to_thread(read))
 
@@ -196,18 +180,13 @@ class AdminAPI:
         name = request.path_params["name"]
 
         def read() -> dict[str, Any]:
-            comp = self.registry.get_component(name)
-            versions = [{"version": v.version, "sha256": v.sha256, "settings": v.settings,
-                         "created_at": v.created_at.isoformat()} for v in self.registry.versions(name)]
-            dep = self.registry.get_deployment(name) if comp.active_version else None
-            return {"component": name, "route": comp.route, "nested": comp.nested, "versions": versions,
-                    "deployment": deployment_json(dep) if dep else None, "serving": self._serving(name)}
+            return component_status(self.registry, self.registry.get_component(name), self._serving).to_json()
 
         return JSONResponse(await asyncio.to_thread(read))
 
     async def history(self, request: Request, token: Token) -> Response:
         entries = await asyncio.to_thread(self.registry.history, request.path_params["name"])
-        return JSONResponse([history_json(h) for h in entries])
+        return JSONResponse([h.to_json() for h in entries])
 
     async def status(self, request: Request, token: Token) -> Response:
         rows = {}
@@ -215,7 +194,7 @@ class AdminAPI:
         for name, gen in sorted(self.host.generations().items()):
             canary = self.host.canaries().get(name)
             gens = [gen] + ([canary[0]] if canary else [])
-            rows[name] = {**self._serving(name), "auto_rollback_watching": watching.get(name),
+            rows[name] = {**self._serving(name).to_json(), "auto_rollback_watching": watching.get(name),
                           "generations": [{"version": g.version, "in_flight": g.in_flight, "completed": g.completed,
                                            "failed": g.failed, "instances": g.pool.size} for g in gens]}
         return JSONResponse({"components": rows})
@@ -227,20 +206,18 @@ class AdminAPI:
                 raise ValueError
         except ValueError:
             raise _HTTPError(400, "invalid input", "limit must be a whole number from 1 to 10000") from None
-        entries = await asyncio.to_thread(self.registry.audit_log, limit)
-        return JSONResponse([{"id": a.id, "token_id": a.token_id, "action": a.action, "target": a.target,
-                              "outcome": a.outcome, "detail": a.detail, "at": a.at.isoformat()} for a in entries])
+        entries = await asyncio.to_thread(self.registry.audit.entries, limit)
+        return JSONResponse([a.to_json() for a in entries])
 
     async def blob(self, request: Request, token: Token) -> Response:
         sha = _sha_param(request)
-        path = self.registry.blob_path(sha)
-        if not path.is_file():
+        size = await asyncio.to_thread(self.registry.blobs.size, sha)
+        if size is None:
             raise NotFound(f"no blob {sha} on this server; upload it with PUT")
-        return JSONResponse({"sha256": sha, "size": path.stat().st_size})
+        return JSONResponse({"sha256": sha, "size": size})
 
-    def _serving(self, name: str) -> dict[str, Any]:
-        active, canary, percent = self.host.serving(name)
-        return {"active": active, "canary": canary, "canary_percent": percent}
+    def _serving(self, name: str) -> Serving:
+        return Serving(*self.host.serving(name))
 
     # -- changes --------------------------------------------------------------------------------------------
     async def upload(self, request: Request, token: Token) -> Response:
@@ -269,7 +246,7 @@ class AdminAPI:
         if data[:4] != b"\x00asm":
             raise InvalidComponent("the upload is not a WebAssembly file (it does not start with \\0asm); "
                                    "upload the component's .wasm")
-        await asyncio.to_thread(self.registry.put_blob, data)
+        await asyncio.to_thread(self.registry.blobs.put, data)
         request.state.target, request.state.detail = f"blob {sha[:12]}", f"{size} bytes"
         return JSONResponse({"sha256": sha, "size": size}, status_code=201)
 
@@ -284,26 +261,25 @@ class AdminAPI:
         if not isinstance(version, str) or not isinstance(sha, str):
             raise _HTTPError(400, "invalid input", "give \"version\" and \"sha256\" (of a blob uploaded with PUT "
                                                    "/blobs/{sha256}) as strings")
-        settings = body.get("settings") or {}
-        if not isinstance(settings, dict):
-            raise CapabilityError("\"settings\" must be a JSON object such as {\"limits\": {\"timeout\": 5}}")
+        settings = VersionSettings.from_json(body.get("settings") or {})
         nested = body.get("nested", False)
         if not isinstance(nested, bool):
             raise _HTTPError(400, "invalid input", "\"nested\" must be true or false")
-        plan = strategies.Plan.parse(str(body.get("strategy", "immediate")), percent=body.get("percent"),
-                                     probe=body.get("probe"), auto_rollback=body.get("auto_rollback"))
+        plan = Plan.parse(str(body.get("strategy", "immediate")), percent=body.get("percent"),
+                          probe=body.get("probe"), auto_rollback=body.get("auto_rollback"))
         request.state.target, request.state.detail = f"{name}@{version}", f"strategy {plan.strategy}"
         self._claim(name)
         try:
-            wasm = await asyncio.to_thread(self.registry.read_blob, _sha(sha))
-            dep = await strategies.rollout(self.host, name, wasm, version=version, route=body.get("route"),
-                                           settings=settings, plan=plan, actor=token.id, allow_nested=nested)
+            wasm = await asyncio.to_thread(self.registry.blobs.read, _sha(sha))
+            wanted = DeployRequest(name, wasm, version=version, route=body.get("route"), settings=settings,
+                                   plan=plan, nested=nested)
+            dep = await strategies.rollout(self.host, wanted, actor=token.id)
         finally:
             self._busy.discard(name)
-        paths = self.shadows(dep.route) if self.shadows is not None else []
-        warnings = [shadow_warning(name, dep.route, paths)] if paths else []
-        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name),
-                             "warnings": warnings})
+        paths = self.shadows(dep.route) if self.shadows is not None and dep.route is not None else []
+        warnings: tuple[str, ...] = (shadow_warning(name, dep.route, paths),) if paths and dep.route else ()
+        warnings += await asyncio.to_thread(call_warnings, self.registry, name, settings.grants.components)
+        return JSONResponse(Change(dep, self._serving(name), warnings).to_json())
 
     async def promote(self, request: Request, token: Token) -> Response:
         name = request.path_params["name"]
@@ -314,7 +290,32 @@ class AdminAPI:
         finally:
             self._busy.discard(name)
         request.state.target = f"{name}@{dep.active_version}"
-        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name)})
+        return JSONResponse(Change(dep, self._serving(name)).to_json())
+
+    async def pipeline(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        dep = await asyncio.to_thread(self.registry.get_deployment, name)
+        return JSONResponse({"component": name, "stages": list(dep.stages)})
+
+    async def set_pipeline(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            await self._json(request, set())
+            stages: list[str] = []
+        else:
+            given = (await self._json(request, {"stages"})).get("stages")
+            if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+                raise _HTTPError(400, "invalid input", "give \"stages\": a list of middleware component names, "
+                                                       "first to last ([] clears the pipeline)")
+            stages = given
+        pipeline = Pipeline(name, stages)
+        request.state.target, request.state.detail = name, f"stages: {', '.join(stages) or '(none)'}"
+        self._claim(name)
+        try:
+            dep = await strategies.set_pipeline(self.host, name, pipeline.stages, actor=token.id)
+        finally:
+            self._busy.discard(name)
+        return JSONResponse(Change(dep, self._serving(name)).to_json())
 
     async def rollback(self, request: Request, token: Token) -> Response:
         name = request.path_params["name"]
@@ -328,7 +329,7 @@ class AdminAPI:
         finally:
             self._busy.discard(name)
         request.state.target = f"{name}@{dep.active_version}"
-        return JSONResponse({"deployment": deployment_json(dep), "serving": self._serving(name)})
+        return JSONResponse(Change(dep, self._serving(name)).to_json())
 
 
 def _sha(value: str) -> str:
@@ -357,6 +358,8 @@ def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
         Route("/components/{name}/deploy", e("deploy", api.deploy, "deploy"), methods=["POST"]),
         Route("/components/{name}/promote", e("deploy", api.promote, "promote"), methods=["POST"]),
         Route("/components/{name}/rollback", e("deploy", api.rollback, "rollback"), methods=["POST"]),
+        Route("/components/{name}/pipeline", e("read", api.pipeline)),
+        Route("/components/{name}/pipeline", e("deploy", api.set_pipeline, "pipeline"), methods=["PUT", "DELETE"]),
         Route("/blobs/{sha256}", e("read", api.blob)),
         Route("/blobs/{sha256}", e("deploy", api.upload, "upload"), methods=["PUT"]),
     ]

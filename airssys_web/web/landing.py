@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from ..lifecycle.host import AirssysHost
+from ..lifecycle.routing import RESERVED_ROUTE
 
 
 def landing_app(get_host: Callable[[], AirssysHost | None]) -> Starlette:
@@ -32,4 +33,4 @@ def landing_app(get_host: Callable[[], AirssysHost | None]) -> Starlette:
     async def routes(request: Request) -> JSONResponse:
         return JSONResponse([{"route": r, "served_by": t} for r, t in _routes()])
 
-    return Starlette(routes=[Route("/", home), Route("/_airssys/routes", routes)])
+    return Starlette(routes=[Route("/", home), Route(f"{RESERVED_ROUTE}/routes", routes)])

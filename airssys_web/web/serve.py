@@ -20,10 +20,11 @@ from typing import Any
 import click
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.importer import ImportFromStringError, import_from_string
 
 from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
+from ..lifecycle.routing import ADMIN_PREFIX
+from ._uvicorn import ReusePortSupervisor, import_app
 from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
@@ -40,7 +41,7 @@ class ServeOptions:
     app: str | None = None
     version_header: bool = True
     poll_interval: float = 0.2
-    admin_prefix: str | None = "/_airssys/api"
+    admin_prefix: str | None = ADMIN_PREFIX
     max_upload: int = 128 * 1024 * 1024
     threads: int | None = None
     inline: bool = True
@@ -72,10 +73,7 @@ def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
     elif isinstance(app, str):
-        try:
-            inner = import_from_string(app)
-        except ImportFromStringError as e:
-            raise AirssysError(f"--app {app!r}: {e}") from None
+        inner = import_app(app)
     else:
         inner = app
     host = AirssysHost(registry, poll_interval=poll_interval, threads=threads, inline=inline)
@@ -95,7 +93,7 @@ def app_from_env() -> AirssysMiddleware:
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
         version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
-        inline: bool = True, secret: str | None = None, admin_prefix: str | None = "/_airssys/api",
+        inline: bool = True, secret: str | None = None, admin_prefix: str | None = ADMIN_PREFIX,
         max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
     """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
 
@@ -114,10 +112,7 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
         _run_one(uvicorn.Server(config), sock)
         return
     if app is not None:
-        try:  # fail here, once, with a clear message, rather than in every worker
-            import_from_string(app)
-        except ImportFromStringError as e:
-            raise AirssysError(f"--app {app!r}: {e}") from None
+        import_app(app)  # fail here, once, with a clear message, rather than in every worker
     options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
                            admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
                            body_timeout=body_timeout)
@@ -156,7 +151,7 @@ def _run_workers(config: uvicorn.Config, banner: str) -> None:
     on accepted connections (every keep-alive response then waits ~40 ms for a delayed ACK; Kludex/uvicorn#3149).
     """
     binder = _ReusePortBinder(config.host, config.port, config.backlog)
-    supervisor = _ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
+    supervisor = ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
     click.echo(banner.format(url=listening_url(binder.host, binder.port)), err=True)
     try:
         supervisor.run()
@@ -188,48 +183,3 @@ class _ReusePortBinder:
         self.port = sock.getsockname()[1]
         sock.set_inheritable(True)
         return sock
-
-
-def _supervisor_base() -> type[Any]:
-    from uvicorn.supervisors import Multiprocess
-
-    return Multiprocess
-
-
-class _ReusePortSupervisor(_supervisor_base()):  # type: ignore[misc]
-    """uvicorn's worker supervisor (restarts, signals, health checks), handing every process it starts a fresh
-    socket of the ``SO_REUSEPORT`` group. The parent's copy is closed once the process is started (spawned
-    children inherit their descriptors at exec), so a dead worker's socket leaves the group with it."""
-
-    def __init__(self, config: uvicorn.Config, bind: _ReusePortBinder) -> None:
-        self._bind = bind
-        self._pending: list[socket.socket] = []
-        bind().close()  # fail early, in the parent, if the address is taken (and fix an ephemeral port)
-        super().__init__(config, sockets=[])
-
-    @property
-    def sockets(self) -> list[socket.socket]:  # read by uvicorn once per process it creates
-        self.close_pending()
-        sock = self._bind()
-        self._pending.append(sock)
-        return [sock]
-
-    @sockets.setter
-    def sockets(self, value: list[socket.socket]) -> None:
-        pass  # uvicorn's __init__ stores the (empty) shared list; every process gets its own socket instead
-
-    def close_pending(self) -> None:
-        while self._pending:
-            self._pending.pop().close()
-
-    def init_processes(self) -> None:
-        super().init_processes()
-        self.close_pending()
-
-    def restart_all(self) -> None:
-        super().restart_all()
-        self.close_pending()
-
-    def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()
-        self.close_pending()

@@ -1,24 +1,16 @@
-"""The guest author's commands: ``new``, ``build``, ``dev`` and ``call`` (one module each, registered in ``cli``).
+"""The commands of ``airssys-web``, one module per family: ``lifecycle`` (deploy, update, promote, rollback, history,
+status, list, token) and the guest author's ``new``, ``build``, ``dev`` and ``call``; ``options`` and ``output`` are
+what they share.
 
-They import their heavy parts (wasmtime, toolchains, watchfiles) inside the command, so ``airssys-web --help``
-stays fast.
+Each imports its heavy parts (wasmtime, httpx, toolchains, watchfiles, rich) inside the command, so
+``airssys-web --help`` stays fast, and raises its refusals for the CLI's error boundary (``airssys_web.cli``).
 """
 
 from __future__ import annotations
-
-from typing import NoReturn
-
-import click
 
 from .build import build_cmd
 from .call import call_cmd
 from .dev import dev_cmd
 from .new import new_cmd
 
-__all__ = ["build_cmd", "call_cmd", "dev_cmd", "fail", "new_cmd"]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """The CLI's one-line error: ``error: ...`` on stderr, exit code 2."""
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
+__all__ = ["build_cmd", "call_cmd", "dev_cmd", "new_cmd"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ...guest.build import KINDS, LANGUAGES
+from ...guest import KINDS, LANGUAGES
 
 
 def _size(n: int) -> str:
@@ -44,23 +44,18 @@ def build_cmd(source: Path, output: Path | None, language: str | None, kind: str
     """
     from rich.console import Console
 
-    from ...errors import AirssysError
     from ...guest.build import build_component, default_cache_dir
     from ...lifecycle.deploy import check_component
     from ...runtime.artifacts import ArtifactCache
     from ...runtime.engine import Runtime
     from ...runtime.worlds import is_middleware
-    from . import fail
 
     console = Console(stderr=True)
-    try:
-        with console.status(f"building {source} ...") if console.is_terminal and not as_json else nullcontext():
-            result = build_component(source, out=output, language=language, console=console, kind=kind)
-            with Runtime(threads=1) as runtime:
-                cache = ArtifactCache(default_cache_dir(source).parent / "artifacts", runtime)
-                _, report = check_component(result.path.read_bytes(), cache, label=result.path.name)
-    except AirssysError as e:
-        fail(str(e))
+    with console.status(f"building {source} ...") if console.is_terminal and not as_json else nullcontext():
+        result = build_component(source, out=output, language=language, console=console, kind=kind)
+        with Runtime(threads=1) as runtime:
+            cache = ArtifactCache(default_cache_dir(source).parent / "artifacts", runtime)
+            _, report = check_component(result.path.read_bytes(), cache, label=result.path.name)
     if report.world != "airssys:web":
         world = report.world
     else:

@@ -35,29 +35,22 @@ def call_cmd(file: Path, request: tuple[str, ...], body: str | None, json_body: 
     `airssys-web call api.wasm POST /items --json '{"name": "x"}' --kv`.
     """
     from ...capabilities.kv import SqliteKVStore
-    from ...errors import AirssysError, GuestError, PoolExhausted
     from ...guest.testing import ComponentClient
-    from . import fail
     from .options import CapabilityOptions
 
     method, path = _split_request(request)
-    try:
-        opts = CapabilityOptions.pop_from(options)
-        content = _body(body, json_body)
-        sent = _headers(headers) + ([("content-type", "application/json")] if json_body is not None else [])
-        store = SqliteKVStore(kv_dir / "kv.db") if kv_dir is not None else None
-        try:
-            with ComponentClient(file, grants=opts.grants, limits=opts.limits, name=name, route=route,
-                                 manifest=opts.manifest if opts.manifest is not None else None,
-                                 kv_store=store) as client:
-                response = client.request(method, path, content=content, headers=sent)
-        finally:
-            if store is not None:
-                store.close()
-    except (GuestError, PoolExhausted) as e:
-        fail(f"the component failed: {e}", code=1)
-    except AirssysError as e:
-        fail(str(e))
+    opts = CapabilityOptions.pop_from(options)
+    content = _body(body, json_body)
+    sent = _headers(headers) + ([("content-type", "application/json")] if json_body is not None else [])
+    store = SqliteKVStore(kv_dir / "kv.db") if kv_dir is not None else None
+    try:  # a guest failure (GuestError) is "the component failed", exit code 1, at the CLI's error boundary
+        with ComponentClient(file, grants=opts.grants, limits=opts.limits, name=name, route=route,
+                             manifest=opts.manifest if opts.manifest is not None else None,
+                             kv_store=store) as client:
+            response = client.request(method, path, content=content, headers=sent)
+    finally:
+        if store is not None:
+            store.close()
     head = [f"HTTP {response.status_code} {response.reason_phrase}".rstrip()]
     head += [f"{k}: {v}" for k, v in response.headers.multi_items() if k != "x-airssys-version"]
     click.echo("\n".join(head) + ("\n" if include else ""), err=not include)
@@ -68,18 +61,18 @@ def call_cmd(file: Path, request: tuple[str, ...], body: str | None, json_body: 
 
 
 def _split_request(request: tuple[str, ...]) -> tuple[str, str]:
-    from . import fail
+    from ...errors import AirssysError
 
     if len(request) == 1:
         method, path = "GET", request[0]
     elif len(request) == 2:
         method, path = request[0].upper(), request[1]
     else:
-        fail(f"expected [METHOD] PATH, got {' '.join(request)!r}")
+        raise AirssysError(f"expected [METHOD] PATH, got {' '.join(request)!r}")
     if method not in _METHODS:
-        fail(f"unknown method {method!r}; use one of {', '.join(sorted(_METHODS))}")
+        raise AirssysError(f"unknown method {method!r}; use one of {', '.join(sorted(_METHODS))}")
     if not path.startswith("/"):
-        fail(f"the path must start with '/', got {path!r}")
+        raise AirssysError(f"the path must start with '/', got {path!r}")
     return method, path
 
 

@@ -1,46 +1,35 @@
-"""The lifecycle commands: ``update``, ``promote``, ``rollback``, ``history``, ``status``, ``token``, and the
-``--server`` mode shared with ``deploy`` and ``list``.
+"""The lifecycle commands: ``deploy``, ``update``, ``promote``, ``rollback``, ``history``, ``status``, ``list`` and
+``token``.
 
-Each command works on a registry directory (``--registry DIR``; a running server watching it applies the change)
-or against a running server's admin API (``--server URL`` with ``--token``/``AIRSSYS_TOKEN``). Bad input gives a
-one-line ``error: ...`` and exit code 2, as everywhere in the CLI.
+Each works on a registry directory (``--registry DIR``; a running server watching it applies the change) or against
+a running server's admin API (``--server URL`` with ``--token``/``AIRSSYS_TOKEN``): :func:`open_lifecycle` picks the
+:class:`~airssys_web.lifecycle.api.Lifecycle` implementation, and the command calls it and renders the record it
+returns (``--json``: the record's own JSON). Nothing here knows which implementation it talks to. Refusals are
+raised, and the CLI's error boundary prints them.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ...errors import AirssysError
-from ...lifecycle.deploy import read_wasm
-from ...lifecycle.registry import Deployment, EmbeddedRegistry
-from ...lifecycle.remote import AdminClient
-from ...lifecycle.summary import settings_summary, summary_lines
-from ...units import parse_duration
-from ...web.admin import history_json
-from ...web.auth import MAX_TTL, TOKEN_ENV, TokenAuthority, load_secret
-from .output import print_table
+from ...web.auth import TOKEN_ENV
+from .options import capability_options
+from .output import describe, history_table, list_table, render_needs, show, show_change
+
+if TYPE_CHECKING:
+    from ...lifecycle.api import Lifecycle
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def actor() -> str:
-    """Who a registry-mode change is recorded as."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # pragma: no cover - no user name in this environment
-        return "cli"
+registry_option = click.option("--registry", "registry", type=click.Path(file_okay=False, path_type=Path),
+                               default=Path("./airssys-data"), show_default=True,
+                               help="Registry directory (created if missing).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def server_options(f: F) -> F:
@@ -50,6 +39,11 @@ def server_options(f: F) -> F:
     return click.option("--server", default=None, metavar="URL",
                         help="Act through a running server's admin API instead of --registry, "
                              "e.g. http://127.0.0.1:8000.")(f)
+
+
+def where_options(f: F) -> F:
+    """``--registry`` or ``--server``/``--token`` (where a lifecycle command acts), and ``--json``."""
+    return registry_option(server_options(json_option(f)))
 
 
 def strategy_options(f: F) -> F:
@@ -68,203 +62,165 @@ def strategy_options(f: F) -> F:
     return f
 
 
-@contextmanager
-def target(registry: Path, server: str | None, token: str | None) -> Iterator[EmbeddedRegistry | AdminClient]:
+def open_lifecycle(registry: Path, server: str | None, token: str | None) -> Lifecycle:
     """The registry directory or the server's admin API, whichever the command line names."""
     ctx = click.get_current_context()
     if server is not None and ctx.get_parameter_source("registry") is click.core.ParameterSource.COMMANDLINE:
-        fail("give either --registry or --server, not both")
-    try:
-        if server is not None:
-            with AdminClient(server, token) as client:
-                yield client
-        else:
-            with EmbeddedRegistry(registry) as reg:
-                yield reg
-    except AirssysError as e:
-        fail(str(e))
+        raise AirssysError("give either --registry or --server, not both")
+    if server is not None:
+        from ...lifecycle.remote import RemoteLifecycle
+
+        return RemoteLifecycle(server, token)
+    from ...lifecycle.local import LocalLifecycle
+
+    return LocalLifecycle(registry)
 
 
-def deployment_json(dep: Deployment) -> dict[str, Any]:
-    return {"component": dep.component, "version": dep.active_version, "route": dep.route, "nested": dep.nested,
-            "sha256": dep.sha256, "previous_version": dep.previous_version, "canary_version": dep.canary_version,
-            "canary_percent": dep.canary_percent, "auto_rollback": dep.auto_rollback,
-            **settings_summary(dep.settings)}
+@click.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--route", default=None,
+              help="Path prefix the component owns, e.g. /hello (required on its first deploy; default: keep it).")
+@click.option("--nested", is_flag=True,
+              help="Allow a route under or above another component's route (the longer prefix wins its paths).")
+@click.option("--version", "version", required=True, help="SemVer version, e.g. 1.0.0.")
+@registry_option
+@capability_options
+@strategy_options
+@server_options
+@json_option
+def deploy(name: str, file: Path, route: str | None, nested: bool, version: str, registry: Path, strategy: str,
+           percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
+           token: str | None, as_json: bool, **options: Any) -> None:
+    """Validate, compile and activate FILE as version VERSION of component NAME.
 
+    The component gets only what is granted (flags, or the airssys.toml next to FILE); deploy shows what it
+    declares it needs next to what it is granted, and refuses to deploy if a declared need is not granted.
+    """
+    from ...lifecycle.api import DeployRequest, Plan
+    from ...lifecycle.deploy import plan_capabilities, read_wasm
+    from ...lifecycle.manifest import find_manifest, load_manifest
+    from ...lifecycle.registry import validate_name, validate_route, validate_version
+    from ...lifecycle.settings import VersionSettings
+    from .options import CapabilityOptions
 
-def _from_api(data: dict[str, Any]) -> dict[str, Any]:
-    d = data["deployment"]
-    return {"component": d["component"], "version": d["active_version"], "route": d["route"],
-            "nested": d.get("nested", False), "sha256": d["sha256"], "previous_version": d["previous_version"],
-            "canary_version": d["canary_version"], "canary_percent": d["canary_percent"],
-            "auto_rollback": d["auto_rollback"], "serving": data["serving"], "warnings": data.get("warnings", [])}
-
-
-def describe(result: dict[str, Any], verb: str) -> str:
-    """One line saying what serves now."""
-    name, route = result["component"], result["route"] + (" (nested)" if result.get("nested") else "")
-    if result.get("canary_version"):
-        return (f"canary {name}@{result['canary_version']} serves {result['canary_percent']}% of clients at "
-                f"{route}; {result['version']} serves the rest")
-    watch = f"; auto-rollback {result['auto_rollback']}" if result.get("auto_rollback") else ""
-    return f"{verb} {name}@{result['version']} at {route} (sha256 {result['sha256'][:12]}){watch}"
-
-
-def emit(result: Any, as_json: bool, text: str) -> None:
-    click.echo(json.dumps(result, indent=2) if as_json else text)
-
-
-def run_deploy(name: str, file: Path, *, version: str, route: str | None, settings: dict[str, Any],
-               registry: Path, server: str | None, token: str | None, strategy: str, percent: int | None,
-               probe: str | None, auto_rollback: str | None, as_json: bool, nested: bool = False) -> None:
-    """The body of ``deploy`` and ``update`` once the settings are parsed."""
-    from ...lifecycle.deploy import deploy as plain_deploy
-    from ...lifecycle.strategies import Plan, rollout_local
-
-    try:
-        plan = Plan.parse(strategy, percent=percent, probe=probe, auto_rollback=auto_rollback)
-        wasm = read_wasm(file)
-    except AirssysError as e:
-        fail(str(e))
-    with target(registry, server, token) as where:
-        if isinstance(where, AdminClient):
-            result = _from_api(where.deploy(name, wasm, version=version, route=route, settings=settings,
-                                            strategy=strategy, percent=percent, probe=probe,
-                                            auto_rollback=auto_rollback, nested=nested))
-        elif plan == Plan():
-            result = deployment_json(plain_deploy(where, name, wasm, version=version, route=route,
-                                                  settings=settings, actor=actor(), allow_nested=nested))
-        else:
-            result = deployment_json(rollout_local(where, name, wasm, version=version, route=route,
-                                                   settings=settings, plan=plan, actor=actor(),
-                                                   allow_nested=nested))
-    for warning in result.get("warnings") or ():
+    validate_name(name)
+    validate_version(version)
+    if route is not None:
+        validate_route(route)
+    opts = CapabilityOptions.pop_from(options)
+    wasm = read_wasm(file)
+    manifest_path = opts.manifest or find_manifest(file)
+    manifest = load_manifest(manifest_path) if manifest_path is not None else None
+    capabilities = plan_capabilities(wasm, settings=VersionSettings(opts.grants, opts.limits), manifest=manifest,
+                                     grant_declared_needs=opts.grant_declared, enforce=False)
+    if not as_json and (capabilities.check.declared or capabilities.check.rows):
+        click.echo(render_needs(capabilities.check, manifest_path))
+    capabilities.check.raise_for_missing()
+    request = DeployRequest(name, wasm, version=version, route=route, settings=capabilities.settings, nested=nested,
+                            plan=Plan.parse(strategy, percent=percent, probe=probe, auto_rollback=auto_rollback))
+    with open_lifecycle(registry, server, token) as lifecycle:
+        change = lifecycle.deploy(request)
+    for warning in change.warnings:
         click.echo(f"warning: {warning}", err=True)
-    emit(result, as_json, describe(result, "deployed"))
+    show_change(change, "deployed", as_json)
 
 
-def register(cli: click.Group, deploy: click.Command, registry_option: Callable[[Any], Any]) -> None:
-    """Add the lifecycle commands to ``cli``; ``update`` shares every option of ``deploy``."""
-    route = click.Option(["--route"], default=None, help="Move the component to this path prefix (default: keep).")
-    cli.add_command(click.Command(
-        "update", callback=deploy.callback, params=[route if p.name == "route" else p for p in deploy.params],
-        help="Replace the active version of NAME with FILE as VERSION, using a strategy.\n\n"
-             "Same options as deploy; --route is optional (the component keeps its route).",
-        context_settings=deploy.context_settings))
-
-    @cli.command()
-    @click.argument("name")
-    @registry_option
-    @server_options
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    def promote(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
-        """Make the canary of NAME the active version (100 % of clients)."""
-        with target(registry, server, token) as where:
-            if isinstance(where, AdminClient):
-                result = _from_api(where.promote(name))
-            else:
-                result = deployment_json(where.promote(name, actor=actor()))
-        emit(result, as_json, describe(result, "promoted"))
-
-    @cli.command()
-    @click.argument("name")
-    @click.option("--to-version", default=None, metavar="VERSION",
-                  help="Activate this version (default: undo the last change: a canary goes to 0 %, else the "
-                       "previous active version).")
-    @registry_option
-    @server_options
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    def rollback(name: str, to_version: str | None, registry: Path, server: str | None, token: str | None,
-                 as_json: bool) -> None:
-        """Roll NAME back; the version comes back with the settings it was deployed with, without recompiling."""
-        with target(registry, server, token) as where:
-            if isinstance(where, AdminClient):
-                result = _from_api(where.rollback(name, to_version))
-            else:
-                result = deployment_json(where.rollback(name, to_version, actor=actor()))
-        emit(result, as_json, describe(result, "rolled back to"))
-
-    @cli.command()
-    @click.argument("name")
-    @registry_option
-    @server_options
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def history(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
-        """Show every change of NAME: version, action, strategy, who, when, outcome."""
-        with target(registry, server, token) as where:
-            rows = where.history(name) if isinstance(where, AdminClient) else [
-                history_json(h) for h in where.history(name)]
-        if as_json:
-            emit(rows, True, "")
-            return
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for column in ("#", "version", "action", "strategy", "who", "when (UTC)", "outcome"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("detail", overflow="fold", ratio=1)
-        for r in rows:
-            table.add_row(str(r["id"]), r["version"], r["action"], r["strategy"], r["actor"],
-                          r["at"][:19].replace("T", " "), r["outcome"], r["detail"])
-        print_table(table)
-
-    @cli.command()
-    @registry_option
-    @server_options
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def status(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
-        """Show what serves each component: active version, canary split, auto-rollback watch."""
-        with target(registry, server, token) as where:
-            if isinstance(where, AdminClient):
-                rows = [_status_row(where.component(c["component"])) for c in where.components() if c["active"]]
-            else:
-                rows = [deployment_json(d) for d in where.active()]
-        if as_json:
-            emit(rows, True, "")
-            return
-        if not rows:
-            click.echo("no components deployed")
-            return
-        for r in rows:
-            click.echo(describe(r, "serving"))
-            for line in summary_lines(r):
-                click.echo(f"  {line}")
-
-    @cli.command()
-    @click.option("--scope", type=click.Choice(["read", "deploy"]), default="read", show_default=True,
-                  help="read: inspect only; deploy: also upload, deploy, promote and roll back.")
-    @click.option("--ttl", default="1h", show_default=True, metavar="DURATION",
-                  help="Lifetime, e.g. 30m, 1h, 7d (a bare number is seconds; at most 366d).")
-    @click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="File with the server secret (default: $AIRSSYS_SECRET).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the token with its id and expiry as JSON.")
-    def token(scope: str, ttl: str, secret_file: Path | None, as_json: bool) -> None:
-        """Mint an admin API token signed with the server's secret."""
-        try:
-            secret = load_secret(secret_file)
-            if secret is None:
-                fail("no secret: set AIRSSYS_SECRET or pass --secret-file (the same one the server uses)")
-            bearer, info = TokenAuthority(secret).mint(scope, parse_duration(ttl, what="--ttl", maximum=MAX_TTL))
-        except AirssysError as e:
-            fail(str(e))
-        emit({"token": bearer, **info.as_json()}, as_json, bearer)
+update = click.Command(
+    "update", callback=deploy.callback, context_settings=deploy.context_settings,
+    params=[click.Option(["--route"], default=None, help="Move the component to this path prefix (default: keep).")
+            if p.name == "route" else p for p in deploy.params],
+    help="Replace the active version of NAME with FILE as VERSION, using a strategy.\n\n"
+         "Same options as deploy; --route is optional (the component keeps its route).")
 
 
-def list_from_server(server: str, token: str | None) -> list[dict[str, Any]]:
-    """``list --server``: the same rows as from a registry directory."""
-    try:
-        with AdminClient(server, token) as client:
-            return [{"component": c["component"], "route": c["route"], "nested": c.get("nested", False),
-                     "active": c["active"], "versions": c["versions"]} for c in client.components()]
-    except AirssysError as e:
-        fail(str(e))
+@click.command()
+@click.argument("name")
+@where_options
+def promote(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+    """Make the canary of NAME the active version (100 % of clients)."""
+    with open_lifecycle(registry, server, token) as lifecycle:
+        change = lifecycle.promote(name)
+    show_change(change, "promoted", as_json)
 
 
-def _status_row(component: dict[str, Any]) -> dict[str, Any]:
-    dep = component["deployment"] or {}
-    return {"component": component["component"], "route": component["route"],
-            "nested": component.get("nested", False),
-            "version": dep.get("active_version"), "sha256": dep.get("sha256", ""),
-            "previous_version": dep.get("previous_version"), "canary_version": dep.get("canary_version"),
-            "canary_percent": dep.get("canary_percent", 0), "auto_rollback": dep.get("auto_rollback"),
-            "serving": component["serving"], **settings_summary(dep.get("settings") or {})}
+@click.command()
+@click.argument("name")
+@click.option("--to-version", default=None, metavar="VERSION",
+              help="Activate this version (default: undo the last change: a canary goes to 0 %, else the "
+                   "previous active version).")
+@where_options
+def rollback(name: str, to_version: str | None, registry: Path, server: str | None, token: str | None,
+             as_json: bool) -> None:
+    """Roll NAME back; the version comes back with the settings it was deployed with, without recompiling."""
+    with open_lifecycle(registry, server, token) as lifecycle:
+        change = lifecycle.rollback(name, to_version)
+    show_change(change, "rolled back to", as_json)
+
+
+@click.command()
+@click.argument("name")
+@where_options
+def history(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+    """Show every change of NAME: version, action, strategy, who, when, outcome."""
+    with open_lifecycle(registry, server, token) as lifecycle:
+        entries = lifecycle.history(name)
+    if as_json:
+        show([h.to_json() for h in entries])
+    else:
+        history_table(entries)
+
+
+@click.command()
+@where_options
+def status(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+    """Show what serves each component: active version, canary split, auto-rollback watch."""
+    with open_lifecycle(registry, server, token) as lifecycle:
+        serving = [s for s in lifecycle.components() if s.deployment is not None]
+    if as_json:
+        show([s.to_json() for s in serving])
+        return
+    if not serving:
+        click.echo("no components deployed")
+    for s in serving:
+        assert s.deployment is not None
+        click.echo(describe(s.deployment, "serving"))
+        for line in s.deployment.settings.summary_lines():
+            click.echo(f"  {line}")
+
+
+@click.command(name="list")
+@where_options
+def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+    """Show components, their versions and routes, and which version is active."""
+    with open_lifecycle(registry, server, token) as lifecycle:
+        components = lifecycle.components()
+    if as_json:
+        show([c.to_json() for c in components])
+    elif not components:
+        click.echo("no components deployed")
+    else:
+        list_table(components)
+
+
+@click.command()
+@click.option("--scope", type=click.Choice(["read", "deploy"]), default="read", show_default=True,
+              help="read: inspect only; deploy: also upload, deploy, promote and roll back.")
+@click.option("--ttl", default="1h", show_default=True, metavar="DURATION",
+              help="Lifetime, e.g. 30m, 1h, 7d (a bare number is seconds; at most 366d).")
+@click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File with the server secret (default: $AIRSSYS_SECRET).")
+@click.option("--json", "as_json", is_flag=True, help="Print the token with its id and expiry as JSON.")
+def token(scope: str, ttl: str, secret_file: Path | None, as_json: bool) -> None:
+    """Mint an admin API token signed with the server's secret."""
+    from ...units import parse_duration
+    from ...web.auth import MAX_TTL, TokenAuthority, load_secret
+
+    secret = load_secret(secret_file)
+    if secret is None:
+        raise AirssysError("no secret: set AIRSSYS_SECRET or pass --secret-file (the same one the server uses)")
+    bearer, info = TokenAuthority(secret).mint(scope, parse_duration(ttl, what="--ttl", maximum=MAX_TTL))
+    show({"token": bearer, **info.as_json()} if as_json else bearer)
+
+
+COMMANDS = (deploy, update, promote, rollback, history, status, list_cmd, token)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ...guest.scaffold import KINDS, LANGUAGES
+from ...guest import KINDS, LANGUAGES
 
 _TOOLCHAIN = {"python": "componentize-py (installed with airssys-web)",
               "js": "componentize-qjs (installed from npm into a cache by the first build; needs node and npm)",
@@ -15,7 +15,7 @@ _TOOLCHAIN = {"python": "componentize-py (installed with airssys-web)",
 
 @click.command("new")
 @click.argument("name")
-@click.option("--lang", "language", type=click.Choice(LANGUAGES), default="python", show_default=True,
+@click.option("--lang", "language", type=click.Choice(list(LANGUAGES)), default="python", show_default=True,
               help="The language to write the component in.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to create it (default: ./NAME).")
@@ -24,14 +24,9 @@ _TOOLCHAIN = {"python": "componentize-py (installed with airssys-web)",
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty directory.")
 def new_cmd(name: str, language: str, directory: Path | None, force: bool, kind: str) -> None:
     """Create component NAME: source, airssys.toml (grants and limits) and a pytest file."""
-    from ...errors import AirssysError
     from ...guest.scaffold import scaffold
-    from . import fail
 
-    try:
-        made = scaffold(name, language, directory=directory, force=force, kind=kind)
-    except AirssysError as e:
-        fail(str(e))
+    made = scaffold(name, language, directory=directory, force=force, kind=kind)
     where = made.directory
     what = language if kind == "route" else f"{language} middleware"
     click.echo(f"created {where}/ ({what}): {', '.join(p.relative_to(where).as_posix() for p in made.files)}")

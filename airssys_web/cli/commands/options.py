@@ -3,6 +3,9 @@
 Use ``@capability_options`` (all of them) or ``@grant_options`` / ``@limit_options`` on a command, then
 ``opts = CapabilityOptions.pop_from(kwargs)`` in its body (with ``**kwargs: Any`` in the signature) to take the
 parsed grants and limits out. A bad value raises CapabilityError with a one-line message naming the option.
+
+Declaring the options needs click only: the grant values are imported when a command parses them, so ``--help``
+imports nothing else.
 """
 
 from __future__ import annotations
@@ -11,19 +14,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
-from ...capabilities.kv import KVQuota
 from ...errors import CapabilityError
-from ...runtime.limits import ISOLATIONS, Limits
-from ...units import parse_size
+from ...runtime.limits import ISOLATIONS
+
+if TYPE_CHECKING:
+    from ...capabilities.grants import Grants
+    from ...capabilities.kv import KVQuota
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota", "kv_store")
+_GRANT_PARAMS = ("allow_host", "allow_component", "allow_file", "config", "secret", "kv", "kv_quota", "kv_store")
 _LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body", "isolation")
 _OTHER_PARAMS = ("manifest", "grant_declared")
 
@@ -35,12 +39,16 @@ def _stack(f: F, *decorators: Callable[[F], F]) -> F:
 
 
 def grant_options(f: F) -> F:
-    """``--allow-host``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``, ``--kv-quota``, ``--kv-store``."""
+    """``--allow-host``, ``--allow-component``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``,
+    ``--kv-quota``, ``--kv-store``."""
     return _stack(
         f,
         click.option("--allow-host", "allow_host", multiple=True, metavar="ORIGIN",
                      help="Let outbound.fetch reach ORIGIN, e.g. https://api.example.com, https://*.example.com, "
                           "http://127.0.0.1:8080 (repeatable; none: deny all)."),
+        click.option("--allow-component", "allow_component", multiple=True, metavar="NAME",
+                     help="Let outbound.fetch call component NAME in process at http://NAME.airssys.internal/PATH "
+                          "(repeatable)."),
         click.option("--allow-file", "allow_file", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro|rw]",
                      help="Make HOST_DIR visible to the guest at GUEST_DIR, read-only unless :rw (repeatable)."),
         click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
@@ -113,7 +121,10 @@ class CapabilityOptions:
 
 
 def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | dict[str, str]) -> Grants:
+    from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
+
     caps: list[Capability] = [Capability.network_outbound(h) for h in values.get("allow_host") or ()]
+    caps += [Capability.component(name) for name in values.get("allow_component") or ()]
     caps += [parse_file_grant(text).absolute() for text in values.get("allow_file") or ()]
     caps += [ConfigValue(*parse_pair(text, "--config")) for text in values.get("config") or ()]
     for text in values.get("secret") or ():
@@ -126,12 +137,16 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
     quota_text = values.get("kv_quota")
     stores = tuple(values.get("kv_store") or ())
     if quota_text or stores or values.get("kv"):
-        caps.append(KeyValue(parse_kv_quota(quota_text) if quota_text else KVQuota(), stores))
+        caps.append(KeyValue(parse_kv_quota(quota_text) if quota_text else KeyValue().quota, stores))
     return Grants.of(caps)
 
 
 def parse_kv_quota(text: str) -> KVQuota:
     """``max_total_bytes=16MiB,max_keys=1000`` -> KVQuota (sizes take units; counts are plain numbers)."""
+    from ...capabilities.grants import parse_pair
+    from ...capabilities.kv import KVQuota
+    from ...units import parse_size
+
     fields: dict[str, Any] = {}
     for item in text.split(","):
         key, value = parse_pair(item.strip(), "--kv-quota")
@@ -145,6 +160,8 @@ def parse_kv_quota(text: str) -> KVQuota:
 
 
 def parse_limit_options(values: dict[str, Any]) -> dict[str, Any]:
+    from ...runtime.limits import Limits
+
     out: dict[str, Any] = {}
     for name in _LIMIT_PARAMS:
         if values.get(name) is not None:

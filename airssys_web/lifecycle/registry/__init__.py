@@ -1,40 +1,41 @@
 """The registry: which components exist, their immutable versions, and which version serves each route.
 
-``base`` holds what every flavour shares (rules, records, the ``Registry`` protocol); ``embedded`` is the default
-flavour, a local directory of blobs plus SQLite.
+``base`` holds the protocols every flavour implements (:class:`BlobStore`, :class:`Registry`, :class:`AuditLog`),
+``records`` the values they return, ``rules`` the validation they share; ``embedded`` is the default flavour, a local
+directory of blobs (``blobs``) plus SQLite (``sqlite``).
 """
 
-from .base import (
+from .base import AuditLog, BlobStore, Registry
+from .blobs import DirectoryBlobStore
+from .embedded import SCHEMA_VERSION, EmbeddedRegistry
+from .records import AuditEntry, ComponentInfo, Deployment, HistoryEntry, VersionInfo
+from .rules import (
     MAX_ROUTE_LEN,
     MAX_VERSION_LEN,
-    AuditEntry,
-    ComponentInfo,
-    Deployment,
-    HistoryEntry,
-    Registry,
-    VersionInfo,
-    settings_json,
     validate_name,
     validate_route,
+    validate_sha256,
     validate_version,
     version_key,
 )
-from .embedded import SCHEMA_VERSION, EmbeddedRegistry
 
 __all__ = [
     "MAX_ROUTE_LEN",
     "MAX_VERSION_LEN",
     "SCHEMA_VERSION",
     "AuditEntry",
+    "AuditLog",
+    "BlobStore",
     "ComponentInfo",
     "Deployment",
+    "DirectoryBlobStore",
     "EmbeddedRegistry",
     "HistoryEntry",
     "Registry",
     "VersionInfo",
-    "settings_json",
     "validate_name",
     "validate_route",
+    "validate_sha256",
     "validate_version",
     "version_key",
 ]

@@ -307,6 +307,8 @@ def test_spin_deploy_through_a_server(app_dir: Path, spin_wasm: bytes, tmp_path:
         assert [d["deployment"]["component"] for d in report["deployed"]] == ["spin"]
         assert report["components"][0]["route"] == "/spin" and report["notes"] == []
         assert httpx.get(server + "/spin/var", params={"name": "token"}).text == "t0ken"
+        listed = CliRunner().invoke(cli, ["list", "--server", server, "--token", token, "--json"])
+        assert "spin:mysql@3.0.0 (mysql)" in json.loads(listed.output)[0]["unavailable"]  # from the admin API
 
 
 def test_swap_from_spin_to_airssys_web_under_load(deployed: tuple[Path, str], url: str, spin_wasm: bytes) -> None:

@@ -175,11 +175,36 @@ def history(name: str, registry: str, server: str | None, token: str | None, as_
 @click.command()
 @where_options
 def status(registry: str, server: str | None, token: str | None, as_json: bool) -> None:
-    """Show what serves each component: active version, canary split, auto-rollback watch."""
+    """Show what serves each component: active version, canary split, auto-rollback watch; with --server, also
+    whether that server reaches its registry (and, if it does not, what it keeps serving)."""
+    from ...errors import RegistryError
+    from ...lifecycle.remote import RemoteLifecycle
+
     with open_lifecycle(registry, server, token) as lifecycle:
-        serving = [s for s in lifecycle.components() if s.deployment is not None]
+        process = lifecycle.server_status() if isinstance(lifecycle, RemoteLifecycle) else None
+        try:
+            serving = [s for s in lifecycle.components() if s.deployment is not None]
+        except RegistryError:
+            if process is None or process["registry"]["state"] == "ok":
+                raise
+            serving = None
+    health = process["registry"] if process is not None else None
     if as_json:
-        show([s.to_json() for s in serving])
+        if serving is None:
+            assert process is not None
+            show(process)
+        else:
+            show([s.to_json() for s in serving])
+        return
+    if health is not None and health["state"] != "ok":
+        click.echo(f"warning: the server cannot reach its registry {health['location']} since {health['since']} "
+                   f"({health['retries']} retries): {health['error']}; it keeps serving what it had loaded",
+                   err=True)
+    if serving is None:
+        assert process is not None
+        for name, row in sorted(process["components"].items()):
+            canary = f" and {row['canary']} to {row['canary_percent']}% of clients" if row["canary"] else ""
+            click.echo(f"serving {name}@{row['active']}{canary} (as loaded before the registry became unreachable)")
         return
     if not serving:
         click.echo("no components deployed")

@@ -95,8 +95,8 @@ class RedisLocation:
         prefix = query.get("prefix", [DEFAULT_PREFIX])[-1]
         if not prefix or len(prefix) > 64 or not set(prefix) <= _PREFIX_CHARS:
             raise bad("the prefix must be 1-64 characters from A-Z, a-z, 0-9, ':', '_', '-', '.'")
-        base = parts._replace(query="&".join(f"db={d}" for d in query.get("db", [])[-1:]), fragment="").geturl()
-        return cls(base, prefix)
+        db_query = "".join(f"?db={d}" for d in query.get("db", [])[-1:])
+        return cls(f"{parts.scheme}://{parts.netloc}{parts.path}{db_query}", prefix)
 
     def __str__(self) -> str:
         url = _redacted(self.url)

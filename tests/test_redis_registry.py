@@ -112,3 +112,14 @@ def test_every_handle_shares_the_secret_store_and_derived_keys(tmp_path: Path) -
     other = session_redis().url(prefix="another-registry:")
     with RedisRegistry(other, artifacts_dir=tmp_path) as three:
         assert three.secrets.put("hunter2") != ref  # keyed per registry
+
+
+def test_a_registry_that_lost_its_data_is_not_taken_for_an_empty_one(tmp_path: Path) -> None:
+    url = redis_url(tmp_path)
+    with RedisRegistry(url, artifacts_dir=tmp_path) as reg:
+        reg.deploy("a", "1.0.0", sha256=reg.blobs.put(b"\0asm a"), route="/a")
+        assert reg.change_token() == 1
+        with redis.Redis.from_url(url.partition("?")[0]) as client:
+            client.delete(*client.keys(reg.location.prefix + "*"))  # what a restart without persistence leaves
+        with pytest.raises(RegistryUnavailable, match="has lost its data"):
+            reg.change_token()  # a host's watcher backs off and keeps serving instead of unloading everything

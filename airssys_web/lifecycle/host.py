@@ -36,7 +36,7 @@ from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from .autorollback import AutoRollback, SharedCounts
 from .generations import Code, GenerationFactory
-from .registry import Deployment, Registry, open_registry
+from .registry import Deployment, EmbeddedRegistry, Registry, open_registry
 from .routing import RouteTable
 from .services import HostServices
 from .watch import RegistryHealth, RegistryWatch
@@ -162,7 +162,8 @@ class AirssysHost:
         self._owns_services = services is None
         self.services = services if services is not None else HostServices.for_registry(self.registry)
         #: Builds this host's generations (its runtime, artifact cache and services).
-        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read)
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read,
+                                         local_artifacts=not isinstance(self.registry, EmbeddedRegistry))
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()

@@ -39,7 +39,15 @@ import redis
 from redis.client import Pipeline
 
 from airssys_web.capabilities.redis_stores import RedisKVStore, RedisSecretStore
-from airssys_web.errors import CapabilityError, Conflict, InvalidName, NotFound, RegistryError, VersionExists
+from airssys_web.errors import (
+    CapabilityError,
+    Conflict,
+    InvalidName,
+    NotFound,
+    RegistryError,
+    RegistryUnavailable,
+    VersionExists,
+)
 
 from ..settings import VersionSettings
 from .records import ACTIVATIONS, ComponentInfo, Deployment, HistoryEntry, VersionInfo
@@ -173,6 +181,7 @@ class RedisRegistry:
         self._keys = Keys(self.location.prefix)
         self._client = connect(self.location, timeout=timeout)
         self._closed = False
+        self._seen_changes = False
         self._append = self._client.register_script(APPEND_SCRIPT)
         try:
             with mapped(self.location, "opening"):
@@ -527,7 +536,18 @@ class RedisRegistry:
         return self._read("reading the history", body)
 
     def change_token(self) -> int:
-        return self._read("reading the change token", lambda client: int(client.get(self._keys.change) or 0))
+        """The change counter. A handle that has seen changes and then finds no counter raises RegistryUnavailable:
+        Redis lost its data (restarted without its append-only file, or flushed), and a host must not take the
+        empty registry for the truth and stop serving everything."""
+        raw = self._read("reading the change token", lambda client: client.get(self._keys.change))
+        if raw is None and self._seen_changes:
+            raise RegistryUnavailable(
+                f"the registry at {self.location} has lost its data (its change counter is gone: was Redis restarted "
+                "without its append-only file, or flushed?); hosts keep serving what they loaded: restore Redis's "
+                "data, or restart them to serve the empty registry")
+        token = int(raw or 0)
+        self._seen_changes = self._seen_changes or token > 0
+        return token
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -43,6 +43,7 @@ from .errors import (
     OutboundDenied,
     OutboundError,
     OutboundTimeout,
+    PipelineError,
     PoolExhausted,
     RegistryError,
     RegistryUnavailable,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from .lifecycle.deploy import ComponentReport, check_component, deploy
     from .lifecycle.host import AirssysHost
     from .lifecycle.local import LocalLifecycle
+    from .lifecycle.pipeline import Pipeline
     from .lifecycle.registry import (
         ComponentInfo,
         Deployment,
@@ -90,6 +92,7 @@ _LAZY = {
     "Lifecycle": "lifecycle.api",
     "Limits": "runtime.limits",
     "LocalLifecycle": "lifecycle.local",
+    "Pipeline": "lifecycle.pipeline",
     "RedisRegistry": "lifecycle.registry.redis_registry",
     "Registry": "lifecycle.registry",
     "RemoteLifecycle": "lifecycle.remote",
@@ -160,6 +163,8 @@ __all__ = [
     "OutboundDenied",
     "OutboundError",
     "OutboundTimeout",
+    "Pipeline",
+    "PipelineError",
     "PoolExhausted",
     "RedisRegistry",
     "Registry",

@@ -108,6 +108,16 @@ class Conflict(DeployError):
     public = True
 
 
+class PipelineError(DeployError):
+    """Route components and middleware stages mixed up: a stage given a route (or a route component none), a
+    route component used as a stage, a pipeline in front of a stage, a stage listed twice, or a component whose
+    new version changes its kind."""
+
+    status = 422
+    reason = "invalid pipeline"
+    public = True
+
+
 class AuthError(AirssysError):
     """The admin API refused the request's credentials; ``status`` is 401 (who are you?) or 403 (not allowed)."""
 
@@ -244,6 +254,15 @@ class PoolExhausted(GuestError):
     retry_after = 1
 
 
+class StageUnavailable(GuestError):
+    """A route's pipeline names a stage this server cannot run (it failed to load): the route is not served
+    without it, since a stage may be what guards it."""
+
+    status = 503
+    reason = "unavailable"
+    retry_after = 5
+
+
 class HostClosed(GuestError):
     """The host is shutting down: its worker threads take no new calls."""
 
@@ -256,6 +275,6 @@ class HostClosed(GuestError):
 #: first. The server answers the first class an error is an instance of; the client raises the class of a reason.
 API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = tuple(
     (cls, cls.status, cls.reason)
-    for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, CapabilityError,
-                DeployError, RegistryError)
+    for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, PipelineError,
+                CapabilityError, DeployError, RegistryError)
 )

@@ -1,6 +1,6 @@
 """Capabilities: what a component version is granted. A component gets nothing it was not granted.
 
-Five kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capability::NetworkOutbound(host)``::
+Six kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capability::NetworkOutbound(host)``::
 
     Capability.network_outbound("https://api.example.com")     outbound.fetch may reach this origin
     Capability.file_read("/srv/data", "/data")                  WASI preopen, read-only
@@ -8,6 +8,7 @@ Five kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capabili
     Capability.config("greeting", "hi")                         config.get("greeting") -> "hi"
     Capability.secret("api_token", "s3cr3t")                    like config, but never displayed or logged
     Capability.kv(max_total_bytes=16 * MiB)                     the component's own KV namespace, with quotas
+    Capability.component("billing")                             fetch("http://billing.airssys.internal/...")
 
 Every value is immutable and validated once, when it is made (or parsed from its CLI/manifest text with
 :func:`parse_grant`), so a bad grant fails the deploy with one line naming it. :class:`Grants` is the set a
@@ -30,10 +31,12 @@ from typing import Any, Protocol
 from ..errors import CapabilityError
 from ..units import format_size
 from .kv import KVQuota
-from .outbound import AllowedHost, OutboundPolicy
+from .outbound import INTERNAL_DOMAIN, AllowedHost, OutboundPolicy
 
 __all__ = [
+    "COMPONENT_NAME",
     "Capability",
+    "ComponentCall",
     "ConfigValue",
     "FileAccess",
     "Grants",
@@ -47,6 +50,8 @@ __all__ = [
 ]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+#: What a component name looks like (the registry's rule; a grant names a component by it).
+COMPONENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _MAX_VALUE = 64 * 1024
 REDACTED = "********"
 _SECRET_REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
@@ -82,6 +87,11 @@ class Capability:
         return Secret(key, value)
 
     @staticmethod
+    def component(name: str) -> ComponentCall:
+        """Let ``outbound.fetch`` call component ``name`` in process at ``http://NAME.airssys.internal/PATH``."""
+        return ComponentCall(name)
+
+    @staticmethod
     def kv(quota: KVQuota | None = None, **limits: int) -> KeyValue:
         """Grant a KV namespace; ``limits`` are :class:`~.kv.KVQuota` fields (``max_keys=100``)."""
         if quota is not None and limits:
@@ -96,6 +106,20 @@ class NetworkOutbound(Capability):
 
     def __str__(self) -> str:
         return str(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentCall(Capability):
+    name: str
+    kind = "component"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not COMPONENT_NAME.fullmatch(self.name):
+            raise CapabilityError(f"--allow-component {self.name!r}: not a component name (lowercase letters, "
+                                  "digits, '-' and '_', starting with a letter or digit)")
+
+    def __str__(self) -> str:
+        return f"http://{self.name}.{INTERNAL_DOMAIN}/"
 
 
 def check_guest_path(text: str) -> str:
@@ -271,7 +295,9 @@ def parse_grant(kind: str, text: str) -> Capability:
         return ConfigValue(*parse_pair(text, "--config"))
     if kind == "secret":
         return Secret(*parse_pair(text, "--secret"))
-    raise CapabilityError(f"unknown grant kind {kind!r}; known: outbound, file, config, secret")
+    if kind == "component":
+        return ComponentCall(text)
+    raise CapabilityError(f"unknown grant kind {kind!r}; known: outbound, file, config, secret, component")
 
 
 # --- the set a version holds ------------------------------------------------------------------------------------
@@ -289,6 +315,8 @@ class Grants:
     config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     secrets: Mapping[str, Secret] = field(default_factory=lambda: MappingProxyType({}))
     kv: KeyValue | None = None
+    #: Components ``outbound.fetch`` may call in process (``http://NAME.airssys.internal/``), sorted.
+    components: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, *capabilities: Capability | Iterable[Capability]) -> Grants:
@@ -297,6 +325,7 @@ class Grants:
         config: dict[str, str] = {}
         secrets: dict[str, Secret] = {}
         kv: KeyValue | None = None
+        components: set[str] = set()
         for cap in _flatten(capabilities):
             if isinstance(cap, NetworkOutbound):
                 hosts[cap.host] = None
@@ -310,10 +339,12 @@ class Grants:
                 config.pop(cap.key, None)
             elif isinstance(cap, KeyValue):
                 kv = cap
+            elif isinstance(cap, ComponentCall):
+                components.add(cap.name)
             else:
                 raise CapabilityError(f"not a capability: {cap!r}")
         return cls(OutboundPolicy(hosts), tuple(files.values()), MappingProxyType(config),
-                   MappingProxyType(secrets), kv)
+                   MappingProxyType(secrets), kv, tuple(sorted(components)))
 
     def __iter__(self) -> Iterator[Capability]:
         yield from (NetworkOutbound(h) for h in self.outbound.grants)
@@ -322,6 +353,7 @@ class Grants:
         yield from self.secrets.values()
         if self.kv is not None:
             yield self.kv
+        yield from (ComponentCall(n) for n in self.components)
 
     def __bool__(self) -> bool:
         return any(True for _ in self)
@@ -358,6 +390,8 @@ class Grants:
             out["secrets"] = refs
         if self.kv is not None:
             out["kv"] = self.kv.quota.to_dict()
+        if self.components:
+            out["components"] = list(self.components)
         return out
 
     @classmethod
@@ -382,6 +416,7 @@ class Grants:
         if "kv" in settings and settings["kv"] is not None and settings["kv"] is not False:
             quota = settings["kv"]
             caps.append(KeyValue(KVQuota.from_dict({} if quota is True else _as_dict(quota, "kv"))))
+        caps += [ComponentCall(n) for n in _list_of(settings, "components", str)]
         return cls.of(caps)
 
     # -- display ---------------------------------------------------------------------------------------------

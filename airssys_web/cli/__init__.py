@@ -23,6 +23,7 @@ from ..lifecycle.routing import ADMIN_PREFIX
 from .commands import build_cmd, call_cmd, dev_cmd, new_cmd
 from .commands.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from .commands.lifecycle import registry_option
+from .commands.pipeline import pipeline
 
 __all__ = ["WIT_PATH", "cli", "main"]
 
@@ -104,7 +105,7 @@ def wit_path() -> Path:
     return WIT_FILE
 
 
-for _command in (*LIFECYCLE_COMMANDS, new_cmd, build_cmd, dev_cmd, call_cmd):
+for _command in (*LIFECYCLE_COMMANDS, pipeline, new_cmd, build_cmd, dev_cmd, call_cmd):
     cli.add_command(_command)
 
 

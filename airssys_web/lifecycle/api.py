@@ -28,6 +28,7 @@ from typing import Any, Protocol, Self
 
 from ..errors import DeployError
 from .autorollback import Policy
+from .pipeline import Pipeline
 from .registry import (
     AuditEntry,
     ComponentInfo,
@@ -212,7 +213,12 @@ class Lifecycle(Protocol):
         ...
 
     def rollback(self, name: str, to_version: str | None = None) -> Change:
-        """Undo the last change of ``name`` (a canary goes to 0 %), or activate ``to_version``."""
+        """Undo the last change of ``name`` (a canary goes to 0 %, a pipeline change is reverted, else the previous
+        version comes back), or activate ``to_version``."""
+        ...
+
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        """Put ``pipeline.stages`` in front of route component ``pipeline.component`` (none: clear it)."""
         ...
 
     def components(self) -> list[ComponentStatus]:

@@ -14,6 +14,8 @@ from typing import Self
 
 from .api import Change, ComponentStatus, DeployRequest, Plan, component_status
 from .deploy import deploy
+from .internal import call_warnings
+from .pipeline import Pipeline
 from .registry import AuditEntry, HistoryEntry, Registry, open_registry
 from .strategies import rollout_local
 
@@ -46,13 +48,16 @@ class LocalLifecycle:
                          settings=request.settings, manifest=False, allow_nested=request.nested, actor=self.actor)
         else:
             dep = rollout_local(self.registry, request, actor=self.actor)
-        return Change(dep)
+        return Change(dep, warnings=call_warnings(self.registry, request.name, request.settings.grants.components))
 
     def promote(self, name: str) -> Change:
         return Change(self.registry.promote(name, actor=self.actor))
 
     def rollback(self, name: str, to_version: str | None = None) -> Change:
         return Change(self.registry.rollback(name, to_version, actor=self.actor))
+
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        return Change(self.registry.set_pipeline(pipeline.component, pipeline.stages, actor=self.actor))
 
     def components(self) -> list[ComponentStatus]:
         return [component_status(self.registry, c) for c in self.registry.components()]

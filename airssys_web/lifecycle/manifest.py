@@ -15,6 +15,7 @@ Every table is optional; flags given to ``deploy`` are applied on top of it. The
 
     [grants]                     # what the operator grants: the deploy flags, as TOML
     outbound = ["https://api.example.com"]          # --allow-host
+    components = ["billing"]                        # --allow-component: http://billing.airssys.internal/
     files = ["./data:/data:ro"]                     # --allow-file; a relative host dir is relative to this file
     config = { greeting = "Hi" }                    # --config
     secrets = { api_token = { env = "API_TOKEN" } } # --secret; read from the deployer's environment
@@ -50,7 +51,7 @@ from .settings import VersionSettings
 MANIFEST_NAME = "airssys.toml"
 _TABLES = {"component", "needs", "grants", "limits"}
 KINDS = ("route", "middleware")
-_GRANT_KEYS = {"outbound", "files", "config", "secrets", "kv"}
+_GRANT_KEYS = {"outbound", "components", "files", "config", "secrets", "kv"}
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,14 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
     if unknown:
         raise CapabilityError(f"[grants]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_GRANT_KEYS))}")
     caps: list[Capability] = []
-    for key in ("outbound", "files"):
+    for key in ("outbound", "components", "files"):
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise CapabilityError(f"[grants] {key} must be a list of strings")
         if key == "outbound":
             caps += [Capability.network_outbound(v) for v in value]
+        elif key == "components":
+            caps += [Capability.component(v) for v in value]
         else:
             caps += [parse_file_grant(v).absolute(base) for v in value]
     config = table.get("config", {})

@@ -19,8 +19,10 @@ from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
 from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..capabilities.secrets import SecretBackend, SecretStore
 from ..errors import CapabilityError, OutboundDenied
+from ..runtime.generation import Generation
 from ..runtime.imports import NOTHING_GRANTED, HostContext
 from ..runtime.limits import Limits
+from .internal import InternalCalls, Resolve, internal_name, not_granted
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -42,22 +44,35 @@ _DENY_ALL = OutboundPolicy()
 
 
 class _Outbound:
-    """A version's ``fetch``: its outbound fetcher, under the route's deadline."""
+    """A version's ``fetch``, the one path of every world's outbound requests: a component address goes to the
+    version's internal calls, anything else to its outbound fetcher, all under the caller's deadline."""
 
-    __slots__ = ("_fetcher",)
+    __slots__ = ("_component", "_fetcher", "_internal")
 
-    def __init__(self, fetcher: Fetcher) -> None:
+    def __init__(self, component: str, fetcher: Fetcher | None, internal: InternalCalls | None) -> None:
+        self._component = component
         self._fetcher = fetcher
+        self._internal = internal
 
     def __call__(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
                  deadline: float | None = None, depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes]:
+        name = internal_name(url)
+        if name is not None:
+            if self._internal is None:
+                raise not_granted(self._component, name)
+            return self._internal(name, method, url, headers, body, deadline=deadline, depth=depth)
+        if self._fetcher is None:
+            raise explain_denial(url, self._component)
         return self._fetcher.fetch(method, url, headers, body, deadline=deadline)
 
 
-def explain_denial(url: str) -> OutboundDenied:
+def explain_denial(url: str, component: str = "this component") -> OutboundDenied:
     """Why a request is refused when a version has no outbound grant: the empty policy's own verdict (a bad URL,
-    or the origin not granted, with the flag that grants it)."""
+    or the origin not granted, with the flag that grants it), or the component grant a component address needs."""
     try:
+        name = internal_name(url)
+        if name is not None:
+            return not_granted(component, name)
         _DENY_ALL.check(url)
     except OutboundDenied as e:
         return e
@@ -76,6 +91,9 @@ class HostServices:
     def __init__(self, directory: str | Path | None, *, kv_store: KVStore | None = None,
                  fetcher_options: Mapping[str, Any] | None = None, secrets: SecretBackend | None = None,
                  open_kv: Callable[[], KVStore] | None = None) -> None:
+        #: How internal calls find a component's active generation (the host sets it; None: nothing is deployed
+        #: here, so a granted component answers "not deployed").
+        self.resolve_component: Resolve | None = None
         self.directory = Path(directory) if directory is not None else None
         self._kv = kv_store
         self._owns_kv = kv_store is None
@@ -121,13 +139,21 @@ class HostServices:
             secret_values.append(value)
         kv = KVNamespace(self.kv_store, component, grants.kv.quota) if grants.kv is not None else None
         fetcher = Fetcher(grants.outbound, **self._fetcher_options) if grants.outbound.grants else None
-        ctx = HostContext(component=component, version=version, config=config,
-                          fetch=_Outbound(fetcher) if fetcher is not None else None, explain_denial=explain_denial,
-                          kv=kv,
+        internal = None
+        if grants.components:
+            resolve = self._resolve
+            internal = InternalCalls(component, f"{component}@{version}", frozenset(grants.components), resolve)
+        send = _Outbound(component, fetcher, internal) if fetcher is not None or internal is not None else None
+        ctx = HostContext(component=component, version=version, config=config, fetch=send,
+                          explain_denial=lambda url: explain_denial(url, component), kv=kv,
                           files=grants.files, secret_values=tuple(secret_values), redaction=REDACTED,
                           fuel=limits.fuel is not None, denials=(lambda: fetcher.denials) if fetcher else None,
                           resources=(fetcher,) if fetcher is not None else ())
         return ctx, limits
+
+    def _resolve(self, name: str) -> Generation | None:
+        resolve = self.resolve_component
+        return None if resolve is None else resolve(name)
 
     def close(self) -> None:
         """Close the KV store if this object opened it (idempotent)."""

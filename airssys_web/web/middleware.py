@@ -31,6 +31,7 @@ from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry
 from ..lifecycle.routing import ADMIN_PREFIX, app_routes, route_matches, shadow_warning, shadowed_paths
 from ..lifecycle.strategies import BucketCookie
+from ..runtime.chain import Servable
 from ..runtime.generation import Generation
 from ..units import parse_duration
 from .auth import SECRET_ENV, TokenAuthority, load_secret
@@ -38,7 +39,6 @@ from .errors import send_error
 
 log = logging.getLogger("airssys_web")
 
-VERSION_HEADER = b"x-airssys-version"
 #: The request header that tells a component the route it was reached through (its mount point).
 ROUTE_HEADER = b"x-airssys-route"
 #: How long reading a request body may wait for the next byte before the request gets 408.
@@ -181,17 +181,17 @@ class AirssysMiddleware:
             log.warning("%s", shadow_warning(name, route, paths))
 
     # -- serving --------------------------------------------------------------------------------------------
-    async def _serve(self, gen: Generation, route: str, scope: Scope, receive: Receive, send: Send,
+    async def _serve(self, gen: Servable, route: str, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
-        extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
+        extra = list(gen.version_headers) if self.version_header else []
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
         # The guest learns its mount point from the route table's match; a client cannot spoof it.
         raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         try:
-            status = await gen.world.serve(gen, dict(scope, headers=raw_headers), receive, send, extra,
-                                           body_timeout=self.body_timeout)
+            status = await gen.serve(dict(scope, headers=raw_headers), receive, send, extra,
+                                     body_timeout=self.body_timeout)
         except AirssysError as e:  # nothing was sent: every failure gets the same clean answer, and is counted
             request_id = uuid.uuid4().hex[:16] if isinstance(e, GuestError) or e.status >= 500 else None
             if request_id is not None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota")
+_GRANT_PARAMS = ("allow_host", "allow_component", "allow_file", "config", "secret", "kv", "kv_quota")
 _LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body", "isolation")
 _OTHER_PARAMS = ("manifest", "grant_declared")
 
@@ -39,12 +39,16 @@ def _stack(f: F, *decorators: Callable[[F], F]) -> F:
 
 
 def grant_options(f: F) -> F:
-    """``--allow-host``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``, ``--kv-quota``."""
+    """``--allow-host``, ``--allow-component``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``,
+    ``--kv-quota``."""
     return _stack(
         f,
         click.option("--allow-host", "allow_host", multiple=True, metavar="ORIGIN",
                      help="Let outbound.fetch reach ORIGIN, e.g. https://api.example.com, https://*.example.com, "
                           "http://127.0.0.1:8080 (repeatable; none: deny all)."),
+        click.option("--allow-component", "allow_component", multiple=True, metavar="NAME",
+                     help="Let outbound.fetch call component NAME in process at http://NAME.airssys.internal/PATH "
+                          "(repeatable)."),
         click.option("--allow-file", "allow_file", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro|rw]",
                      help="Make HOST_DIR visible to the guest at GUEST_DIR, read-only unless :rw (repeatable)."),
         click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
@@ -117,6 +121,7 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
     from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
 
     caps: list[Capability] = [Capability.network_outbound(h) for h in values.get("allow_host") or ()]
+    caps += [Capability.component(name) for name in values.get("allow_component") or ()]
     caps += [parse_file_grant(text).absolute() for text in values.get("allow_file") or ()]
     caps += [ConfigValue(*parse_pair(text, "--config")) for text in values.get("config") or ()]
     for text in values.get("secret") or ():

@@ -3,7 +3,8 @@
 ``base`` holds the protocols every flavour implements (:class:`BlobStore`, :class:`Registry`, :class:`AuditLog`),
 ``records`` the values they return, ``rules`` the validation they share; ``embedded`` is the default flavour, a local
 directory of blobs (``blobs``) plus SQLite (``sqlite``); ``redis_registry`` keeps the same in a Redis server that
-several hosts share (``redis_store``: its connection, key layout, blobs and audit log).
+several hosts share (``redis_store``: its connection, key layout, blobs and audit log; ``redis_tx``: its rows and
+transactions).
 
 :func:`open_registry` opens one from where the user wrote it: a directory, or a ``redis://`` URL.
 """

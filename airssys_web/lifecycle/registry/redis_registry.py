@@ -1,7 +1,8 @@
 """The Redis registry: the :class:`~.base.Registry` contract on a Redis server that several hosts share.
 
 ``RedisRegistry("redis://127.0.0.1:6379/0")`` (the CLI's ``--registry redis://...``) keeps metadata, history, the
-audit log, blobs, secrets, guest KV data and auto-rollback counters in Redis (key layout: :mod:`.redis_store`);
+audit log, blobs, secrets, guest KV data and auto-rollback counters in Redis (key layout: :mod:`.redis_store`;
+rows and the transaction's view: :mod:`.redis_tx`);
 compiled artifacts stay on each machine (``artifacts_dir``), because wasmtime trusts them blindly.
 
 How the contract holds:
@@ -26,17 +27,14 @@ Failures to reach Redis raise :class:`~airssys_web.errors.RegistryUnavailable`; 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import redis
-from redis.client import Pipeline
 
 from airssys_web.capabilities.redis_stores import RedisKVStore, RedisSecretStore
 from airssys_web.errors import (
@@ -63,105 +61,33 @@ from .redis_store import (
     connect,
     dumps,
     mapped,
-    parse_entry,
 )
-from .rules import route_overlap, validate_name, validate_route, validate_version, version_key
+from .redis_tx import (
+    Row,
+    Tx,
+    component_info,
+    default_artifacts_dir,
+    deployment,
+    describe,
+    history_entry,
+    last_change,
+    version_info,
+)
+from .rules import (
+    check_kind,
+    check_pipeline,
+    route_overlap,
+    validate_name,
+    validate_route,
+    validate_version,
+    version_key,
+)
 from .sqlite import now
 
 __all__ = ["REDIS_SCHEMA", "RedisRegistry", "default_artifacts_dir"]
 
 REDIS_SCHEMA = 1
 T = TypeVar("T")
-Row = dict[str, Any]
-
-
-def default_artifacts_dir() -> Path:
-    """Where a host keeps compiled artifacts of a Redis registry's blobs: ``$AIRSSYS_WEB_CACHE/artifacts``, else
-    ``$XDG_CACHE_HOME/airssys-web/artifacts`` (``~/.cache`` by default). Artifacts are keyed by blob and engine, so
-    every registry on the machine can share the directory."""
-    env = os.environ.get("AIRSSYS_WEB_CACHE")
-    if env:
-        return Path(env) / "artifacts"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "airssys-web" / "artifacts"
-
-
-class _Tx:
-    """One transaction's view: reads go to Redis at once (on the watching connection) and are overlaid with the
-    writes this transaction has queued, which :meth:`RedisRegistry._change` sends in one ``MULTI``."""
-
-    def __init__(self, pipe: Pipeline, keys: Keys) -> None:
-        self.pipe, self.keys = pipe, keys
-        self._rows: dict[tuple[str, str], Row | None] = {}
-        self.writes: dict[tuple[str, str], Row] = {}
-        self.logs: list[tuple[str, str]] = []  # (component, JSON body)
-
-    def _get(self, key: str, field: str) -> Row | None:
-        if (key, field) not in self._rows:
-            raw = self.pipe.hget(key, field)
-            self._rows[key, field] = None if raw is None else dict(json.loads(raw))
-        return self._rows[key, field]
-
-    def _set(self, key: str, field: str, row: Row) -> None:
-        self._rows[key, field] = self.writes[key, field] = row
-
-    def component(self, name: str) -> Row | None:
-        return self._get(self.keys.components, name)
-
-    def set_component(self, name: str, row: Row) -> None:
-        self._set(self.keys.components, name, row)
-
-    def routes(self) -> list[tuple[str, str]]:
-        """(component, route) of every component, by name."""
-        stored = {as_bytes(k).decode(): json.loads(v)["route"]
-                  for k, v in self.pipe.hgetall(self.keys.components).items()}
-        for (key, name), row in self.writes.items():
-            if key == self.keys.components:
-                stored[name] = row["route"]
-        return sorted(stored.items())
-
-    def version(self, name: str, version: str) -> Row | None:
-        return self._get(self.keys.versions(name), version)
-
-    def set_version(self, name: str, version: str, row: Row) -> None:
-        self._set(self.keys.versions(name), version, row)
-
-    def deployment(self, name: str) -> Row | None:
-        return self._get(self.keys.deployments, name)
-
-    def set_deployment(self, name: str, row: Row) -> None:
-        self._set(self.keys.deployments, name, row)
-
-    def history(self, name: str) -> list[bytes]:
-        return [as_bytes(raw) for raw in self.pipe.lrange(self.keys.history(name), 0, -1)]
-
-    def log(self, name: str, version: str, previous: str | None, action: str, strategy: str, actor: str,
-            detail: str, outcome: str = "ok") -> None:
-        self.logs.append((name, dumps({"component": name, "version": version, "previous_version": previous,
-                                       "action": action, "strategy": strategy, "actor": actor, "outcome": outcome,
-                                       "detail": detail})))
-
-
-def _component_info(name: str, comp: Row, dep: Row | None) -> ComponentInfo:
-    return ComponentInfo(name, comp["route"], datetime.fromisoformat(comp["created_at"]),
-                         dep["active_version"] if dep else None, bool(comp["nested"]))
-
-
-def _version_info(name: str, version: str, row: Row) -> VersionInfo:
-    return VersionInfo(name, version, row["sha256"], row["settings"], datetime.fromisoformat(row["created_at"]))
-
-
-def _deployment(name: str, comp: Row, dep: Row, active: Row, canary: Row | None) -> Deployment:
-    return Deployment(name, comp["route"], dep["active_version"], active["sha256"], active["settings"],
-                      dep["previous_version"], datetime.fromisoformat(dep["updated_at"]), dep["canary_version"],
-                      int(dep["canary_percent"]), canary["sha256"] if canary else None,
-                      canary["settings"] if canary else None, dep["auto_rollback"], bool(comp["nested"]))
-
-
-def _history(raw: bytes) -> HistoryEntry:
-    entry_id, at, f = parse_entry(raw)
-    return HistoryEntry(entry_id, f["component"], f["version"], f["previous_version"], f["action"], f["strategy"],
-                        f["actor"], f["outcome"], f["detail"], at)
 
 
 class RedisRegistry:
@@ -220,7 +146,7 @@ class RedisRegistry:
         return self._listener.subscribe(callback)
 
     # -- transactions ---------------------------------------------------------------------------------------
-    def _change(self, what: str, body: Callable[[_Tx], T], *, bump: bool = True) -> tuple[T, list[bytes]]:
+    def _change(self, what: str, body: Callable[[Tx], T], *, bump: bool = True) -> tuple[T, list[bytes]]:
         """Run ``body`` as one optimistic transaction (see the module docstring); return its result and the history
         entries it appended, as stored."""
         self._check_open()
@@ -230,7 +156,7 @@ class RedisRegistry:
             while True:
                 try:
                     pipe.watch(self._keys.change)  # type: ignore[no-untyped-call]
-                    tx = _Tx(pipe, self._keys)
+                    tx = Tx(pipe, self._keys)
                     result = body(tx)
                     if not tx.writes and not tx.logs:
                         return result, []
@@ -267,22 +193,23 @@ class RedisRegistry:
     # -- writes ---------------------------------------------------------------------------------------------
     def deploy(self, name: str, version: str, *, sha256: str, route: str | None = None,
                settings: VersionSettings | None = None, actor: str = "cli", strategy: str = "immediate",
-               auto_rollback: str | None = None, allow_nested: bool = False) -> Deployment:
+               auto_rollback: str | None = None, allow_nested: bool = False, kind: str = "route") -> Deployment:
         settings_json = self._check_new(name, version, sha256, route, settings)
 
-        def body(tx: _Tx) -> Deployment:
-            detail = self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested)
+        def body(tx: Tx) -> Deployment:
+            detail = self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested, kind)
             previous = self._pushed(tx, name)
             return self._activate_in(tx, name, version, previous, "deploy", strategy, actor, detail, auto_rollback)
 
         return self._change(f"deploying {name} {version}", body)[0]
 
     def add_version(self, name: str, version: str, *, sha256: str, route: str | None = None,
-                    settings: VersionSettings | None = None, allow_nested: bool = False) -> VersionInfo:
+                    settings: VersionSettings | None = None, allow_nested: bool = False,
+                    kind: str = "route") -> VersionInfo:
         settings_json = self._check_new(name, version, sha256, route, settings)
 
-        def body(tx: _Tx) -> VersionInfo:
-            self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested)
+        def body(tx: Tx) -> VersionInfo:
+            self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested, kind)
             return self._require_version(tx, name, version)
 
         return self._change(f"adding {name} {version}", body)[0]
@@ -301,16 +228,19 @@ class RedisRegistry:
             raise NotFound(f"blob {sha256} is not in the registry; store it with blobs.put() before deploying")
         return settings_json
 
-    def _add_version_in(self, tx: _Tx, name: str, version: str, sha256: str, route: str | None,
-                        settings_json: str, allow_nested: bool) -> str:
+    def _add_version_in(self, tx: Tx, name: str, version: str, sha256: str, route: str | None,
+                        settings_json: str, allow_nested: bool, kind: str) -> str:
         created = now()
         comp = tx.component(name)
+        check_kind(name, kind, route, None if comp is None else comp.get("kind", "route"))
         detail = ""
         if comp is None:
-            if route is None:
+            if route is None and kind == "route":
                 raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
-            route_overlap(name, route, tx.routes(), allow_nested=allow_nested)
-            tx.set_component(name, {"route": route, "created_at": created, "nested": allow_nested})
+            if route is not None:
+                route_overlap(name, route, tx.routes(), allow_nested=allow_nested)
+            tx.set_component(name, {"route": route, "created_at": created, "nested": allow_nested, "kind": kind,
+                                    "stages": []})
         elif route is not None and route != comp["route"]:
             route_overlap(name, route, tx.routes(), allow_nested=allow_nested)
             tx.set_component(name, {**comp, "route": route, "nested": allow_nested})
@@ -330,7 +260,8 @@ class RedisRegistry:
 
         def body(client: redis.Redis) -> None:
             stored = client.hgetall(self._keys.components)
-            owners = sorted((as_bytes(k).decode(), json.loads(v)["route"]) for k, v in stored.items())
+            owners = sorted((as_bytes(k).decode(), json.loads(v)["route"]) for k, v in stored.items()
+                            if json.loads(v)["route"] is not None)
             if dict(owners).get(name) != route:
                 route_overlap(name, route, owners, allow_nested=allow_nested)
 
@@ -341,7 +272,7 @@ class RedisRegistry:
         validate_name(name)
         validate_version(version)
 
-        def body(tx: _Tx) -> Deployment:
+        def body(tx: Tx) -> Deployment:
             self._require_version(tx, name, version)
             return self._activate_in(tx, name, version, self._pushed(tx, name), action, strategy, actor, "",
                                      auto_rollback)
@@ -354,19 +285,30 @@ class RedisRegistry:
         if to_version is not None:
             validate_version(to_version)
 
-        def body(tx: _Tx) -> Deployment:
+        def body(tx: Tx) -> Deployment:
             current = self._current(tx, name)
             if expect is not None and current.newest_version != expect:
                 raise Conflict(f"{name} changed meanwhile: the newest version is {current.newest_version}, not "
                                f"{expect}; nothing was rolled back")
             why = f"; {reason}" if reason else ""
+            history = [history_entry(raw) for raw in reversed(tx.history(name))]  # newest first
             if to_version is None and current.canary_version is not None:
                 dep = tx.deployment(name)
                 assert dep is not None
                 tx.set_deployment(name, {**dep, "canary_version": None, "canary_percent": 0, "auto_rollback": None,
                                          "updated_at": now()})
+                started = next((h.id for h in history if h.action == "canary"), None)
                 tx.log(name, current.active_version, current.previous_version, "rollback", "canary", actor,
-                       f"canary {current.canary_version} aborted (0%){why}")
+                       f"canary {current.canary_version} aborted (0%){why}", undoes=started)
+                return self._current(tx, name)
+            undone = None if to_version is not None else last_change(tx, name, versions=expect is not None)
+            if undone is not None and undone["action"] == "pipeline":
+                restored, replaced = tuple(undone["stages_before"] or ()), current.stages
+                comp = self._require_component(tx, name)
+                tx.set_component(name, {**comp, "stages": list(restored)})
+                tx.log(name, current.active_version, current.previous_version, "rollback", "pipeline", actor,
+                       f"pipeline {describe(replaced)} -> {describe(restored)}{why}", stages=restored,
+                       stages_before=replaced, undoes=undone["id"])
                 return self._current(tx, name)
             target = to_version if to_version is not None else current.previous_version
             if target is None:
@@ -375,15 +317,40 @@ class RedisRegistry:
             self._require_version(tx, name, target)
             # Restore the stack below ``target`` as it was when ``target`` was last activated.
             below: str | None = current.active_version
-            for raw in reversed(tx.history(name)):
-                entry = _history(raw)
-                if entry.version == target and entry.action in ACTIVATIONS and entry.outcome == "ok":
+            for entry in history:
+                if (entry.version == target and entry.action in ACTIVATIONS and entry.outcome == "ok"
+                        and entry.strategy != "pipeline"):
                     below = entry.previous_version
                     break
             return self._activate_in(tx, name, target, below, "rollback", "immediate", actor,
-                                     f"from {current.active_version}{why}", None)
+                                     f"from {current.active_version}{why}", None,
+                                     undoes=None if undone is None else undone["id"])
 
         return self._change(f"rolling back {name}", body)[0]
+
+    def set_pipeline(self, name: str, stages: Sequence[str], *, actor: str = "cli") -> Deployment:
+        """Put ``stages`` in front of route component ``name`` (``[]`` clears them), recorded in its history and
+        undone by a rollback; the same pipeline again changes nothing and records nothing (see the embedded
+        flavour for the rules, which are :func:`.rules.check_pipeline`)."""
+
+        def body(tx: Tx) -> Deployment:
+            kinds = {n: c.get("kind", "route") for n, c in tx.all_components().items()}
+            checked = check_pipeline(name, stages, kinds, tx.active_names())
+            current = self._current(tx, name)
+            if checked == current.stages:
+                return current
+            comp = self._require_component(tx, name)
+            tx.set_component(name, {**comp, "stages": list(checked)})
+            tx.log(name, current.active_version, current.previous_version, "pipeline", "pipeline", actor,
+                   f"{describe(current.stages)} -> {describe(checked)}", stages=checked,
+                   stages_before=current.stages)
+            return self._current(tx, name)
+
+        return self._change(f"setting the pipeline of {name}", body)[0]
+
+    def pipelines_using(self, stage: str) -> list[str]:
+        """The route components whose pipeline includes ``stage``, by name."""
+        return [c.name for c in self.components() if stage in c.stages]
 
     def start_canary(self, name: str, version: str, percent: int, *, actor: str = "cli",
                      auto_rollback: str | None = None) -> Deployment:
@@ -392,7 +359,7 @@ class RedisRegistry:
         if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
             raise InvalidName(f"invalid canary percent {percent!r}: use a whole number from 1 to 100")
 
-        def body(tx: _Tx) -> Deployment:
+        def body(tx: Tx) -> Deployment:
             self._require_version(tx, name, version)
             current = self._current(tx, name)
             if version == current.active_version:
@@ -412,7 +379,7 @@ class RedisRegistry:
     def promote(self, name: str, *, actor: str = "cli") -> Deployment:
         validate_name(name)
 
-        def body(tx: _Tx) -> Deployment:
+        def body(tx: Tx) -> Deployment:
             current = self._current(tx, name)
             if current.canary_version is None:
                 raise NotFound(f"{name} has no canary in progress to promote (active: {current.active_version})")
@@ -425,12 +392,12 @@ class RedisRegistry:
                detail: str = "") -> HistoryEntry:
         validate_name(name)
 
-        def body(tx: _Tx) -> None:
+        def body(tx: Tx) -> None:
             self._require_component(tx, name)
             tx.log(name, version, self._pushed(tx, name), action, strategy, actor, detail, outcome)
 
         _, entries = self._change(f"recording a {action} of {name}", body, bump=False)
-        return _history(entries[0])
+        return history_entry(entries[0])
 
     # -- reads ----------------------------------------------------------------------------------------------
     def _snapshot(self, client: redis.Redis) -> tuple[dict[str, Row], dict[str, Row]]:
@@ -454,7 +421,7 @@ class RedisRegistry:
             comps, deps = self._snapshot(client)
             if only is not None and only not in comps:
                 raise NotFound(f"no component named {only!r}; deploy it first")
-            return [_component_info(n, comps[n], deps.get(n)) for n in sorted(comps) if only in (None, n)]
+            return [component_info(n, comps[n], deps.get(n)) for n in sorted(comps) if only in (None, n)]
 
         return self._read("listing components", body)
 
@@ -468,7 +435,7 @@ class RedisRegistry:
             exists, rows = pipe.execute()
             if not exists:
                 raise NotFound(f"no component named {name!r}; deploy it first")
-            found = [_version_info(name, k.decode(), json.loads(v)) for k, v in rows.items()]
+            found = [version_info(name, k.decode(), json.loads(v)) for k, v in rows.items()]
             return sorted(found, key=lambda v: version_key(v.version))
 
         return self._read(f"reading the versions of {name}", body)
@@ -486,7 +453,7 @@ class RedisRegistry:
                 raise NotFound(f"no component named {name!r}; deploy it first")
             if raw is None:
                 raise NotFound(f"component {name!r} has no version {version}")
-            return _version_info(name, version, json.loads(raw))
+            return version_info(name, version, json.loads(raw))
 
         return self._read(f"reading {name} {version}", body)
 
@@ -515,7 +482,7 @@ class RedisRegistry:
             out = []
             for i, n in enumerate(names):
                 active, canary = rows[2 * i], rows[2 * i + 1]
-                out.append(_deployment(n, comps[n], deps[n], json.loads(active),
+                out.append(deployment(n, comps[n], deps[n], json.loads(active),
                                        json.loads(canary) if canary is not None else None))
             return out
 
@@ -524,14 +491,14 @@ class RedisRegistry:
     def history(self, name: str | None = None) -> list[HistoryEntry]:
         def body(client: redis.Redis) -> list[HistoryEntry]:
             if name is None:
-                return [_history(as_bytes(raw)) for raw in client.lrange(self._keys.history_all, 0, -1)]
+                return [history_entry(as_bytes(raw)) for raw in client.lrange(self._keys.history_all, 0, -1)]
             pipe = client.pipeline(transaction=True)
             pipe.hexists(self._keys.components, validate_name(name))
             pipe.lrange(self._keys.history(name), 0, -1)
             exists, rows = pipe.execute()
             if not exists:
                 raise NotFound(f"no component named {name!r}; deploy it first")
-            return [_history(as_bytes(raw)) for raw in rows]
+            return [history_entry(as_bytes(raw)) for raw in rows]
 
         return self._read("reading the history", body)
 
@@ -571,20 +538,20 @@ class RedisRegistry:
         return f"RedisRegistry({str(self.location)!r})"
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _require_component(self, tx: _Tx, name: str) -> Row:
+    def _require_component(self, tx: Tx, name: str) -> Row:
         comp = tx.component(name)
         if comp is None:
             raise NotFound(f"no component named {name!r}; deploy it first")
         return comp
 
-    def _require_version(self, tx: _Tx, name: str, version: str) -> VersionInfo:
+    def _require_version(self, tx: Tx, name: str, version: str) -> VersionInfo:
         row = tx.version(name, version)
         if row is None:
             self._require_component(tx, name)
             raise NotFound(f"component {name!r} has no version {version}")
-        return _version_info(name, version, row)
+        return version_info(name, version, row)
 
-    def _current(self, tx: _Tx, name: str) -> Deployment:
+    def _current(self, tx: Tx, name: str) -> Deployment:
         dep = tx.deployment(name)
         comp = self._require_component(tx, name)
         if dep is None:
@@ -592,15 +559,15 @@ class RedisRegistry:
         active = tx.version(name, dep["active_version"])
         canary = tx.version(name, dep["canary_version"]) if dep["canary_version"] else None
         assert active is not None
-        return _deployment(name, comp, dep, active, canary)
+        return deployment(name, comp, dep, active, canary)
 
-    def _pushed(self, tx: _Tx, name: str) -> str | None:
+    def _pushed(self, tx: Tx, name: str) -> str | None:
         """The rollback target after a plain activation: the version active until now."""
         dep = tx.deployment(name)
         return None if dep is None else str(dep["active_version"])
 
-    def _activate_in(self, tx: _Tx, name: str, version: str, previous: str | None, action: str, strategy: str,
-                     actor: str, detail: str, auto_rollback: str | None) -> Deployment:
+    def _activate_in(self, tx: Tx, name: str, version: str, previous: str | None, action: str, strategy: str,
+                     actor: str, detail: str, auto_rollback: str | None, *, undoes: int | None = None) -> Deployment:
         """Point ``name`` at ``version`` with rollback target ``previous`` (ending any canary), set the watch policy
         and log the event. Re-activating the active version keeps its rollback target."""
         dep = tx.deployment(name)
@@ -610,5 +577,6 @@ class RedisRegistry:
             detail = "; ".join(filter(None, [detail, f"canary {dep['canary_version']} ended"]))
         tx.set_deployment(name, {"active_version": version, "previous_version": previous, "canary_version": None,
                                  "canary_percent": 0, "auto_rollback": auto_rollback, "updated_at": now()})
-        tx.log(name, version, previous, action, strategy, actor, detail)
+        tx.log(name, version, previous, action, strategy, actor, detail, undoes=undoes)
         return self._current(tx, name)
+

@@ -167,8 +167,11 @@ def test_hosts_keep_serving_while_redis_is_gone_and_catch_up_when_it_returns(tmp
                     resp = host.get("/hello")
                     assert (resp.status_code, resp.text) == (200, "before")
                 assert "is unreachable" in host.output()
-            with a.lifecycle() as lifecycle, pytest.raises(RegistryError, match="cannot reach the registry"):
-                lifecycle.components()
+            with a.lifecycle() as lifecycle:  # changes and registry reads are refused, saying why
+                with pytest.raises(RegistryError, match="cannot reach the registry"):
+                    lifecycle.components()
+                with pytest.raises(RegistryError, match="cannot reach the registry"):
+                    lifecycle.deploy(DeployRequest("hello", text_component("during"), version="1.0.1"))
             cli = subprocess.run([sys.executable, "-c", "from airssys_web.cli import main; main()", "status",
                                   "--server", a.url, "--token", TokenAuthority(SECRET).mint("read", 60)[0]],
                                  capture_output=True, text=True, timeout=BOUND)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
-from conftest import find_free_port
+from conftest import find_free_port, run_uvicorn
 from redis_support import redis_url, session_redis
-from support import wait_until
+from starlette.applications import Starlette
+from support import text_component, wait_until
 
+from airssys_web import AirssysMiddleware, deploy
 from airssys_web.errors import InvalidName, RegistryError, RegistryUnavailable
 from airssys_web.lifecycle.registry import EmbeddedRegistry, describe_location, open_registry
 from airssys_web.lifecycle.registry.redis_registry import REDIS_SCHEMA, RedisRegistry
@@ -123,3 +126,15 @@ def test_a_registry_that_lost_its_data_is_not_taken_for_an_empty_one(tmp_path: P
             client.delete(*client.keys(reg.location.prefix + "*"))  # what a restart without persistence leaves
         with pytest.raises(RegistryUnavailable, match="has lost its data"):
             reg.change_token()  # a host's watcher backs off and keeps serving instead of unloading everything
+
+
+def test_the_middleware_takes_a_redis_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AirssysMiddleware(app, registry="redis://...")`` from Python: served, swapped when the registry changes."""
+    monkeypatch.setenv("AIRSSYS_WEB_CACHE", str(tmp_path / "cache"))
+    url = redis_url(tmp_path)
+    with RedisRegistry(url, artifacts_dir=tmp_path / "cli") as reg:
+        deploy(reg, "hello", text_component("from redis"), version="1.0.0", route="/hello")
+        with run_uvicorn(AirssysMiddleware(Starlette(), registry=url)) as base:
+            assert httpx.get(base + "/hello").text == "from redis"
+            deploy(reg, "hello", text_component("swapped"), version="1.1.0", route="/hello")
+            wait_until(lambda: httpx.get(base + "/hello").text == "swapped", 10, "the swap pushed through Redis")

@@ -46,6 +46,7 @@ from .errors import (
     PipelineError,
     PoolExhausted,
     RegistryError,
+    RegistryUnavailable,
     RouteConflict,
     VersionExists,
 )
@@ -59,7 +60,16 @@ if TYPE_CHECKING:
     from .lifecycle.host import AirssysHost
     from .lifecycle.local import LocalLifecycle
     from .lifecycle.pipeline import Pipeline
-    from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
+    from .lifecycle.registry import (
+        ComponentInfo,
+        Deployment,
+        EmbeddedRegistry,
+        HistoryEntry,
+        Registry,
+        VersionInfo,
+        open_registry,
+    )
+    from .lifecycle.registry.redis_registry import RedisRegistry
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
     from .runtime.limits import Limits
@@ -83,6 +93,7 @@ _LAZY = {
     "Limits": "runtime.limits",
     "LocalLifecycle": "lifecycle.local",
     "Pipeline": "lifecycle.pipeline",
+    "RedisRegistry": "lifecycle.registry.redis_registry",
     "Registry": "lifecycle.registry",
     "RemoteLifecycle": "lifecycle.remote",
     "VersionInfo": "lifecycle.registry",
@@ -91,6 +102,7 @@ _LAZY = {
     "build_component": "guest.build",
     "check_component": "lifecycle.deploy",
     "deploy": "lifecycle.deploy",
+    "open_registry": "lifecycle.registry",
 }
 
 
@@ -154,8 +166,10 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PoolExhausted",
+    "RedisRegistry",
     "Registry",
     "RegistryError",
+    "RegistryUnavailable",
     "RemoteLifecycle",
     "RouteConflict",
     "VersionExists",
@@ -166,4 +180,5 @@ __all__ = [
     "build_component",
     "check_component",
     "deploy",
+    "open_registry",
 ]

@@ -18,6 +18,7 @@ guest's trap message stays in the server log). ``airssys_web.web.errors`` render
     │   └── Conflict              another change of the component is in progress or happened meanwhile (409)
     ├── AuthError                 the admin API refused the credentials (401 missing/forged/expired, 403 scope)
     ├── RegistryError             the registry directory is unusable (corrupt database, unwritable, ...)
+    │   └── RegistryUnavailable   the registry's server (Redis) cannot be reached now; a passing condition
     ├── BuildError                a guest could not be built from source (toolchain error, missing tool)
     ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
     ├── CapabilityError           a grant or limit setting is malformed
@@ -143,6 +144,13 @@ class RegistryError(AirssysError):
     status = 503
     reason = "registry unavailable"
     public = True
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry lives on a server (Redis) that cannot be reached now. A host keeps serving what it loaded and
+    retries with backoff; a command can simply be run again once the server is back."""
+
+    retry_after = 1
 
 
 class BuildError(AirssysError):

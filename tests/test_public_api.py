@@ -11,6 +11,7 @@ EXPECTED = {
     "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
     "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
     "ComponentClient", "build_component", "VersionSettings", "Pipeline", "PipelineError",
+    "RedisRegistry", "RegistryUnavailable", "open_registry",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis_support import redis_url
 
 from airssys_web.capabilities.grants import Capability
 from airssys_web.errors import (
@@ -27,13 +28,21 @@ from airssys_web.errors import (
     VersionExists,
 )
 from airssys_web.lifecycle.registry import EmbeddedRegistry, Registry
+from airssys_web.lifecycle.registry.redis_registry import RedisRegistry
 from airssys_web.lifecycle.settings import VersionSettings
 
 Opener = Callable[[], Registry]
 
+
+def _redis(tmp: Path) -> Opener:
+    url = redis_url(tmp)  # the session's redis-server, with a key prefix of this test's own
+    return lambda: RedisRegistry(url, artifacts_dir=tmp / "artifacts")
+
+
 #: flavour name -> how to open it in a test's temporary directory
 FLAVOURS: dict[str, Callable[[Path], Opener]] = {
     "embedded": lambda tmp: lambda: EmbeddedRegistry(tmp / "reg"),
+    "redis": _redis,
 }
 
 

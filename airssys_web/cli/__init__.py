@@ -77,7 +77,7 @@ def cli() -> None:
               help="Longest wait for the next byte of a request body to a component (408 beyond), e.g. 10s.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
+def serve(registry: str, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
           no_inline: bool, body_timeout: str, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""

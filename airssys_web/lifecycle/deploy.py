@@ -23,7 +23,6 @@ from typing import Any, Literal
 from .. import _native
 from ..capabilities.grants import Grants
 from ..capabilities.needs import NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
-from ..capabilities.secrets import SecretStore
 from ..errors import CapabilityError, InvalidComponent
 from ..runtime.artifacts import ArtifactCache, Component, sha256_hex
 from ..runtime.engine import Runtime
@@ -34,7 +33,7 @@ from ..runtime.platform import group_interfaces, unavailable_imports
 from ..runtime.worlds import is_middleware, world_of_exports
 from .manifest import Manifest, find_manifest, load_manifest
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
-from .services import SECRETS_DIR, state_dir
+from .services import state_dir
 from .settings import VersionSettings, union_needs
 
 log = logging.getLogger("airssys_web.lifecycle.deploy")
@@ -145,8 +144,7 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: VersionSettings
     grants = Grants.of(settings.grants, files)
     needs = union_needs(read_needs(wasm, lenient=True), settings.needs)
     check_needs(needs, grants).raise_for_missing()
-    store = SecretStore(root / SECRETS_DIR) if root is not None else None
-    return settings.replace(grants=grants, needs=needs).with_secrets_stored(store)
+    return settings.replace(grants=grants, needs=needs).with_secrets_stored(registry.secrets)
 
 
 def read_wasm(file: str | Path) -> bytes:

@@ -16,7 +16,9 @@ route's generations (each picked by the client's canary bucket). Any swap publis
 enters one whole chain. A pipeline naming a stage this server could not load is not served without it (503).
 
 The host owns what runs in the background: its :class:`~airssys_web.runtime.engine.Runtime` (engines, epoch
-ticker, worker threads, pool upkeep), the registry watcher and one drainer thread; :meth:`close` stops them all.
+ticker, worker threads, pool upkeep), the registry watcher (:mod:`.watch`: polls, wakes on pushed changes, backs
+off while the registry is unreachable, and reports its health) and one drainer thread; :meth:`close` stops them all.
+A sync that could not read a blob because the registry went away is retried when it answers again.
 A sync builds and warms new generations without holding the lock that ``prepare()``, ``close()`` and the
 introspection methods take: it publishes under it, in one assignment of the route table.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,17 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AirssysError
+from ..errors import AirssysError, RegistryUnavailable
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.chain import Servable
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
-from .autorollback import AutoRollback
+from .autorollback import AutoRollback, SharedCounts
 from .generations import Code, GenerationFactory
-from .registry import Deployment, EmbeddedRegistry, Registry
+from .registry import Deployment, EmbeddedRegistry, Registry, open_registry
 from .routing import RouteTable
-from .services import HostServices, state_dir
+from .services import HostServices
 from .targets import Piped, Split, Target, Unavailable, pick
+from .watch import RegistryHealth, RegistryWatch
 
 log = logging.getLogger("airssys_web.lifecycle.host")
 
@@ -138,8 +142,9 @@ def _table(live: dict[str, _Live]) -> dict[str, Target]:
 class AirssysHost:
     """Serve the active versions of a registry, hot-swapping them as the registry changes.
 
-    ``registry`` is a directory path (the embedded registry) or a :class:`Registry`. ``poll_interval`` bounds how
-    long a change made by another process (the CLI) takes to be noticed. The host makes its own :class:`Runtime`
+    ``registry`` is a directory path (the embedded registry), a ``redis://`` URL, or a :class:`Registry`.
+    ``poll_interval`` bounds how long a change made by another process (the CLI) takes to be noticed (a registry
+    that pushes changes is heard at once). The host makes its own :class:`Runtime`
     (``threads`` and ``inline`` configure its worker threads) unless given one, and closes only what it made;
     ``artifacts``, ``services`` and ``timer`` (the clock of pool idle times and auto-rollback windows) can be
     injected too.
@@ -149,20 +154,17 @@ class AirssysHost:
                  threads: int | None = None, inline: bool = True, artifacts: ArtifactCache | None = None,
                  services: HostServices | None = None, timer: Callable[[], float] = time.monotonic,
                  drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        if isinstance(registry, (str, Path)):
-            self.registry: Registry = EmbeddedRegistry(registry)
-            self._owns_registry = True
-        else:
-            self.registry = registry
-            self._owns_registry = False
+        self.registry: Registry = open_registry(registry)
+        self._owns_registry = self.registry is not registry
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(threads=threads, inline=inline, timer=timer)
         cache = artifacts if artifacts is not None else ArtifactCache(self.registry.artifacts_dir, self.runtime)
         self._owns_services = services is None
-        self.services = services if services is not None else HostServices(state_dir(self.registry))
+        self.services = services if services is not None else HostServices.for_registry(self.registry)
         self.services.resolve_component = self.component  # internal calls reach this host's components
         #: Builds this host's generations (its runtime, artifact cache and services).
-        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read)
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read,
+                                         local_artifacts=not isinstance(self.registry, EmbeddedRegistry))
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()
@@ -173,9 +175,10 @@ class AirssysHost:
         self._state_lock = threading.Lock()  # _live, routes and _token: held only to read or publish
         self._sync_mutex = threading.Lock()  # one sync at a time (held while it builds)
         self._drainer = _Drainer(drain_timeout)
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.watch = RegistryWatch(self.registry, self._tick, poll_interval=poll_interval)
         self._token: Any = None
+        self._resync = False  # a sync could not reach the registry for a blob or a secret: sync again
+        self._cookie_key: bytes | None = None
         self._started = False
         self._closed = False
         self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = []
@@ -193,17 +196,14 @@ class AirssysHost:
         self._started = True
         self.sync()
         if watch:
-            self._watcher = threading.Thread(target=self._watch, name="airssys-watch", daemon=True)
-            self._watcher.start()
+            self.watch.start()
 
     def close(self) -> None:
         """Stop watching, close every generation, then the runtime and services this host made (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        self.watch.close()
         with self._sync_mutex:  # a sync under way finishes (or sees _closed) first
             with self._state_lock:
                 live, self._live = self._live, {}
@@ -307,16 +307,30 @@ class AirssysHost:
             gen.close()
 
     # -- keeping in step with the registry -------------------------------------------------------------------
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+    def _tick(self) -> None:
+        """One look at the registry (the watcher's): sync if it changed, then check the auto-rollback watches."""
+        token = self.registry.change_token()
+        if token != self._token or self._resync:
+            self.sync()
+        if self.autorollback.check():
+            self.sync()
+
+    @property
+    def registry_health(self) -> RegistryHealth:
+        """Whether the watcher reaches the registry (``status`` shows it; a metrics hook can read it)."""
+        return self.watch.health
+
+    def cookie_key(self) -> bytes:
+        """The key that signs canary cookies when no secret is configured: derived from the registry's own random
+        key, so every worker and every host serving the registry accepts the cookies the others issued."""
+        if self._cookie_key is None:
             try:
-                token = self.registry.change_token()
-                if token != self._token:
-                    self.sync()
-                if self.autorollback.check():
-                    self.sync()
-            except Exception:
-                log.exception("registry watcher: sync failed; will retry")
+                self._cookie_key = self.registry.secrets.derive_key("airssys-web canary bucket")
+            except (AirssysError, OSError) as e:
+                log.warning("canary cookies are signed with a key of this process only (%s): set AIRSSYS_SECRET so "
+                            "that every worker accepts them", e)
+                self._cookie_key = secrets.token_bytes(32)
+        return self._cookie_key
 
     def sync(self) -> list[str]:
         """Apply the registry's active deployments now. Returns the names of components that changed.
@@ -329,6 +343,7 @@ class AirssysHost:
             if self._closed:
                 return []
             token = self.registry.change_token()  # read first: a change made after it is seen by the next sync
+            self._resync = False
             deployments = {dep.component: dep for dep in self.registry.active()}
             with self._state_lock:
                 current = dict(self._live)
@@ -395,6 +410,9 @@ class AirssysHost:
             return gen
         try:
             return self.factory.build(code)
+        except RegistryUnavailable as e:  # not the version's fault: try again when the registry answers
+            self._resync = True
+            log.error("cannot activate %s@%s now: %s", code.component, code.version, e)
         except AirssysError as e:
             log.error("cannot activate %s@%s: %s", code.component, code.version, e)
         except Exception:
@@ -411,7 +429,8 @@ class AirssysHost:
             if dep.auto_rollback is None or watched is None or watched.version != dep.newest_version:
                 self.autorollback.disarm(name)
             else:
-                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
+                counts = SharedCounts(self.registry.outcomes, name, watched.version, watched.counts)
+                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), counts)
 
     # -- introspection ----------------------------------------------------------------------------------------
     def generations(self) -> dict[str, Generation]:

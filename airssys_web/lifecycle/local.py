@@ -16,7 +16,7 @@ from .api import Change, ComponentStatus, DeployRequest, Plan, component_status
 from .deploy import deploy
 from .internal import call_warnings
 from .pipeline import Pipeline
-from .registry import AuditEntry, EmbeddedRegistry, HistoryEntry, Registry
+from .registry import AuditEntry, HistoryEntry, Registry, open_registry
 from .strategies import rollout_local
 
 __all__ = ["LocalLifecycle", "local_actor"]
@@ -31,14 +31,15 @@ def local_actor() -> str:
 
 
 class LocalLifecycle:
-    """:class:`~.api.Lifecycle` on ``registry`` (a directory, opened and closed here, or a :class:`Registry`).
+    """:class:`~.api.Lifecycle` on ``registry`` (a directory or a ``redis://`` URL, opened and closed here, or a
+    :class:`Registry`).
 
     ``actor`` is who the history records (default: :func:`local_actor`).
     """
 
     def __init__(self, registry: str | Path | Registry, *, actor: str | None = None) -> None:
-        self._owns = isinstance(registry, (str, Path))
-        self.registry: Registry = EmbeddedRegistry(registry) if isinstance(registry, (str, Path)) else registry
+        self.registry: Registry = open_registry(registry)
+        self._owns = self.registry is not registry
         self.actor = actor or local_actor()
 
     def deploy(self, request: DeployRequest) -> Change:
@@ -71,8 +72,8 @@ class LocalLifecycle:
         return self.registry.audit.entries(limit)
 
     def describe(self) -> str:
-        root = getattr(self.registry, "root", None)
-        return f"registry {root}" if root is not None else repr(self.registry)
+        where = getattr(self.registry, "root", None) or getattr(self.registry, "location", None)
+        return f"registry {where}" if where is not None else repr(self.registry)
 
     def close(self) -> None:
         """Close the registry if this object opened it (idempotent)."""

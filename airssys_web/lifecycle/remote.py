@@ -100,6 +100,11 @@ class RemoteLifecycle:
         return f"server {self.server}"
 
     # -- what only a server has -----------------------------------------------------------------------------
+    def server_status(self) -> dict[str, Any]:
+        """What this server process serves and whether it reaches its registry (``GET /status``): answered even
+        while the registry is unreachable."""
+        return dict(self._call("GET", "/status"))
+
     def whoami(self) -> dict[str, Any]:
         """The calling token's id, scope and expiry."""
         return dict(self._call("GET", "/token"))

@@ -1,7 +1,8 @@
 """Turning a version's stored settings into what its generation runs with: a HostContext and Limits.
 
 :class:`HostServices` belongs to one host (one registry) and owns what all its generations share: the KV store
-and the secret store, both in the registry directory so grants, data and secrets survive restarts. Everything a
+and the secret store, both kept by the registry (its directory, or its Redis: :meth:`HostServices.for_registry`) so
+grants, data and secrets survive restarts and every process serving the registry shares them. Everything a
 context owns on its own (the outbound Fetcher and its connections) is released by ``HostContext.close()`` when
 its generation closes.
 """
@@ -9,19 +10,22 @@ its generation closes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..capabilities.grants import REDACTED, Grants
 from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
 from ..capabilities.outbound import Fetcher, OutboundPolicy
-from ..capabilities.secrets import SecretStore
+from ..capabilities.secrets import SecretBackend, SecretStore
 from ..errors import CapabilityError, OutboundDenied
 from ..runtime.generation import Generation
 from ..runtime.imports import NOTHING_GRANTED, HostContext
 from ..runtime.limits import Limits
 from .internal import InternalCalls, Resolve, internal_name, not_granted
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 KV_FILE = "kv.db"
 SECRETS_DIR = "secrets"
@@ -78,31 +82,44 @@ def explain_denial(url: str, component: str = "this component") -> OutboundDenie
 class HostServices:
     """Per-host shared resources and the settings -> (HostContext, Limits) factory.
 
-    ``directory`` is the registry directory (None: no KV and no secrets, e.g. a trial instantiation).
+    ``directory`` is the registry directory (None: no KV and no secrets, e.g. a trial instantiation); a registry
+    that keeps them elsewhere gives ``secrets`` and ``open_kv`` instead (:meth:`for_registry`).
     ``fetcher_options`` go to every :class:`~airssys_web.capabilities.outbound.Fetcher` (timeouts, caps, a test
     transport).
     """
 
     def __init__(self, directory: str | Path | None, *, kv_store: KVStore | None = None,
-                 fetcher_options: Mapping[str, Any] | None = None) -> None:
+                 fetcher_options: Mapping[str, Any] | None = None, secrets: SecretBackend | None = None,
+                 open_kv: Callable[[], KVStore] | None = None) -> None:
         #: How internal calls find a component's active generation (the host sets it; None: nothing is deployed
         #: here, so a granted component answers "not deployed").
         self.resolve_component: Resolve | None = None
         self.directory = Path(directory) if directory is not None else None
         self._kv = kv_store
         self._owns_kv = kv_store is None
+        self._open_kv = open_kv
         self._fetcher_options = dict(fetcher_options or {})
         self._lock = threading.Lock()
-        self.secrets = SecretStore(self.directory / SECRETS_DIR) if self.directory is not None else None
+        if secrets is None and self.directory is not None:
+            secrets = SecretStore(self.directory / SECRETS_DIR)
+        self.secrets = secrets
+
+    @classmethod
+    def for_registry(cls, registry: Registry, **options: Any) -> HostServices:
+        """The services of a host serving ``registry``: its secret store and its KV data (opened on first use)."""
+        return cls(state_dir(registry), secrets=registry.secrets, open_kv=registry.kv_store, **options)
 
     @property
     def kv_store(self) -> KVStore:
-        """The KV store, opened on first use (``<registry>/kv.db``)."""
+        """The KV store, opened on first use (the registry's, else ``<directory>/kv.db``)."""
         with self._lock:
             if self._kv is None:
-                if self.directory is None:
+                if self._open_kv is not None:
+                    self._kv = self._open_kv()
+                elif self.directory is None:
                     raise CapabilityError("kv needs a registry directory to keep its data in")
-                self._kv = SqliteKVStore(self.directory / KV_FILE)
+                else:
+                    self._kv = SqliteKVStore(self.directory / KV_FILE)
             return self._kv
 
     def context(self, component: str, version: str, settings: Mapping[str, Any]) -> tuple[HostContext, Limits]:

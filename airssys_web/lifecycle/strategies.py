@@ -36,7 +36,7 @@ from .deploy import ComponentReport, check_component, finalize_settings
 from .generations import Code, GenerationFactory
 from .host import AirssysHost
 from .registry import Deployment, Registry
-from .services import HostServices, state_dir
+from .services import HostServices
 from .settings import VersionSettings
 from .targets import BUCKETS
 
@@ -46,13 +46,30 @@ T = TypeVar("T")
 
 
 class BucketCookie:
-    """The sticky canary cookie: a client's bucket (0-99), signed so a client cannot choose its version."""
+    """The sticky canary cookie: a client's bucket (0-99), signed so a client cannot choose its version.
+
+    Every process that serves the registry must sign with the same key, or a client that reaches another worker or
+    host gets a new bucket (and maybe the other version): the key is the admin secret, or else one the registry
+    keeps (``secret`` may be a function that fetches it, called once, on first use or :meth:`load`).
+    """
 
     name = "airssys_bucket"
     max_age = 30 * 86400
 
-    def __init__(self, secret: str | bytes) -> None:
-        self._signer = Signer(secret, salt="airssys-web canary bucket")
+    def __init__(self, secret: str | bytes | Callable[[], bytes]) -> None:
+        self._secret = secret
+        self._signer_now: Signer | None = None
+
+    @property
+    def _signer(self) -> Signer:
+        if self._signer_now is None:
+            secret = self._secret() if callable(self._secret) else self._secret
+            self._signer_now = Signer(secret, salt="airssys-web canary bucket")
+        return self._signer_now
+
+    def load(self) -> None:
+        """Fetch the key now (it may take a registry round trip: call it off the event loop)."""
+        self._signer  # noqa: B018 - the property fetches and keeps the key
 
     def issue(self) -> tuple[int, bytes]:
         """A fresh random bucket and the ``Set-Cookie`` header value that pins it."""
@@ -298,7 +315,7 @@ def rollout_local(registry: Registry, request: DeployRequest, *, actor: str = "c
             artifacts = ArtifactCache(registry.artifacts_dir, runtime)
         warmer: _Warmer | None = None
         if request.plan.strategy is not Strategy.IMMEDIATE:
-            services = HostServices(state_dir(registry))
+            services = HostServices.for_registry(registry)
             stack.callback(services.close)
             warmer = _ThrowAway(GenerationFactory(artifacts.runtime, artifacts, services))
         return _roll_out(registry, artifacts, warmer, request, actor)

@@ -197,7 +197,8 @@ class AdminAPI:
             rows[name] = {**self._serving(name).to_json(), "auto_rollback_watching": watching.get(name),
                           "generations": [{"version": g.version, "in_flight": g.in_flight, "completed": g.completed,
                                            "failed": g.failed, "instances": g.pool.size} for g in gens]}
-        return JSONResponse({"components": rows})
+        registry = {"location": self.host.watch.label, **self.host.registry_health.to_json()}
+        return JSONResponse({"components": rows, "registry": registry})
 
     async def audit(self, request: Request, token: Token) -> Response:
         try:

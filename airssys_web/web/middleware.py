@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from pathlib import Path
 
@@ -75,7 +74,8 @@ class _Bucket:
 class AirssysMiddleware:
     """Route requests owned by deployed components to their guests; everything else falls through to ``app``.
 
-    Give either ``registry`` (a directory or a :class:`Registry`) or a ready ``host``. ``version_header`` adds
+    Give either ``registry`` (a directory, a ``redis://host:port/db`` URL, or a :class:`Registry`) or a ready
+    ``host``. ``version_header`` adds
     ``x-airssys-version: NAME@VERSION`` to every component response.
 
     The admin API answers under ``admin_prefix`` (``None`` turns it off) if there is a ``secret`` (default: the
@@ -106,7 +106,7 @@ class AirssysMiddleware:
                                    shadows=self.shadowed_paths)
         self._shadow_checked: set[tuple[str, str]] = set()
         self.host.on_swap.append(self._warn_shadowing)
-        self._buckets = BucketCookie(secret or secrets.token_bytes(32))
+        self._buckets = BucketCookie(secret or self.host.cookie_key)  # one key for every worker and host
         self._started = False
         self._start_lock: asyncio.Lock | None = None
 
@@ -144,6 +144,7 @@ class AirssysMiddleware:
                     log.warning("the admin API at %s is off: no secret (set %s or pass --secret-file)",
                                 self.admin_prefix, SECRET_ENV)
                 await asyncio.to_thread(self.host.start)
+                await asyncio.to_thread(self._buckets.load)
                 self._started = True
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,8 +13,9 @@ from .options import grant_options, limit_options
 
 @click.command("dev")
 @click.argument("source", type=click.Path(exists=True, path_type=Path), default=Path("."))
-@click.option("--registry", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Deploy into this registry directory (a server watching it swaps within a second).")
+@click.option("--registry", default=None, metavar="DIR|URL",
+              help="Deploy into this registry: a directory or redis://host:port/db (a server watching it swaps "
+                   "within a second).")
 @click.option("--server", default=None, metavar="URL", help="Deploy through this server's admin API instead.")
 @click.option("--token", envvar="AIRSSYS_TOKEN", default=None, help="Admin token for --server [$AIRSSYS_TOKEN].")
 @click.option("--name", default=None, help="Component name (default: the directory's name).")
@@ -24,7 +25,7 @@ from .options import grant_options, limit_options
               help="The guest's language (default: detected).")
 @grant_options
 @limit_options
-def dev_cmd(source: Path, registry: Path | None, server: str | None, token: str | None, name: str | None,
+def dev_cmd(source: Path, registry: str | None, server: str | None, token: str | None, name: str | None,
             route: str | None, nested: bool, language: str | None, **options: Any) -> None:
     """Watch SOURCE, rebuild on every save and deploy each good build as a new version, live.
 

@@ -6,8 +6,6 @@ Like the other lifecycle commands, each acts on a registry directory or through 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from .lifecycle import open_lifecycle, where_options
@@ -28,7 +26,7 @@ def pipeline() -> None:
 @click.argument("component")
 @click.argument("stages", nargs=-1, required=True)
 @where_options
-def set_cmd(component: str, stages: tuple[str, ...], registry: Path, server: str | None, token: str | None,
+def set_cmd(component: str, stages: tuple[str, ...], registry: str, server: str | None, token: str | None,
             as_json: bool) -> None:
     """Put STAGES in front of COMPONENT's route: the first sees each request first and its response last."""
     from ...lifecycle.pipeline import Pipeline
@@ -42,7 +40,7 @@ def set_cmd(component: str, stages: tuple[str, ...], registry: Path, server: str
 @pipeline.command("show")
 @click.argument("component")
 @where_options
-def show_cmd(component: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+def show_cmd(component: str, registry: str, server: str | None, token: str | None, as_json: bool) -> None:
     """Show the stages in front of COMPONENT, in the order a request passes them."""
     from ...lifecycle.pipeline import Pipeline
 
@@ -58,7 +56,7 @@ def show_cmd(component: str, registry: Path, server: str | None, token: str | No
 @pipeline.command("clear")
 @click.argument("component")
 @where_options
-def clear_cmd(component: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+def clear_cmd(component: str, registry: str, server: str | None, token: str | None, as_json: bool) -> None:
     """Remove every stage in front of COMPONENT."""
     from ...lifecycle.pipeline import Pipeline
 

@@ -41,7 +41,7 @@ def spin() -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would be deployed; deploy nothing.")
 @limit_options
 @where_options
-def deploy(manifest: Path, version: str | None, base: str | None, dry_run: bool, registry: Path, server: str | None,
+def deploy(manifest: Path, version: str | None, base: str | None, dry_run: bool, registry: str, server: str | None,
            token: str | None, as_json: bool, **options: Any) -> None:
     """Deploy every HTTP component of the Spin app MANIFEST (spin.toml) with its route, outbound hosts,
     key-value stores, variables and files; print what could not be mapped.
@@ -102,7 +102,7 @@ def _plan_lines(app: SpinApp, staged: Staged, version: str) -> list[str]:
     return lines
 
 
-def _deploy_all(staged: Staged, version: str, report: dict[str, Any], registry: Path, server: str | None,
+def _deploy_all(staged: Staged, version: str, report: dict[str, Any], registry: str, server: str | None,
                 token: str | None, as_json: bool) -> None:
     """Deploy each component in turn; on a failure, say which were deployed before it (they stay)."""
     from ...lifecycle.api import DeployRequest

@@ -24,20 +24,25 @@ implementations). What every flavour must guarantee:
   enough to poll every 200 ms (servers watch it); compare tokens for inequality only.
 * **Blobs first.** A version names a blob that is already stored (:meth:`BlobStore.put` before the write), so a
   server never sees a version whose bytes are missing.
+* **Shared by every process.** Secrets (:attr:`Registry.secrets`), guest KV data (:meth:`Registry.kv_store`) and
+  auto-rollback counters (:attr:`Registry.outcomes`) live with the registry, so every worker and every host that
+  opens it sees the same. A flavour whose changes can be pushed also implements :class:`ChangeFeed`.
 
 Records (:mod:`.records`) are plain immutable values; a flavour builds them from its own storage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from ...capabilities.kv import KVStore
+from ...capabilities.secrets import SecretBackend
 from ..settings import VersionSettings
 from .records import AuditEntry, ComponentInfo, Deployment, HistoryEntry, VersionInfo
 
-__all__ = ["AuditLog", "BlobStore", "Registry"]
+__all__ = ["AuditLog", "BlobStore", "ChangeFeed", "OutcomeCounters", "Registry"]
 
 
 class BlobStore(Protocol):
@@ -72,6 +77,28 @@ class AuditLog(Protocol):
         ...
 
 
+class OutcomeCounters(Protocol):
+    """Requests completed and failed per (component, version), summed over every process serving the registry (what
+    auto-rollback decides on). Counters only grow; they are statistics, so a flavour may expire idle ones."""
+
+    def add(self, component: str, version: str, completed: int, failed: int) -> tuple[int, int]:
+        """Add one process's new outcomes; return the totals (completed, failed) after the addition."""
+        ...
+
+    def totals(self, component: str, version: str) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Optional: a registry that pushes its changes (Redis pub/sub); servers still poll the change token, which is
+    the fallback when a message is lost."""
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on another thread) soon after any process commits a change; returns an unsubscribe
+        function."""
+        ...
+
+
 class Registry(Protocol):
     """Components, their immutable versions, what serves each route, the history of changes, and a change token.
 
@@ -84,6 +111,18 @@ class Registry(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def secrets(self) -> SecretBackend:
+        """Where secret values go; versions keep only references."""
+        ...
+
+    @property
+    def outcomes(self) -> OutcomeCounters: ...
+
+    def kv_store(self) -> KVStore:
+        """A new handle on the components' KV data (the caller closes it)."""
+        ...
 
     @property
     def artifacts_dir(self) -> Path:

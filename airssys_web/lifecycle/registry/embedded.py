@@ -7,6 +7,8 @@ state::
     <root>/artifacts/                   compile cache, owned by ``airssys_web.runtime.artifacts``
     <root>/registry.db                  SQLite in WAL mode (:mod:`.sqlite`): meta, components, versions,
                                         deployments, history, audit
+    <root>/secrets/, <root>/kv.db       secret values and guest KV data (``airssys_web.capabilities``)
+    <root>/outcomes.db                  auto-rollback counters of every process (:mod:`.counters`)
 
 Crash safety: a blob is durable before any row names it, and every change is one transaction, so a crash leaves the
 old or the new state, never a mix; at worst an unreferenced blob stays behind, which is harmless. Calls are safe
@@ -23,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from airssys_web.capabilities.kv import SqliteKVStore
+from airssys_web.capabilities.secrets import SecretStore
 from airssys_web.errors import (
     CapabilityError,
     Conflict,
@@ -34,6 +38,7 @@ from airssys_web.errors import (
 
 from ..settings import VersionSettings
 from .blobs import DirectoryBlobStore
+from .counters import SqliteOutcomes
 from .records import ACTIVATIONS, ComponentInfo, Deployment, HistoryEntry, VersionInfo
 from .rules import (
     check_kind,
@@ -113,10 +118,16 @@ class EmbeddedRegistry:
         self.blobs = DirectoryBlobStore(self.root / "blobs")
         self._db = Database(self.root / "registry.db", busy_timeout=busy_timeout)
         self.audit = SqliteAuditLog(self._db)
+        self.secrets = SecretStore(self.root / "secrets")
+        self.outcomes = SqliteOutcomes(self.root / "outcomes.db")
 
     @property
     def artifacts_dir(self) -> Path:
         return self.root / "artifacts"
+
+    def kv_store(self) -> SqliteKVStore:
+        """A new handle on the components' KV data, ``<root>/kv.db`` (the caller closes it)."""
+        return SqliteKVStore(self.root / "kv.db")
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -438,6 +449,7 @@ class EmbeddedRegistry:
     def close(self) -> None:
         """Close every thread's connection; later calls raise :class:`RegistryError`. Idempotent."""
         self._db.close()
+        self.outcomes.close()
 
     def __enter__(self) -> Self:
         return self

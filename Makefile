@@ -14,7 +14,7 @@ NATIVE := Cargo.toml Cargo.lock $(wildcard src/*.rs) $(wildcard airssys_web/wit/
 PYO3_ENV = PYO3_PYTHON=$(abspath $(BIN)/python) \
 	LD_LIBRARY_PATH=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: run test lint typecheck rust browser pytest bench loadtest clean
+.PHONY: run test lint typecheck rust browser pytest bench loadtest clean redis-server
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,16 @@ browser:
 	      chromium >/dev/null) || echo "note: chromium could not be installed; the browser tests will skip"; \
 	  else echo "note: no chromium and no apt-get as root; the dashboard's browser tests will skip"; fi; }
 
-pytest: $(STAMP)
+pytest: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q
+
+# The Redis registry's tests start a real redis-server (Debian's package) on a loopback port: install it if missing.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (Debian package) for the Redis registry tests"; \
+		$$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq redis-server \
+			>/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

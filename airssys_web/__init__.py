@@ -43,8 +43,10 @@ from .errors import (
     OutboundDenied,
     OutboundError,
     OutboundTimeout,
+    PipelineError,
     PoolExhausted,
     RegistryError,
+    RegistryUnavailable,
     RouteConflict,
     VersionExists,
 )
@@ -57,7 +59,17 @@ if TYPE_CHECKING:
     from .lifecycle.deploy import ComponentReport, check_component, deploy
     from .lifecycle.host import AirssysHost
     from .lifecycle.local import LocalLifecycle
-    from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
+    from .lifecycle.pipeline import Pipeline
+    from .lifecycle.registry import (
+        ComponentInfo,
+        Deployment,
+        EmbeddedRegistry,
+        HistoryEntry,
+        Registry,
+        VersionInfo,
+        open_registry,
+    )
+    from .lifecycle.registry.redis_registry import RedisRegistry
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
     from .observability.logs import configure_logging
@@ -81,6 +93,8 @@ _LAZY = {
     "Lifecycle": "lifecycle.api",
     "Limits": "runtime.limits",
     "LocalLifecycle": "lifecycle.local",
+    "Pipeline": "lifecycle.pipeline",
+    "RedisRegistry": "lifecycle.registry.redis_registry",
     "Registry": "lifecycle.registry",
     "RemoteLifecycle": "lifecycle.remote",
     "VersionInfo": "lifecycle.registry",
@@ -90,6 +104,7 @@ _LAZY = {
     "check_component": "lifecycle.deploy",
     "configure_logging": "observability.logs",
     "deploy": "lifecycle.deploy",
+    "open_registry": "lifecycle.registry",
 }
 
 
@@ -150,9 +165,13 @@ __all__ = [
     "OutboundDenied",
     "OutboundError",
     "OutboundTimeout",
+    "Pipeline",
+    "PipelineError",
     "PoolExhausted",
+    "RedisRegistry",
     "Registry",
     "RegistryError",
+    "RegistryUnavailable",
     "RemoteLifecycle",
     "RouteConflict",
     "VersionExists",
@@ -164,4 +183,5 @@ __all__ = [
     "check_component",
     "configure_logging",
     "deploy",
+    "open_registry",
 ]

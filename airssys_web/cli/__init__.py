@@ -23,6 +23,8 @@ from ..lifecycle.routing import ADMIN_PREFIX
 from .commands import build_cmd, call_cmd, dev_cmd, new_cmd
 from .commands.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from .commands.lifecycle import registry_option
+from .commands.pipeline import pipeline
+from .commands.spin import spin
 
 __all__ = ["WIT_PATH", "cli", "main"]
 
@@ -80,7 +82,7 @@ def cli() -> None:
 @click.option("--metrics-path", default="/_airssys/metrics", show_default=True,
               help="Where the Prometheus metrics answer (no token needed).")
 @click.option("--no-metrics", is_flag=True, help="Do not serve the Prometheus metrics.")
-def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
+def serve(registry: str, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
           no_inline: bool, body_timeout: str, log_level: str, log_format: str, metrics_path: str,
           no_metrics: bool) -> None:
@@ -111,7 +113,7 @@ def wit_path() -> Path:
     return WIT_FILE
 
 
-for _command in (*LIFECYCLE_COMMANDS, new_cmd, build_cmd, dev_cmd, call_cmd):
+for _command in (*LIFECYCLE_COMMANDS, pipeline, spin, new_cmd, build_cmd, dev_cmd, call_cmd):
     cli.add_command(_command)
 
 

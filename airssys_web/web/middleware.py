@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from pathlib import Path
 from time import perf_counter
 
@@ -40,6 +39,7 @@ from ..lifecycle.routing import ADMIN_PREFIX, app_routes, route_matches, shadow_
 from ..lifecycle.strategies import BucketCookie
 from ..observability.logs import REQUEST, REQUEST_ID_HEADER, REQUEST_IDS, configure_logging
 from ..observability.tracing import TRACING
+from ..runtime.chain import Servable
 from ..runtime.generation import Generation
 from ..units import parse_duration
 from .auth import SECRET_ENV, TokenAuthority, load_secret
@@ -48,7 +48,6 @@ from .observe import DASHBOARD_PATH, METRICS_PATH, ObservePaths
 
 log = logging.getLogger("airssys_web")
 
-VERSION_HEADER = b"x-airssys-version"
 #: The request header that tells a component the route it was reached through (its mount point).
 ROUTE_HEADER = b"x-airssys-route"
 #: How long reading a request body may wait for the next byte before the request gets 408.
@@ -84,7 +83,8 @@ class _Bucket:
 class AirssysMiddleware:
     """Route requests owned by deployed components to their guests; everything else falls through to ``app``.
 
-    Give either ``registry`` (a directory or a :class:`Registry`) or a ready ``host``. ``version_header`` adds
+    Give either ``registry`` (a directory, a ``redis://host:port/db`` URL, or a :class:`Registry`) or a ready
+    ``host``. ``version_header`` adds
     ``x-airssys-version: NAME@VERSION`` to every component response.
 
     The admin API answers under ``admin_prefix`` (``None`` turns it off) if there is a ``secret`` (default: the
@@ -128,7 +128,7 @@ class AirssysMiddleware:
         self._new_id = REQUEST_IDS.new
         self._shadow_checked: set[tuple[str, str]] = set()
         self.host.on_swap.append(self._warn_shadowing)
-        self._buckets = BucketCookie(secret or secrets.token_bytes(32))
+        self._buckets = BucketCookie(secret or self.host.cookie_key)  # one key for every worker and host
         self._started = False
         self._start_lock: asyncio.Lock | None = None
 
@@ -169,6 +169,7 @@ class AirssysMiddleware:
                                 self.admin_prefix, SECRET_ENV)
                 TRACING.resolve()  # a provider named in the environment is loaded now, not on a request
                 await asyncio.to_thread(self.host.start)
+                await asyncio.to_thread(self._buckets.load)
                 self._started = True
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -205,7 +206,7 @@ class AirssysMiddleware:
             log.warning("%s", shadow_warning(name, route, paths))
 
     # -- serving --------------------------------------------------------------------------------------------
-    async def _serve(self, gen: Generation, route: str, scope: Scope, receive: Receive, send: Send,
+    async def _serve(self, gen: Servable, route: str, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
         started = perf_counter()
         # The guest learns its mount point from the route table's match (a client cannot spoof it), and the
@@ -223,8 +224,8 @@ class AirssysMiddleware:
         rid = self._new_id() if incoming is None else REQUEST_IDS.accept(incoming)
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         raw_headers.append((REQUEST_ID_HEADER, rid))
-        extra: list[tuple[bytes, bytes]] = ([(VERSION_HEADER, gen.tag_bytes), (REQUEST_ID_HEADER, rid)]
-                                            if self.version_header else [(REQUEST_ID_HEADER, rid)])
+        extra = list(gen.version_headers) if self.version_header else []
+        extra.append((REQUEST_ID_HEADER, rid))
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
         context = REQUEST.set((rid, gen, route))
@@ -235,8 +236,8 @@ class AirssysMiddleware:
                                                    gen.name, gen.version, route)
         status, error = 500, None
         try:
-            status = await gen.world.serve(gen, dict(scope, headers=raw_headers), receive, send, extra,
-                                           body_timeout=self.body_timeout)
+            status = await gen.serve(dict(scope, headers=raw_headers), receive, send, extra,
+                                     body_timeout=self.body_timeout)
         except AirssysError as e:  # nothing was sent: every failure gets the same clean answer, and is counted
             status, error = e.status, e
             shown = isinstance(e, GuestError) or e.status >= 500

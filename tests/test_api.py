@@ -84,7 +84,7 @@ def test_the_json_shape_names_fields_as_the_records_do() -> None:
     assert data["serving"] == {"active": "1.0.0", "canary": None, "canary_percent": 0}
     status = ComponentStatus(ComponentInfo("hello", "/hello", AT, "1.0.0"), ()).to_json()
     assert set(status) == {"component", "kind", "route", "nested", "stages", "active_version", "created_at",
-                           "versions", "deployment", "serving"}
+                           "versions", "deployment", "serving", "unavailable"}
 
 
 def test_a_newer_server_may_add_keys_but_not_drop_them() -> None:

@@ -123,7 +123,9 @@ class Exchange:
     """One request, from the server thread's call to the end of its response (see the module docstring).
 
     Attributes named ``loop_*`` and the futures are touched only on the loop; the rest only in the server's thread,
-    except the flow-control counter, under its lock.
+    except those under ``_flow``: the response chunks the server has not taken yet, how many futures the loop
+    awaits that only the server's thread (or ``_abandon``) resolves, and ``gone``, set when the server closed the
+    response. So closing costs a wake-up of the loop only when something there waits on the server.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, environ: dict[str, Any], path: str) -> None:
@@ -135,17 +137,17 @@ class Exchange:
         self.left: int | None = _content_length(environ)
         self.prefetched: bytes | None = None  # the whole body, read before the hand-off
         self.finished = False  # the last chunk was taken
-        self.task_done = False
         self.closed = False
         # the loop (``loop_first`` is written once by the server's thread, before the hand-off)
         self.loop_first: Message | None = None
         self.loop_body_done = False
-        self.loop_abandoned = False
         self.loop_waiting: set[asyncio.Future[Message]] = set()
-        # flow control of the response chunks (both sides)
+        # both sides, under the lock
         self._flow = threading.Lock()
         self._ahead = 0
         self._room: asyncio.Future[None] | None = None
+        self._waiting = 0
+        self._gone = False
 
     # -- the server's thread -----------------------------------------------------------------------------------
     def run(self, core: Core, app: WSGIApp, start_response: StartResponse) -> Any:
@@ -172,8 +174,7 @@ class Exchange:
                     if self.prefetched is not None:
                         self.environ["wsgi.input"] = io.BytesIO(self.prefetched)
                     return app(self.environ, start_response)
-                elif kind == "done":
-                    self.task_done = True
+                elif kind == "done":  # the core ended before a head: only a bug of the core does that
                     raise event[1] or RuntimeError(f"airssys-web sent no response for {self.path}")
         except BaseException:
             self.close()
@@ -195,7 +196,7 @@ class Exchange:
             elif kind == "read":
                 self._serve_read(event[1])
             elif kind == "done":
-                self.task_done = self.finished = True
+                self.finished = True
                 if event[1] is not None:  # after the head: the server can only cut the response short
                     raise event[1]
         return None
@@ -205,13 +206,10 @@ class Exchange:
         if self.closed:
             return
         self.closed = True
-        while not self.task_done:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                break
-            self.task_done = event[0] == "done"
-        if not self.task_done:
+        with self._flow:
+            self._gone = True
+            waiting = self._waiting
+        if waiting:
             try:
                 self.loop.call_soon_threadsafe(self._abandon)
             except RuntimeError:  # the loop is closed: the core is gone, and nothing waits on us
@@ -271,8 +269,10 @@ class Exchange:
             message, self.loop_first = self.loop_first, None
             self.loop_body_done = True
             return message
-        if self.loop_abandoned:
-            return _DISCONNECT
+        with self._flow:
+            if self._gone:
+                return _DISCONNECT
+            self._waiting += 1
         fut: asyncio.Future[Message] = self.loop.create_future()
         self.loop_waiting.add(fut)
         if not self.loop_body_done:
@@ -281,33 +281,42 @@ class Exchange:
             message = await fut
         finally:
             self.loop_waiting.discard(fut)
+            with self._flow:
+                self._waiting -= 1
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.loop_body_done = True
         return message
 
     async def send(self, message: Message) -> None:
-        if self.loop_abandoned:
-            raise OSError("the WSGI server closed the response")
         kind = message["type"]
         if kind == "http.response.body":
             body, more = message.get("body", b""), message.get("more_body", False)
-            if not more:
-                self.events.put(("body", body, False))
-                return
+            room: asyncio.Future[None] | None = None
             with self._flow:
-                self._ahead += 1
-                room = self._room = self.loop.create_future() if self._ahead > AHEAD else None
-            self.events.put(("body", body, True))
+                if self._gone:
+                    raise OSError("the WSGI server closed the response")
+                if more:
+                    self._ahead += 1
+                    if self._ahead > AHEAD:
+                        room = self._room = self.loop.create_future()
+                        self._waiting += 1
+            self.events.put(("body", body, more))
             if room is not None:
-                await room
-        elif kind == "http.response.start":
+                try:
+                    await room
+                finally:
+                    with self._flow:
+                        self._waiting -= 1
+            return
+        if self._gone:
+            raise OSError("the WSGI server closed the response")
+        if kind == "http.response.start":
             self.events.put(("start", message["status"], message.get("headers", [])))
         elif kind == PASS:
             self.events.put(("pass",))
         # Anything else (trailers, ...) has no WSGI form.
 
     def _abandon(self) -> None:
-        self.loop_abandoned = True
         for fut in self.loop_waiting:
             _resolve(fut, _DISCONNECT)
         with self._flow:

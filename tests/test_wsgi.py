@@ -195,6 +195,32 @@ def test_objects_made_before_a_fork_are_refused_after_it(registry: Path, monkeyp
         wrapped.close()
 
 
+def test_close_lets_no_server_thread_wait_forever(tmp_path: Path, wat_guest: Callable[[str], bytes]) -> None:
+    """close() gives requests in flight ``grace`` seconds, then cancels them: a server thread still waiting for a
+    head gets an error (its server answers 500) instead of waiting forever."""
+    with EmbeddedRegistry(tmp_path / "reg") as reg:
+        deploy(reg, "spin", wat_guest("spin"), version="1.0.0", route="/spin",
+               settings=VersionSettings.of(timeout="2s"))
+    wrapped = AirssysWSGIMiddleware(plain_app([]), registry=tmp_path / "reg")
+    gen = wrapped.start().host.generations()["spin"]
+    outcome: list[object] = []
+
+    def request() -> None:
+        try:
+            outcome.append(call(wrapped, environ("/spin")))
+        except Exception as e:
+            outcome.append(e)
+
+    waiting = threading.Thread(target=request)
+    waiting.start()
+    wait_until(lambda: gen.in_flight == 1, 30, "the request to reach the guest")
+    wrapped.close(grace=0.1)
+    waiting.join(30)
+    assert not waiting.is_alive() and len(outcome) == 1
+    assert isinstance(outcome[0], RuntimeError) or outcome[0][0] >= 500  # type: ignore[index]
+    assert not _loop_threads()
+
+
 # -- real apps under a real WSGI server ----------------------------------------------------------------------------
 
 def flask_app() -> Any:

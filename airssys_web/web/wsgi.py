@@ -25,9 +25,8 @@ Pre-fork servers (gunicorn, uWSGI) import the app in a master process and fork w
 when the adapter is constructed: no thread, engine, native runtime or SQLite connection; everything is made by
 the first request in the process that serves it. If a process that already served requests forks, the child
 sees a new pid on its next request and starts a core of its own; the one made before the fork is left untouched
-(its threads do not exist in the child, and closing its native handles there could hang), as gunicorn's own docs
-advise for anything made before the fork. Threaded servers (waitress, gunicorn ``gthread``) share one core per
-process between their threads.
+(its threads do not exist in the child, and its SQLite connections and epoll descriptors are shared with the
+parent). Threaded servers (waitress, gunicorn ``gthread``) share one core per process between their threads.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The core (:class:`~airssys_web.web.middleware.AirssysMiddleware`) runs on a loop
   before the request reached it: the wrapped WSGI app answers), ``done`` (the core's task ended, with the
   exception it raised, if any);
 * ``loop.call_soon_threadsafe``, thread -> loop: the answer to a ``read``, room for more response chunks, and
-  ``abandon`` when the server closes the response before the core finished.
+  ``abandon`` when the server closes the response while the core still waits on it.
 
 A request with a small body (or none) and a response sent in one piece costs one round trip between the threads:
 a body that Content-Length says fits in one chunk is read before the hand-off, and ``start`` and the last

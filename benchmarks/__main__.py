@@ -328,6 +328,41 @@ def obs(report: Report, registry: Path, quick: bool) -> None:
         "figure on a shared machine (other work shows in single rounds); best against best is the cost itself.")
 
 
+def w1(report: Report, wrk: str | None, registry: Path, s: bench_http.Settings) -> None:
+    """The WSGI adapter (AirssysWSGIMiddleware) against the ASGI middleware it runs: benchmarks/bench_wsgi.py."""
+    from . import bench_wsgi
+
+    res = bench_wsgi.measure_in_process(registry)
+    asgi, wsgi, native = (Series(res[k]) for k in ("asgi_us", "wsgi_us", "wsgi_native_us"))
+    added = Series([w - a for w, a in zip(res["wsgi_us"], res["asgi_us"], strict=True)])
+    report.row("W1", "in process: µs per component request, WSGI adapter - ASGI middleware",
+               f"{added.fmt(1, ' µs')}", "(reported)", None)
+    lines = ["| path (in process, no HTTP server) | µs per request, median (min to max) |", "|---|---|",
+             f"| `/wasm` through `AirssysMiddleware` (awaited on an event loop) | {asgi.fmt(1)} |",
+             f"| `/wasm` through `AirssysWSGIMiddleware` (called from a plain thread) | {wsgi.fmt(1)} |",
+             f"| the difference, per round: the hop to the adapter's loop thread and back | {added.fmt(1)} |",
+             f"| `/native`, a WSGI route the adapter passes to the app | {native.fmt(1)} |", "",
+             f"{len(added.values)} alternating rounds of 2,000 requests each, in one fresh interpreter; each "
+             "round gives one difference. The adapter hands a component request to the core on its own loop "
+             "thread and waits for the answer: two thread wake-ups per request (`call_soon_threadsafe`, a queue), "
+             "the floor of any WSGI-to-asyncio bridge, and what an app's own routes never pay."]
+    if wrk is not None:
+        comp = bench_wsgi.compare_over_http(wrk, registry, s)
+        ratio, cost = comp.ratio("/wasm", "/native"), comp.added_us("/wasm", "/native")
+        report.row("W1", "waitress: wasm route rps ÷ native WSGI route rps, small guest", ratio.fmt(3),
+                   "(reported)", None)
+        report.row("W1", "waitress: added cost per request (1/rps_wasm - 1/rps_native)", cost.fmt(1, " µs"),
+                   "(reported)", None)
+        r = comp.routes
+        lines += ["", "| route (waitress, 4 threads) | rps, median (min to max) | server CPU |", "|---|---|---|",
+                  f"| `/native` (a WSGI function) | {r['/native'].rps.fmt()} | {r['/native'].server_cpu.median:.0%} |",
+                  f"| `/wasm` (small WAT guest) | {r['/wasm'].rps.fmt()} | {r['/wasm'].server_cpu.median:.0%} |", "",
+                  f"{s.repeats} runs of `{comp.command}` per route, alternating, after a {s.warmup:g} s warm-up "
+                  "each; one `python -m waitress --threads=4 benchmarks.bench_wsgi:wsgi_app` process. Socket errors "
+                  f"or non-2xx answers: {sum(x.errors for x in r.values())}."]
+    report.section("W1: the WSGI adapter (benchmarks/bench_wsgi.py)", *lines)
+
+
 def write_report(path: Path, report: Report, started: float, wrk: str | None, quick: bool) -> None:
     rows = ["| id | measure | result | target | verdict |", "|---|---|---|---|---|"]
     rows += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in report.rows]
@@ -375,6 +410,7 @@ def main() -> None:
             ("P5", False, lambda: p5(report, guests, workdir, args.quick)),
             ("P8", False, lambda: p8(report, guests, workdir, args.quick)),
             ("OBS", False, lambda: obs(report, registry, args.quick)),
+            ("W1", False, lambda: w1(report, wrk, registry, s)),
         ]
         for pid, needs_wrk, step in steps:
             if only and pid not in only and not (pid == "P1" and "P7" in only):

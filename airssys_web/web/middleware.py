@@ -44,7 +44,7 @@ from ..runtime.generation import Generation
 from ..units import parse_duration
 from .auth import SECRET_ENV, TokenAuthority, load_secret
 from .errors import send_error
-from .observe import DASHBOARD_PATH, METRICS_PATH, ObservePaths
+from .observe import DASHBOARD_PATH, METRICS_PATH, ObservePaths, check_path
 
 log = logging.getLogger("airssys_web")
 
@@ -80,6 +80,20 @@ class _Bucket:
         return self.value
 
 
+def check_options(registry: object, host: object, admin_prefix: str | None, body_timeout: float | str, *,
+                  metrics_path: str | None = None, dashboard_path: str | None = None,
+                  who: str = "AirssysMiddleware") -> float:
+    """Validate the options both adapters take (the WSGI one before it makes anything); returns ``body_timeout``
+    in seconds."""
+    if (registry is None) == (host is None):
+        raise TypeError(f"{who} needs exactly one of registry=... or host=...")
+    if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
+        raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
+    check_path(metrics_path, "metrics_path")
+    check_path(dashboard_path, "dashboard_path")
+    return parse_duration(body_timeout, what="body_timeout")
+
+
 class AirssysMiddleware:
     """Route requests owned by deployed components to their guests; everything else falls through to ``app``.
 
@@ -103,13 +117,10 @@ class AirssysMiddleware:
                  max_upload: int = MAX_UPLOAD, body_timeout: float | str = BODY_TIMEOUT,
                  metrics_path: str | None = METRICS_PATH, dashboard_path: str | None = DASHBOARD_PATH,
                  log_format: str | None = None) -> None:
-        if (registry is None) == (host is None):
-            raise TypeError("AirssysMiddleware needs exactly one of registry=... or host=...")
-        if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
-            raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
+        self.body_timeout = check_options(registry, host, admin_prefix, body_timeout, metrics_path=metrics_path,
+                                          dashboard_path=dashboard_path)
         if log_format is not None:
             configure_logging(log_format)
-        self.body_timeout = parse_duration(body_timeout, what="body_timeout")
         self.app = app
         self.host = host if host is not None else AirssysHost(registry, poll_interval=poll_interval)  # type: ignore[arg-type]
         self.version_header = version_header
@@ -158,7 +169,22 @@ class AirssysMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    def claims(self, path: str) -> bool:
+        """Whether a request for ``path`` is answered here (the admin API, a component route) rather than by the
+        wrapped app. The WSGI adapter asks first, so that the app's own requests stay in the server's thread; a
+        route that goes away in between falls through to the app as usual."""
+        return ((self.admin_prefix is not None and route_matches(self.admin_prefix, path))
+                or self.observe.claims(path) or self.host.match(path) is not None)
+
     # -- lifecycle ------------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Start the host (what lifespan startup does); for adapters that have no lifespan (WSGI). Idempotent."""
+        await self._start()
+
+    async def shutdown(self) -> None:
+        """Close the host (what lifespan shutdown does). Idempotent."""
+        await asyncio.to_thread(self.host.close)
+
     async def _start(self) -> None:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
@@ -185,7 +211,7 @@ class AirssysMiddleware:
             if message["type"] == "lifespan.startup":
                 await self._start()
             elif message["type"] == "lifespan.shutdown":
-                await asyncio.to_thread(self.host.close)
+                await self.shutdown()
             return message
 
         await self.app(scope, wrapped_receive, send)

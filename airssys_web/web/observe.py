@@ -33,7 +33,8 @@ class MethodNotAllowed(RequestError):
     reason = "method not allowed"
 
 
-def _check(path: str | None, what: str) -> str | None:
+def check_path(path: str | None, what: str) -> str | None:
+    """``path`` if it can be served (starts and does not end with '/'), else ValueError naming the option."""
     if path is not None and (not path.startswith("/") or path.endswith("/") or len(path) < 2):
         raise ValueError(f"{what} must start and not end with '/', e.g. {METRICS_PATH}")
     return path
@@ -46,11 +47,16 @@ class ObservePaths:
     def __init__(self, host: AirssysHost, *, metrics_path: str | None, dashboard_path: str | None,
                  admin_prefix: str | None) -> None:
         self.host = host
-        self.metrics_path = _check(metrics_path, "metrics_path")
-        self.dashboard_path = _check(dashboard_path, "dashboard_path")
+        self.metrics_path = check_path(metrics_path, "metrics_path")
+        self.dashboard_path = check_path(dashboard_path, "dashboard_path")
         self.admin_prefix = admin_prefix
         #: Path prefixes answered here; the middleware checks a request against them in one call.
         self.paths = tuple(p for p in (self.metrics_path, self.dashboard_path) if p is not None)
+
+    def claims(self, path: str) -> bool:
+        """Whether :meth:`serve` answers ``path`` (the WSGI adapter asks before it hands a request over)."""
+        return path == self.metrics_path or (self.dashboard_path is not None
+                                             and route_matches(self.dashboard_path, path))
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request if its path is one of ours; False if it is not (the caller goes on routing)."""

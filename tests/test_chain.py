@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 from conftest import GUEST_CACHE
-from support import make_generation
+from support import make_generation, runtime_for, shared_artifacts, wait_until
 
-from airssys_web.errors import GuestTimeout, GuestTrap
+from airssys_web.errors import GuestError, GuestTimeout, GuestTrap
 from airssys_web.guest.build import build_component, compile_wat
+from airssys_web.runtime.artifacts import sha256_hex
 from airssys_web.runtime.chain import Chain
+from airssys_web.runtime.dispatch import Dispatcher
 from airssys_web.runtime.generation import Generation
+from airssys_web.runtime.imports import Fetch, HostContext
 from airssys_web.runtime.limits import Limits
 
 GUESTS = Path(__file__).parent / "guests"
@@ -179,3 +182,133 @@ def test_each_element_is_counted_under_its_own_version(made: Callable[..., Gener
     assert value(samples, "airssys_guest_errors_total", component="bad", version="1.0.0", kind="trap") == 1
     assert value(samples, "airssys_stage_requests_total", component="bad", version="1.0.0", status="500") == 1
     assert total(samples, "airssys_stage_requests_total", component="route") == 0  # the route is not a stage
+
+
+# -- where a chain runs: inline on the event loop when every element may, else on a worker thread ----------------
+
+@pytest.fixture
+def inline_made() -> Iterator[Callable[..., Generation]]:
+    """Generations on one runtime whose dispatcher inlines after 4 samples, with a budget (1 s) no preemption of
+    a loaded machine reaches: which path a request takes is then decided by the chain's conditions alone."""
+    runtime = runtime_for(Dispatcher(2, inline_warmup=4, inline_budget=1.0, inline_threshold=0.5))
+    generations: list[Generation] = []
+
+    def make(wasm: bytes, name: str, *, config: dict[str, str] | None = None, limits: Limits | None = None,
+             fetch: Fetch | None = None) -> Generation:
+        ctx = HostContext(component=name, version="1.0.0", config=config or {}, fetch=fetch)
+        gen = Generation(shared_artifacts(runtime).get(sha256_hex(wasm), wasm), ctx, limits or Limits(),
+                         runtime=runtime)
+        generations.append(gen)
+        return gen
+
+    yield make
+    for gen in generations:
+        gen.close()
+
+
+def serve(chain: Chain, n: int, headers: list[tuple[str, str]] | None = None) -> list[int]:
+    """``n`` requests through ``chain.handle`` on an event loop, one after another: their statuses."""
+    async def main() -> list[int]:
+        return [(await chain.handle("GET", "/", "", headers or [], b"")).status for _ in range(n)]
+
+    return asyncio.run(main())
+
+
+def test_a_chain_of_short_stages_runs_inline_after_warmup(inline_made: Callable[..., Generation],
+                                                           wat_guest: Callable[[str], bytes]) -> None:
+    a = inline_made(wat_guest("stage"), "a", config={"name": "a"})
+    b = inline_made(wat_guest("stage"), "b", config={"name": "b"})
+    route = inline_made(ECHO, "route")
+    chain = Chain([a, b], route)
+
+    async def main() -> None:
+        for _ in range(30):
+            answer = await chain.handle("POST", "/x", "", [("x-client", "1")], b"body")
+            assert answer.status == 200 and answer.body == b"body"
+            assert values(answer.headers, "x-stages") == ["a", "b"]
+            assert values(answer.headers, "x-seen-by") == ["b", "a"]
+
+    asyncio.run(main())
+    for gen in (a, b, route):
+        assert gen.inline.samples >= 4  # the warm-up ran on threads, measured there
+        assert gen.inline.inline_calls > 0  # then the whole chain ran on the loop
+        assert gen.counts() == (30, 0)
+    assert a.inline.inline_calls == b.inline.inline_calls == route.inline.inline_calls  # one run, every element
+    for gen in (a, b, route):  # every instance it held went back (a background creation may still be under way)
+        wait_until(lambda g=gen: g.pool.idle == g.pool.size, what=f"{gen.tag}: every instance idle")
+
+
+def test_a_chain_with_a_blocking_grant_never_runs_inline(inline_made: Callable[..., Generation],
+                                                          wat_guest: Callable[[str], bytes]) -> None:
+    def fetch(method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, deadline: float | None = None,
+              depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [], b""
+
+    fetching = inline_made(wat_guest("stage"), "fetching", config={"name": "fetching"}, fetch=fetch)
+    a, route = inline_made(wat_guest("stage"), "a", config={"name": "a"}), inline_made(ECHO, "route")
+    chain = Chain([a, fetching], route)
+    assert fetching.inline.long_running  # its host calls may block: never on the loop, nor any chain it is in
+    assert serve(chain, 20) == [200] * 20
+    assert a.inline.allows(0) and route.inline.allows(0)  # the others alone would have run inline
+    assert (a.inline.inline_calls, fetching.inline.inline_calls, route.inline.inline_calls) == (0, 0, 0)
+
+
+def test_a_chain_with_a_request_isolated_element_never_runs_inline(inline_made: Callable[..., Generation],
+                                                                    wat_guest: Callable[[str], bytes]) -> None:
+    a = inline_made(wat_guest("stage"), "a", config={"name": "a"})
+    route = inline_made(ECHO, "route", limits=Limits(isolation="request"))
+    chain = Chain([a], route)
+    assert not chain.inlinable  # each call needs an instance of its own: a stage may call its next many times
+    assert serve(chain, 20) == [200] * 20
+    assert a.inline.inline_calls == route.inline.inline_calls == 0
+
+
+def test_a_failure_in_an_inline_chain_discards_its_instances(inline_made: Callable[..., Generation],
+                                                             wat_guest: Callable[[str], bytes]) -> None:
+    """The route is a stage without a next handler: it answers 401 itself, or, when the request carries
+    ``x-go``, calls the next handler it does not have - a host failure that traps it, and so the stage in
+    front of it."""
+    a = inline_made(wat_guest("stage"), "a", config={"name": "a"})
+    route = inline_made(wat_guest("stage"), "r", config={"name": "r", "require": "x-go"})
+    chain = Chain([a], route)
+
+    async def main() -> None:
+        for _ in range(20):
+            assert (await chain.handle("GET", "/", "", [], b"")).status == 401
+        assert route.inline.inline_calls > 0
+        before = (a.inline.inline_calls, route.inline.inline_calls)
+        with pytest.raises(GuestError) as caught:
+            await chain.handle("GET", "/", "", [("x-go", "1")], b"")
+        assert caught.value.status >= 500 and caught.value.component == "r"  # the route's failure, named
+        assert (a.inline.inline_calls, route.inline.inline_calls) == (before[0] + 1, before[1] + 1)  # inline
+        assert a.pool.discarded == route.pool.discarded == 1  # both stores trapped: never reused
+        assert (await chain.handle("GET", "/", "", [], b"")).status == 401  # the next request is answered
+
+    asyncio.run(main())
+    assert route.counts() == (22, 1) and a.counts() == (21, 0)
+
+
+def test_a_chain_without_a_free_instance_waits_on_a_thread(inline_made: Callable[..., Generation],
+                                                           wat_guest: Callable[[str], bytes]) -> None:
+    """The route's only instance is taken: the chain must wait for it on a worker thread, not on the loop. Were
+    it to wait on the loop, the callback that gives the instance back could never run (the request would fail
+    with PoolExhausted after ``acquire_timeout``)."""
+    a = inline_made(wat_guest("stage"), "a", config={"name": "a"})
+    route = inline_made(ECHO, "route", limits=Limits(max_instances=1, acquire_timeout=30))
+    chain = Chain([a], route)
+    assert serve(chain, 20) == [200] * 20
+    assert route.inline.inline_calls > 0
+
+    async def main() -> None:
+        taken = route.pool.try_acquire()
+        assert taken is not None
+        before = (a.inline.inline_calls, route.inline.inline_calls)
+        task = asyncio.ensure_future(chain.handle("GET", "/", "", [], b""))
+        asyncio.get_running_loop().call_soon(route.pool.release, taken)  # runs after the task's first step
+        answer = await task
+        assert answer.status == 200 and values(answer.headers, "x-seen-by") == ["a"]
+        assert (a.inline.inline_calls, route.inline.inline_calls) == before  # not inline: on a thread
+
+    asyncio.run(main())
+    # the stage's instance, taken and given back when the route's was busy (a creation may still be under way)
+    wait_until(lambda: a.pool.idle == a.pool.size, what="the stage's instances idle")

@@ -179,6 +179,20 @@ class Generation:
             raise
         return self._run_inline(slot, method, path, query, headers, body, started=started)
 
+    def call_held(self, slot: Slot, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
+                  body: bytes, *, timeout: float | None, next: _native.Next | None, depth: int) -> GuestResponse:
+        """A pipeline element's call on the event loop, on an instance its chain holds (and releases: a stage may
+        call its next handler more than once, so the chain keeps each element's instance for the whole request).
+
+        Accounted like :meth:`_run_inline`, by how long it held the loop: for a stage that includes the elements
+        after it, which run inside its call - as a threaded stage's CPU time includes them too.
+        """
+        started = perf_counter()
+        try:
+            return slot.call(method, path, query, headers, body, timeout=timeout, next=next, depth=depth)
+        finally:
+            self.inline.record_inline(perf_counter() - started)
+
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                      body: bytes) -> GuestResponse:
         """Call the guest: inline if its calls are known to be short (see ``dispatch``), else on a worker thread.

@@ -1,6 +1,6 @@
 """What capabilities and limits cost a guest call (no assertions; prints numbers).
 
-    .venv/bin/python -m benchmarks.bench_capabilities [--calls 2000] [--no-write]
+    .venv/bin/python -m benchmarks.bench_capabilities [--calls 2000]
 
 In-process, through ``Generation.call`` (the same path a server's worker thread takes, without HTTP):
 
@@ -9,7 +9,7 @@ In-process, through ``Generation.call`` (the same path a server's worker thread 
 - **host functions**: ``config.get``, a KV ``set``/``get`` (SQLite in WAL mode, a temporary directory), a denied
   ``outbound.fetch`` (no connection is made) and a granted one to a loopback server.
 
-Results go to BENCHMARKS.md (section "Capabilities") unless ``--no-write``.
+``make bench`` runs it (id CAPS) and puts the table into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from airssys_web.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component
+from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.generation import Generation
+from airssys_web.runtime.services import HostServices
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from airssys_web.guest.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component  # noqa: E402
-from airssys_web.lifecycle.services import HostServices  # noqa: E402
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex  # noqa: E402
-from airssys_web.runtime.generation import Generation  # noqa: E402
-
-from .harness import write_section  # noqa: E402
-
 IMPORTS = ROOT / "tests" / "guests" / "convert" / "imports.wat"
 LOOP = handler_component_wat('''  (core module $m
     (memory (export "memory") 1)
@@ -81,13 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    args = parser.parse_args()
+def measure(n: int = 2000) -> list[str]:
+    """The table of guest-call timings (``n`` calls each; fewer for the slow ones)."""
     logging.getLogger("airssys_web").addHandler(logging.NullHandler())  # the denials' warnings are expected
-    n = args.calls
     rows: list[tuple[str, float, float]] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -116,12 +107,14 @@ def main() -> None:
     us = 1e6
     lines = ["| guest call | p50 | p99 |", "|---|---|---|"]
     lines += [f"| {label} | {p50 * us:.1f} µs | {p99 * us:.1f} µs |" for label, p50, p99 in rows]
-    table = "\n".join(lines)
-    print(table)
-    if not args.no_write:
-        intro = ("`benchmarks/bench_capabilities.py` ({date}, {machine}): in-process `Generation.call`, one "
-                 "thread (see the script's docstring). A call includes the host function it names.")
-        write_section('Capabilities', intro, table)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    print("\n".join(measure(args.calls)))
 
 
 if __name__ == "__main__":

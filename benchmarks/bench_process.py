@@ -69,16 +69,20 @@ def measure_boot(registry: Path, repeats: int = 3) -> dict[str, Any]:
 
 # -- R6: memory per pooled instance -------------------------------------------------------------------------------
 
-def _memory_kib() -> tuple[int, int]:
-    """(RSS, USS) of this process in KiB: resident, and private (what the process alone holds)."""
-    rss = uss = 0
+#: the ``/proc/self/smaps_rollup`` fields read, in KiB
+FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty")
+
+
+def _memory_kib() -> dict[str, int]:
+    """This process's memory in KiB: resident (Rss), proportional (Pss), private clean and dirty pages, and USS
+    (private clean + dirty: what no other mapping shares)."""
+    out = dict.fromkeys(FIELDS, 0)
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key == "Rss":
-            rss = int(rest.split()[0])
-        elif key in ("Private_Clean", "Private_Dirty"):
-            uss += int(rest.split()[0])
-    return rss, uss
+        if key in out:
+            out[key] = int(rest.split()[0])
+    out["Uss"] = out["Private_Clean"] + out["Private_Dirty"]
+    return out
 
 
 def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, Any]:
@@ -103,10 +107,10 @@ def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, A
     first.call("GET", "/", "", [("host", "bench")], b"")
     gen.pool.release(first)
     gc.collect()
-    rss0, uss0 = _memory_kib()
+    base = _memory_kib()
     gen.pool.warm(count)
     gc.collect()
-    rss1, uss1 = _memory_kib()
+    warmed = _memory_kib()
     slots = [gen.pool.try_acquire() for _ in range(gen.pool.idle)]
     held = [s for s in slots if s is not None]
     for s in held:
@@ -115,12 +119,11 @@ def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, A
     for s in held:
         gen.pool.release(s)
     gc.collect()
-    rss2, uss2 = _memory_kib()
+    called = _memory_kib()
     gen.close()
-    return {"count": count, "rss_kib_per_instance": (rss1 - rss0) / count,
-            "uss_kib_per_instance": (uss1 - uss0) / count,
-            "rss_kib_per_instance_after_a_call": (rss2 - rss0) / count,
-            "uss_kib_per_instance_after_a_call": (uss2 - uss0) / count,
+    keys = ("Rss", "Pss", "Uss", "Private_Dirty")
+    return {"count": count, "fresh": {k: (warmed[k] - base[k]) / count for k in keys},
+            "after_a_call": {k: (called[k] - base[k]) / count for k in keys},
             "linear_memory_kib": linear / 1024, "wasm_kib": len(wasm) / 1024}
 
 

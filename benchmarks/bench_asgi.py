@@ -5,14 +5,15 @@
 ``serve`` runs ``build_app(registry, "benchmarks.apps:app")``; this builds the very same app and awaits it with a
 prebuilt scope, so sockets, HTTP parsing and uvicorn are out of the picture and what remains is the middleware,
 the runtime and the guest (or Starlette's routing and the endpoint, for the native routes). Every repeat runs
-each route in turn, so drift on a shared machine hits all of them, and differences and ratios are taken per
-repeat. A second app built with ``inline=False`` serves ``/wasm`` with every guest call on a worker thread: the
-difference is the thread hop that measured-short calls avoid.
+each route in turn, in ``CHUNKS`` rounds whose median is the repeat's value, so drift on a shared machine hits
+all of them and a burst spoils one chunk only; differences and ratios are taken per repeat. A second app built
+with ``inline=False`` serves ``/wasm`` with every guest call on a worker thread: the difference is the thread
+hop that measured-short calls avoid.
 
-``isolation`` is the in-process cost of a fresh instance (``Limits(isolation="request")``): ``Generation.call``
-on the pooled route minus the same on the request-isolated route, same guest, per call, alternating; then a
-breakdown of one fresh request (instantiate, the call, the drop) with the minor page faults of each phase,
-which is where the time goes for a guest whose first call touches much of its memory.
+The cost of a fresh instance (``Limits(isolation="request")``) is measured without ASGI around it: the same
+build is deployed pooled and request-isolated, and ``Generation.call`` on each, in the same rounds, gives the
+difference per call. ``fresh_breakdown`` then splits a fresh request into instantiate, the call and the drop,
+with the minor page faults of each phase, to show which of them the time goes to.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"
 ROUTES = ["/native", "/wasm", "/wasm-fresh", "/py", "/py-fresh", "/js", "/wasi", "/extism", "/wasm no-inline"]
 #: requests per run are divided by this for routes whose requests cost about a millisecond
 SLOW = {"/py-fresh": 10}
+#: rounds per repeat (see run())
+CHUNKS = 5
 
 
 def scope(path: str) -> dict[str, Any]:
@@ -99,7 +102,7 @@ def run(registry: str, repeats: int, requests: int) -> dict[str, Any]:
 
     app = build_app(registry, "benchmarks.apps:app")
     hop = build_app(registry, "benchmarks.apps:app", inline=False)
-    out: dict[str, Any] = {"repeats": repeats, "requests": requests}
+    out: dict[str, Any] = {"repeats": repeats, "requests": requests, "chunks": CHUNKS}
 
     async def main() -> None:
         await asyncio.to_thread(app.host.start, watch=False)
@@ -126,16 +129,25 @@ def run(registry: str, repeats: int, requests: int) -> dict[str, Any]:
         calls: dict[str, list[float]] = {"pooled": [], "fresh": [], "py_pooled": [], "py_fresh": []}
         pairs = [("pooled", "hello", 2000), ("fresh", "hello-fresh", 2000),
                  ("py_pooled", "pyhello", 200), ("py_fresh", "pyhello-fresh", 200)]
+        def call(name: str, n: int) -> float:  # Generation.call: a call's whole path, no ASGI around it
+            gen = gens[name]
+            started = time.perf_counter()
+            for _ in range(n):
+                gen.call("GET", "/", "", [("host", "bench")], b"")
+            return (time.perf_counter() - started) / n
+
         for _ in range(repeats):
-            for route in routes:
-                runs[route].append(await serve(route, max(10, requests // SLOW.get(route, 1))) * 1e6)
-            for key, name, n in pairs:  # Generation.call: the whole request path of a call, no ASGI around it
-                gen = gens[name]
-                n = max(10, n * requests // 2000)
-                started = time.perf_counter()
-                for _ in range(n):
-                    gen.call("GET", "/", "", [("host", "bench")], b"")
-                calls[key].append((time.perf_counter() - started) / n * 1e6)
+            # Each repeat is CHUNKS rounds of every route in turn; its value is the median of its chunks, so a
+            # burst of other work on a shared machine spoils one chunk, not the repeat.
+            chunks: dict[str, list[float]] = {k: [] for k in [*routes, *calls]}
+            for _ in range(CHUNKS):
+                for route in routes:
+                    n = max(2, requests // SLOW.get(route, 1) // CHUNKS)
+                    chunks[route].append(await serve(route, n) * 1e6)
+                for key, name, n in pairs:
+                    chunks[key].append(call(name, max(2, n * requests // 2000 // CHUNKS)) * 1e6)
+            for key, values in chunks.items():
+                (runs[key] if key in runs else calls[key]).append(statistics.median(values))
         out["asgi_us"] = runs
         out["call_us"] = calls
         out["inline_share"] = {app.host.route_of(name): g.inline.inline_calls / max(1, g.requests)

@@ -23,7 +23,7 @@ from .harness import Series, WrkResult, run_wrk, running_server, wrk_command
 @dataclass
 class Settings:
     seconds: float = 4.0
-    repeats: int = 5
+    repeats: int = 7
     connections: int = 16
     warmup: float = 2.0
 

@@ -42,7 +42,7 @@ async def native_big(request: Request) -> Response:
 
 @cache
 def extism_wasm() -> bytes:
-    from airssys_web.build import compile_wat
+    from airssys_web.guest.build import compile_wat
 
     return compile_wat(EXTISM_WAT.read_text())
 

@@ -98,7 +98,7 @@ def fresh_breakdown(gen: Generation, pooled: Generation, n: int) -> dict[str, fl
 
 
 def run(registry: str, repeats: int, requests: int) -> dict[str, Any]:
-    from airssys_web.serve import build_app
+    from airssys_web.web.serve import build_app
 
     app = build_app(registry, "benchmarks.apps:app")
     hop = build_app(registry, "benchmarks.apps:app", inline=False)

@@ -25,10 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from airssys_web.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component
+from airssys_web.guest.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component
+from airssys_web.lifecycle.services import HostServices
 from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.engine import Runtime
 from airssys_web.runtime.generation import Generation
-from airssys_web.runtime.services import HostServices
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = ROOT / "tests" / "guests" / "convert" / "imports.wat"
@@ -42,13 +43,12 @@ LOOP = handler_component_wat('''  (core module $m
         (br_if $l (i32.lt_u (local.get $i) (i32.const 2000000))))
       (i32.const 64))
   )''')
-_cache = ArtifactCache(None)
 
 
-def _generation(wasm: bytes, settings: dict[str, Any], services: HostServices) -> Generation:
+def _generation(wasm: bytes, settings: dict[str, Any], services: HostServices, cache: ArtifactCache) -> Generation:
     ctx, limits = services.context("bench", "1.0.0", settings)
     sha = sha256_hex(wasm)
-    return Generation(_cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha)
+    return Generation(cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, runtime=cache.runtime, sha256=sha)
 
 
 def _time(call: Callable[[], Any], n: int) -> tuple[float, float]:
@@ -83,18 +83,19 @@ def measure(n: int = 2000) -> list[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Runtime() as runtime:
         services = HostServices(tmp)
+        cache = ArtifactCache(None, runtime)
         hello, loop, imports = compile_wat(wat_response_component("hi")), compile_wat(LOOP), compile_wat(
             IMPORTS.read_text())
         for label, wasm, calls in (("trivial handle()", hello, n), ("2M-iteration loop", loop, max(20, n // 20))):
             for fuel in (None, 10**12):
-                gen = _generation(wasm, {"limits": {"fuel": fuel}} if fuel else {}, services)
+                gen = _generation(wasm, {"limits": {"fuel": fuel}} if fuel else {}, services, cache)
                 rows.append((f"{label}, {'fuel engine' if fuel else 'plain engine'}",
                              *_time(lambda gen=gen: gen.call("GET", "/"), calls)))
                 gen.close()
         gen = _generation(imports, {"config": {"k": "v"}, "kv": True,
-                                    "outbound": [f"http://127.0.0.1:{port}"]}, services)
+                                    "outbound": [f"http://127.0.0.1:{port}"]}, services, cache)
         rows.append(("config.get", *_time(lambda: gen.call("@c", "k"), n)))
         rows.append(("kv.set (64 B)", *_time(lambda: gen.call("@s", "key", body=b"x" * 64), n)))
         rows.append(("kv.get (64 B)", *_time(lambda: gen.call("@g", "key"), n)))

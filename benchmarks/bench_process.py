@@ -37,7 +37,7 @@ def child(module: str, *args: str) -> dict[str, Any]:
 def boot_in_process(registry: str) -> dict[str, Any]:
     """Import, then load and warm every active deployment (what the lifespan startup does), counting compiles."""
     started = time.perf_counter()
-    from airssys_web.host import AirssysHost
+    from airssys_web.lifecycle.host import AirssysHost
 
     imported = time.perf_counter()
     host = AirssysHost(registry)
@@ -90,16 +90,17 @@ def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, A
 
     The component is loaded from the registry's compiled artifacts, as a server loads it. One instance is made
     and called first, so one-time costs (mapping the code, the linker, the first Store) are not counted."""
-    from airssys_web.limits import Limits
     from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
-    from airssys_web.runtime.dispatch import Dispatcher
+    from airssys_web.runtime.engine import Runtime
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
+    from airssys_web.runtime.limits import Limits
 
     wasm = Path(wasm_path).read_bytes()
-    component = ArtifactCache(artifacts).get(sha256_hex(wasm), wasm)
+    runtime = Runtime()
+    component = ArtifactCache(artifacts, runtime).get(sha256_hex(wasm), wasm)
     limits = Limits(min_instances=0, max_instances=count + 1)
-    gen = Generation(component, HostContext(component="m", version="1.0.0"), limits, dispatcher=Dispatcher(1))
+    gen = Generation(component, HostContext(component="m", version="1.0.0"), limits, runtime=runtime)
     gen.pool.grow_ahead = 0
     gen.pool.warm(1)
     first = gen.pool.try_acquire()
@@ -121,6 +122,7 @@ def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, A
     gc.collect()
     called = _memory_kib()
     gen.close()
+    runtime.close()
     keys = ("Rss", "Pss", "Uss", "Private_Dirty")
     return {"count": count, "fresh": {k: (warmed[k] - base[k]) / count for k in keys},
             "after_a_call": {k: (called[k] - base[k]) / count for k in keys},

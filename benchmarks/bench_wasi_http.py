@@ -23,12 +23,13 @@ import json
 import time
 from typing import Any
 
-from airssys_web.limits import Limits
 from airssys_web.runtime.artifacts import ArtifactCache
+from airssys_web.runtime.engine import Runtime
 from airssys_web.runtime.generation import Generation
 from airssys_web.runtime.imports import HostContext
 from airssys_web.runtime.instance import new_exchange
-from airssys_web.runtime.wasi_http.asgi import serve_asgi
+from airssys_web.runtime.limits import Limits
+from airssys_web.runtime.worlds.wasi_http import serve_asgi
 
 from .fixtures import HELLO, wasi_hello
 from .harness import Series
@@ -38,14 +39,11 @@ SCOPE = {"type": "http", "method": "GET", "path": "/wasi", "raw_path": b"/wasi",
          "scheme": "http", "headers": HEADERS, "extensions": {}}
 
 
-async def _too_large(send: Any, limit: int, extra: list[tuple[bytes, bytes]]) -> None:
-    raise AssertionError("no body in this benchmark")
-
-
 def measure(requests: int, repeats: int) -> dict[str, Series]:
     """µs per request of each path, one value per repeat."""
-    component = ArtifactCache(None).compile(wasi_hello())
-    gen = Generation(component, HostContext(component="wasi", version="1.0.0"), Limits())
+    runtime = Runtime()
+    component = ArtifactCache(None, runtime).compile(wasi_hello())
+    gen = Generation(component, HostContext(component="wasi", version="1.0.0"), Limits(), runtime=runtime)
     gen.warm()
     sent: list[dict[str, Any]] = []
 
@@ -59,7 +57,7 @@ def measure(requests: int, repeats: int) -> dict[str, Series]:
         started = time.perf_counter()
         for _ in range(n):
             sent.clear()
-            await serve_asgi(gen, SCOPE, receive, send, [], _too_large)
+            await serve_asgi(gen, SCOPE, receive, send, [])
         return time.perf_counter() - started
 
     def direct(n: int) -> float:
@@ -88,6 +86,7 @@ def measure(requests: int, repeats: int) -> dict[str, Series]:
     finally:
         loop.close()
         gen.close()
+        runtime.close()
     return out
 
 

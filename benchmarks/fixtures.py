@@ -11,10 +11,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from airssys_web.build import build_python_guest, compile_wat, wat_response_component
-from airssys_web.deploy import deploy
 from airssys_web.errors import BuildError
-from airssys_web.registry import EmbeddedRegistry
+from airssys_web.guest.build import build_python_guest, compile_wat, wat_response_component
+from airssys_web.lifecycle.deploy import deploy
+from airssys_web.lifecycle.registry import EmbeddedRegistry
+from airssys_web.lifecycle.settings import VersionSettings
 
 from .harness import REPO
 
@@ -67,7 +68,7 @@ def wasi_hello(text: str = HELLO) -> bytes:
 def _js_guest() -> tuple[bytes | None, str]:
     if shutil.which("node") is None or shutil.which("npm") is None:
         return None, "node and npm are not on PATH, so the JavaScript guest cannot be built"
-    from airssys_web.jsbuild import build_js_guest
+    from airssys_web.guest.build_js import build_js_guest
 
     try:
         return build_js_guest(GUESTS / "js_echo", cache_dir=CACHE).read_bytes(), ""
@@ -95,13 +96,13 @@ def make_registry(directory: Path, guests: Guests) -> Path:
     ``/py`` gets 1 GiB of linear memory instead of the default 256 MiB: a pooled componentize-py instance keeps
     each response body it returned (R2 measures and reports that growth), so the big-body rounds would otherwise
     exhaust the cap after a few 64 MiB responses."""
-    big = {"limits": {"max_body": BIG_BODY}}
-    fresh = {"limits": {"isolation": "request"}}
+    big = VersionSettings.of(max_body=BIG_BODY)
+    fresh = VersionSettings.of(isolation="request")
     with EmbeddedRegistry(directory) as reg:
         deploy(reg, "hello", guests.hello, version="1.0.0", route="/wasm")
         deploy(reg, "hello-fresh", guests.hello, version="1.0.0", route="/wasm-fresh", settings=fresh)
         deploy(reg, "pyhello", guests.python, version="1.0.0", route="/py",
-               settings={"limits": {"max_body": BIG_BODY, "memory": PY_MEMORY}})
+               settings=VersionSettings.of(max_body=BIG_BODY, memory=PY_MEMORY))
         deploy(reg, "pyhello-fresh", guests.python, version="1.0.0", route="/py-fresh", settings=fresh)
         if guests.js is not None:
             deploy(reg, "js", guests.js, version="1.0.0", route="/js", settings=big)
@@ -111,5 +112,5 @@ def make_registry(directory: Path, guests: Guests) -> Path:
         # One instance: saturated, it keeps one core busy with guest code and leaves the other to the event loop
         # and wrk (on 2 cores, two spinning instances would measure CPU sharing, not the loop).
         deploy(reg, "busy", guests.busy, version="1.0.0", route="/busy",
-               settings={"limits": {"max_instances": 1, "min_instances": 1, "acquire_timeout": 30.0}})
+               settings=VersionSettings.of(max_instances=1, min_instances=1, acquire_timeout=30.0))
     return directory

@@ -39,13 +39,16 @@ def _big(label: str, n: int) -> Transfer:
 def growth_per_response(wasm: bytes, artifacts: Path, *, responses: int = 50, size: int = MiB) -> float:
     """Bytes a pooled instance's linear memory grows by per ``size``-byte response (``.../big``), averaged over
     ``responses`` calls on one instance after one warm-up call (1 GiB cap, so the growth is never cut short)."""
-    from airssys_web.limits import Limits
     from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+    from airssys_web.runtime.engine import Runtime
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
+    from airssys_web.runtime.limits import Limits
 
-    component = ArtifactCache(artifacts).get(sha256_hex(wasm), wasm)
-    gen = Generation(component, HostContext(component="growth", version="1.0.0"), Limits(memory=1024 * MiB))
+    runtime = Runtime()
+    component = ArtifactCache(artifacts, runtime).get(sha256_hex(wasm), wasm)
+    gen = Generation(component, HostContext(component="growth", version="1.0.0"), Limits(memory=1024 * MiB),
+                     runtime=runtime)
     slot = gen.pool.materialize(gen.pool.acquire_blocking(5))
     try:
         slot.call("GET", "/x/big", f"n={size}", [], b"")
@@ -56,6 +59,7 @@ def growth_per_response(wasm: bytes, artifacts: Path, *, responses: int = 50, si
     finally:
         gen.pool.release(slot)
         gen.close()
+        runtime.close()
 
 
 def _ms(result: TransferResult) -> Series:

@@ -58,9 +58,9 @@ def memory(report: Report, guests: Guests, artifacts: Path, workdir: Path, quick
 
 def boot(report: Report, guests: Guests, workdir: Path, quick: bool) -> None:
     """P5: boot with 10 deployed components, from their compiled artifacts."""
-    from airssys_web.build import compile_wat, wat_response_component
-    from airssys_web.deploy import deploy
-    from airssys_web.registry import EmbeddedRegistry
+    from airssys_web.guest.build import compile_wat, wat_response_component
+    from airssys_web.lifecycle.deploy import deploy
+    from airssys_web.lifecycle.registry import EmbeddedRegistry
 
     reg = workdir / "boot-registry"
     with EmbeddedRegistry(reg) as registry:

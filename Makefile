@@ -14,7 +14,7 @@ NATIVE := Cargo.toml Cargo.lock $(wildcard src/*.rs) $(wildcard airssys_web/wit/
 PYO3_ENV = PYO3_PYTHON=$(abspath $(BIN)/python) \
 	LD_LIBRARY_PATH=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: run test lint typecheck rust pytest bench loadtest clean
+.PHONY: run test lint typecheck rust pytest bench loadtest clean redis-server
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,16 @@ rust: $(STAMP)  # the extension's crate (src/): formatting, clippy, its unit tes
 	$(PYO3_ENV) cargo clippy --release --all-targets --quiet -- -D warnings
 	$(PYO3_ENV) cargo test --release --quiet
 
-pytest: $(STAMP)
+pytest: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q
+
+# The Redis registry's tests start a real redis-server (Debian's package) on a loopback port: install it if missing.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (Debian package) for the Redis registry tests"; \
+		$$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq redis-server \
+			>/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

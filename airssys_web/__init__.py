@@ -43,8 +43,10 @@ from .errors import (
     OutboundDenied,
     OutboundError,
     OutboundTimeout,
+    PipelineError,
     PoolExhausted,
     RegistryError,
+    RegistryUnavailable,
     RouteConflict,
     VersionExists,
 )
@@ -57,7 +59,17 @@ if TYPE_CHECKING:
     from .lifecycle.deploy import ComponentReport, check_component, deploy
     from .lifecycle.host import AirssysHost
     from .lifecycle.local import LocalLifecycle
-    from .lifecycle.registry import ComponentInfo, Deployment, EmbeddedRegistry, HistoryEntry, Registry, VersionInfo
+    from .lifecycle.pipeline import Pipeline
+    from .lifecycle.registry import (
+        ComponentInfo,
+        Deployment,
+        EmbeddedRegistry,
+        HistoryEntry,
+        Registry,
+        VersionInfo,
+        open_registry,
+    )
+    from .lifecycle.registry.redis_registry import RedisRegistry
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
     from .runtime.limits import Limits
@@ -80,6 +92,8 @@ _LAZY = {
     "Lifecycle": "lifecycle.api",
     "Limits": "runtime.limits",
     "LocalLifecycle": "lifecycle.local",
+    "Pipeline": "lifecycle.pipeline",
+    "RedisRegistry": "lifecycle.registry.redis_registry",
     "Registry": "lifecycle.registry",
     "RemoteLifecycle": "lifecycle.remote",
     "VersionInfo": "lifecycle.registry",
@@ -88,6 +102,7 @@ _LAZY = {
     "build_component": "guest.build",
     "check_component": "lifecycle.deploy",
     "deploy": "lifecycle.deploy",
+    "open_registry": "lifecycle.registry",
 }
 
 
@@ -148,9 +163,13 @@ __all__ = [
     "OutboundDenied",
     "OutboundError",
     "OutboundTimeout",
+    "Pipeline",
+    "PipelineError",
     "PoolExhausted",
+    "RedisRegistry",
     "Registry",
     "RegistryError",
+    "RegistryUnavailable",
     "RemoteLifecycle",
     "RouteConflict",
     "VersionExists",
@@ -161,4 +180,5 @@ __all__ = [
     "build_component",
     "check_component",
     "deploy",
+    "open_registry",
 ]

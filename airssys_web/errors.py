@@ -11,12 +11,14 @@ guest's trap message stays in the server log). ``airssys_web.web.errors`` render
     ├── DeployError               a deploy was refused; nothing changed (CLI exit code 2, admin API 4xx)
     │   ├── InvalidComponent      not wasm, a core module, wrong world, missing export, unsatisfiable import
     │   ├── InvalidName           component name, version or route is malformed
+    │   ├── InvalidManifest       a Spin app manifest (spin.toml) is malformed or asks for what cannot be mapped
     │   ├── RouteConflict         the route is owned by another component
     │   ├── VersionExists         this (component, version) was already deployed with other content
     │   ├── NotFound              unknown component or version
     │   └── Conflict              another change of the component is in progress or happened meanwhile (409)
     ├── AuthError                 the admin API refused the credentials (401 missing/forged/expired, 403 scope)
     ├── RegistryError             the registry directory is unusable (corrupt database, unwritable, ...)
+    │   └── RegistryUnavailable   the registry's server (Redis) cannot be reached now; a passing condition
     ├── BuildError                a guest could not be built from source (toolchain error, missing tool)
     ├── ArtifactError             a cached compiled artifact failed its checksum or could not be loaded
     ├── CapabilityError           a grant or limit setting is malformed
@@ -75,6 +77,14 @@ class InvalidName(DeployError):
     public = True
 
 
+class InvalidManifest(DeployError):
+    """A Spin app manifest (``spin.toml``) is malformed, or a component in it cannot be deployed as it asks."""
+
+    status = 400
+    reason = "invalid manifest"
+    public = True
+
+
 class RouteConflict(DeployError):
     """The route (or a route overlapping it exactly) belongs to another component."""
 
@@ -107,6 +117,16 @@ class Conflict(DeployError):
     public = True
 
 
+class PipelineError(DeployError):
+    """Route components and middleware stages mixed up: a stage given a route (or a route component none), a
+    route component used as a stage, a pipeline in front of a stage, a stage listed twice, or a component whose
+    new version changes its kind."""
+
+    status = 422
+    reason = "invalid pipeline"
+    public = True
+
+
 class AuthError(AirssysError):
     """The admin API refused the request's credentials; ``status`` is 401 (who are you?) or 403 (not allowed)."""
 
@@ -124,6 +144,13 @@ class RegistryError(AirssysError):
     status = 503
     reason = "registry unavailable"
     public = True
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry lives on a server (Redis) that cannot be reached now. A host keeps serving what it loaded and
+    retries with backoff; a command can simply be run again once the server is back."""
+
+    retry_after = 1
 
 
 class BuildError(AirssysError):
@@ -236,6 +263,15 @@ class PoolExhausted(GuestError):
     retry_after = 1
 
 
+class StageUnavailable(GuestError):
+    """A route's pipeline names a stage this server cannot run (it failed to load): the route is not served
+    without it, since a stage may be what guards it."""
+
+    status = 503
+    reason = "unavailable"
+    retry_after = 5
+
+
 class HostClosed(GuestError):
     """The host is shutting down: its worker threads take no new calls."""
 
@@ -248,6 +284,6 @@ class HostClosed(GuestError):
 #: first. The server answers the first class an error is an instance of; the client raises the class of a reason.
 API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = tuple(
     (cls, cls.status, cls.reason)
-    for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, CapabilityError,
-                DeployError, RegistryError)
+    for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, PipelineError,
+                CapabilityError, DeployError, RegistryError)
 )

@@ -24,7 +24,9 @@ use crate::exchange::HttpExchange;
 use crate::headers::{check_response, MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::host::{format_size, CallContext, HostState, Preopen, Settings};
 use crate::http::{serve_p2, serve_p3, P2Pre, P2Proxy, P3Pre, P3Service};
+use crate::platform;
 use crate::route::{self, NextFailed, Request, RouteBindings, RouteBindingsPre};
+use crate::unprovided::stub_unprovided;
 
 /// Fuel for instantiation (start-up code); each call then gets the version's own budget.
 const START_FUEL: u64 = 1 << 62;
@@ -54,6 +56,8 @@ pub struct Pre {
     typed: TypedPre,
     settings: Arc<Settings>,
     world: World,
+    /// Imports this host does not provide, linked to fail when called (wasi:http worlds only).
+    unavailable: Vec<String>,
     ticks: u64,
     fuel: Option<u64>,
 }
@@ -82,12 +86,14 @@ fn build_linker(engine: &Engine, world: World) -> wasmtime::Result<Linker<HostSt
         World::HttpP2 => {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+            platform::add_to_linker(&mut linker)?;
         }
         World::HttpP3 => {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
             wasmtime_wasi::p3::add_to_linker(&mut linker)?;
             wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+            platform::add_to_linker(&mut linker)?;
         }
     }
     Ok(linker)
@@ -134,9 +140,16 @@ impl Pre {
         let world = component.detect()?.unwrap_or(World::Route);
         let engine = inner.engines.get(component.fuel)?.clone();
         let wasm = component.inner.clone();
-        let typed = py.detach(|| -> Result<TypedPre, Fault> {
-            let linker =
+        let (typed, unavailable) = py.detach(|| -> Result<(TypedPre, Vec<String>), Fault> {
+            let mut linker =
                 build_linker(&engine, world).map_err(|e| Fault::internal(format!("{e:#}")))?;
+            // An airssys:web component imports only what its contract names: anything else is a mistake to refuse.
+            // A wasi:http one comes with its SDK's whole platform world: what the host lacks fails when called.
+            let unavailable = match world {
+                World::Route => Vec::new(),
+                World::HttpP2 | World::HttpP3 => stub_unprovided(&mut linker, &wasm, &engine)
+                    .map_err(|e| link_error(&tag, &e))?,
+            };
             let pre = linker
                 .instantiate_pre(&wasm)
                 .map_err(|e| link_error(&tag, &e))?;
@@ -149,11 +162,12 @@ impl Pre {
                     ),
                 )
             };
-            Ok(match world {
+            let typed = match world {
                 World::Route => TypedPre::Route(RouteBindingsPre::new(pre).map_err(wrong)?),
                 World::HttpP2 => TypedPre::P2(P2Pre::new(pre).map_err(wrong)?),
                 World::HttpP3 => TypedPre::P3(P3Pre::new(pre).map_err(wrong)?),
-            })
+            };
+            Ok((typed, unavailable))
         })?;
         let timeout = Duration::from_secs_f64(timeout);
         let settings = Arc::new(Settings {
@@ -179,6 +193,7 @@ impl Pre {
             typed,
             settings,
             world,
+            unavailable,
             ticks: deadline_ticks(timeout),
             fuel,
         })
@@ -207,6 +222,12 @@ impl Pre {
     #[getter]
     fn tag(&self) -> &str {
         &self.settings.tag
+    }
+
+    /// Imports this host does not provide (sorted): linked so that calling them fails, naming them.
+    #[getter]
+    fn unavailable(&self) -> Vec<String> {
+        self.unavailable.clone()
     }
 }
 

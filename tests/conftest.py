@@ -34,9 +34,11 @@ _STARTUP_BOUND = 60.0  # a generous bound on server startup, not a speed asserti
 def _close_runtimes() -> Iterator[None]:
     """Close every runtime the tests' helpers made (tests/support.py), at the end of the session."""
     yield
+    from redis_support import stop_session_redis
     from support import close_runtimes
 
     close_runtimes()
+    stop_session_redis()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -60,6 +60,9 @@ def test_a_deploy_request_is_validated_when_made() -> None:
     ComponentStatus(ComponentInfo("hello", "/hello", AT, "1.0.0"),
                     (VersionInfo("hello", "1.0.0", "a" * 64, SETTINGS, AT),), DEPLOYMENT, Serving("1.0.0")),
     ComponentStatus(ComponentInfo("new", "/new", AT, None), ()),
+    ComponentStatus(ComponentInfo("auth", None, AT, "1.0.0", kind="middleware"), ()),
+    ComponentStatus(ComponentInfo("api", "/api", AT, "1.0.0", stages=("auth", "log")), ()),
+    HistoryEntry(8, "api", "1.0.0", None, "pipeline", "pipeline", "cli:ada", "ok", "(none) -> auth", AT, ("auth",)),
 ], ids=lambda r: type(r).__name__)
 def test_every_record_round_trips_through_its_one_json_shape(record: object) -> None:
     data = record.to_json()  # type: ignore[attr-defined]
@@ -71,7 +74,8 @@ def test_the_json_shape_names_fields_as_the_records_do() -> None:
     data = Change(DEPLOYMENT, Serving("1.0.0")).to_json()
     assert set(data) == {"deployment", "serving", "warnings"}
     assert data["deployment"] == {
-        "component": "hello", "route": "/hello", "nested": True, "active_version": "1.0.0", "sha256": "a" * 64,
+        "component": "hello", "kind": "route", "route": "/hello", "nested": True, "stages": [],
+        "active_version": "1.0.0", "sha256": "a" * 64,
         "settings": {"config": {"greeting": "hi"}, "kv": VersionSettings.of(Capability.kv()).to_json()["kv"],
                      "limits": {"timeout": 2.5}},
         "previous_version": None, "canary_version": "2.0.0", "canary_percent": 20, "canary_sha256": "b" * 64,
@@ -79,8 +83,8 @@ def test_the_json_shape_names_fields_as_the_records_do() -> None:
         "updated_at": "2024-05-01T12:30:15.123456+00:00"}
     assert data["serving"] == {"active": "1.0.0", "canary": None, "canary_percent": 0}
     status = ComponentStatus(ComponentInfo("hello", "/hello", AT, "1.0.0"), ()).to_json()
-    assert set(status) == {"component", "route", "nested", "active_version", "created_at", "versions", "deployment",
-                           "serving"}
+    assert set(status) == {"component", "kind", "route", "nested", "stages", "active_version", "created_at",
+                           "versions", "deployment", "serving", "unavailable"}
 
 
 def test_a_newer_server_may_add_keys_but_not_drop_them() -> None:

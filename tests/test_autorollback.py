@@ -1,15 +1,18 @@
-"""Auto-rollback: policy parsing, the sliding-window error rate on a hand-driven clock, and the registry rollback."""
+"""Auto-rollback: policy parsing, the sliding-window error rate on a hand-driven clock, the registry rollback, and
+outcomes counted across processes (both registry flavours)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from redis_support import redis_url
 from support import text_component
 
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
-from airssys_web.errors import CapabilityError
-from airssys_web.lifecycle.autorollback import ACTOR, AutoRollback, ErrorRateWatch, Policy
+from airssys_web.errors import CapabilityError, RegistryUnavailable
+from airssys_web.lifecycle.autorollback import ACTOR, AutoRollback, ErrorRateWatch, Policy, SharedCounts
+from airssys_web.lifecycle.registry import open_registry
 
 
 class Clock:
@@ -145,3 +148,58 @@ def test_host_watches_the_stored_policy_and_rolls_back(tmp_path: Path) -> None:
         finally:
             host.close()
         assert reg.history("a")[-1].actor == ACTOR
+
+
+@pytest.mark.parametrize("flavour", ["embedded", "redis"])
+def test_outcomes_are_counted_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flavour: str) -> None:
+    """Two hosts (two workers, or two machines) each see 6 failures: neither reaches min-requests=10 alone, together
+    they do, and the one that finds the rate too high rolls back for both."""
+    monkeypatch.setenv("AIRSSYS_WEB_CACHE", str(tmp_path / "cache"))
+    location = str(tmp_path / "reg") if flavour == "embedded" else redis_url(tmp_path)
+    with open_registry(location) as reg:
+        deploy(reg, "a", text_component("fine"), version="1.0.0", route="/a")
+        dep = deploy(reg, "a", text_component("broken", status=500), version="1.1.0", route="/a")
+        reg.deploy("a", "1.1.0", sha256=dep.sha256, auto_rollback="error-rate=5%,window=30s,min-requests=10")
+    hosts = [AirssysHost(location), AirssysHost(location)]
+    try:
+        for host in hosts:
+            host.start(watch=False)  # the test drives the checks
+            gen = host.generations()["a"]
+            for _ in range(6):
+                gen.outcome(gen.call("GET", "/a").status)
+        assert hosts[0].autorollback.check() == []  # 6 of 6 failed, but 6 < min-requests
+        done = hosts[1].autorollback.check()
+        assert [(n, v) for n, v, _ in done] == [("a", "1.1.0")] and "12 of 12 requests failed" in done[0][2]
+        for host in hosts:
+            host.sync()
+            assert host.generations()["a"].version == "1.0.0"
+    finally:
+        for host in hosts:
+            host.close()
+
+
+def test_an_unreadable_counter_skips_the_sample_and_reports_later(tmp_path: Path) -> None:
+    class Flaky:
+        def __init__(self) -> None:
+            self.down, self.total = False, (0, 0)
+
+        def add(self, component: str, version: str, completed: int, failed: int) -> tuple[int, int]:
+            if self.down:
+                raise RegistryUnavailable("gone")
+            self.total = (self.total[0] + completed, self.total[1] + failed)
+            return self.total
+
+        def totals(self, component: str, version: str) -> tuple[int, int]:
+            if self.down:
+                raise RegistryUnavailable("gone")
+            return self.total
+
+    store, local = Flaky(), Counter()
+    shared = SharedCounts(store, "a", "1.0.0", local)
+    watch = ErrorRateWatch(Policy(0.05, 30, 5), shared, timer=Clock())
+    store.down = True
+    local.add(bad=5)
+    assert shared() is None and watch.observe() is None  # nothing judged while the registry is away
+    store.down = False
+    assert watch.observe() is not None  # the 5 failures were reported once it answered again
+    assert store.total == (5, 5)

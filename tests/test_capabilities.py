@@ -254,3 +254,20 @@ def test_config_pairs_round_trip(key: str, value: str) -> None:
     secret = parse_grant("secret", f"{key}={value}")
     assert isinstance(secret, Secret) and secret.value == value
     assert repr(secret) == f"Secret({key!r}, {REDACTED!r})" and str(secret) == f"{key}={REDACTED}"
+
+
+def test_kv_store_labels_round_trip() -> None:
+    """Spin store labels beside 'default' (each its own namespace), or without 'default' when a Spin manifest
+    names none; the settings JSON carries them, quotas stay as they were."""
+    grant = Capability.kv(stores=["sessions", "cache", "default"], max_keys=5)
+    assert grant.stores == ("cache", "sessions") and grant.labels == ("default", "cache", "sessions")
+    assert "stores default, cache, sessions" in str(grant)
+    settings = Grants.of([grant]).to_settings()
+    assert settings["kv"]["stores"] == ["cache", "sessions"] and settings["kv"]["max_keys"] == 5
+    assert Grants.from_settings(settings).kv == grant
+    only = KeyValue(stores=("cache",), default=False)
+    assert only.labels == ("cache",) and Grants.from_settings(Grants.of([only]).to_settings()).kv == only
+    with pytest.raises(CapabilityError, match="must name another store"):
+        KeyValue(default=False)
+    with pytest.raises(CapabilityError, match="'stores' must be a list"):
+        Grants.from_settings({"kv": {"stores": "cache"}})

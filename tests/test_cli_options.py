@@ -155,3 +155,11 @@ def test_update_shares_the_options(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     with EmbeddedRegistry(tmp_path / "reg") as reg:
         assert reg.get_version("c", "1.1.0").settings.to_json() == {"config": {"a": "b"}, "limits": {"timeout": 1.0}}
+
+
+def test_kv_store_labels() -> None:
+    kv = _probe("--kv-store", "cache", "--kv-store", "default", "--kv-store", "sessions")["grants"]["kv"]
+    assert kv["stores"] == ["cache", "sessions"] and "default" not in kv  # 'default' is the namespace itself
+    assert Grants.from_settings({"kv": kv}).kv.labels == ("default", "cache", "sessions")  # type: ignore[union-attr]
+    result = CliRunner().invoke(probe, ["--kv-store", "Not OK"])
+    assert result.exit_code != 0 and "key-value store label 'Not OK' is invalid" in str(result.exception)

@@ -187,3 +187,17 @@ def test_dev_command_checks_its_options(tmp_path: Path, args: list[str], message
     source = scaffold("opts", "wat", directory=tmp_path / "opts").directory
     result = CliRunner().invoke(cli, ["dev", str(source), *args])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_dev_serves_a_middleware_stage_without_a_route(tmp_path: Path) -> None:
+    source = tmp_path / "stage"
+    source.mkdir()
+    shutil.copy(Path(__file__).parent / "guests" / "stage.wat", source / "stage.wat")
+    (source / "airssys.toml").write_text('[component]\nkind = "middleware"\n')
+    refused = CliRunner().invoke(cli, ["dev", str(source), "--route", "/stage", "--registry", str(tmp_path / "reg")])
+    assert refused.exit_code == 2 and "is a middleware stage" in refused.stderr and "without --route" in refused.stderr
+    with LocalLifecycle(tmp_path / "reg") as life:
+        cycle = DevSession(source, life, "stage", None).cycle()
+        assert cycle.ok, cycle.error
+        info = life.component("stage").component
+    assert (info.kind, info.route) == ("middleware", None)

@@ -144,6 +144,41 @@ def test_schema_wal_and_reopen(tmp_path: Path) -> None:
         EmbeddedRegistry(tmp_path)
 
 
+def test_a_schema_3_registry_is_migrated_with_its_data_and_references(tmp_path: Path) -> None:
+    """Schema 4 rebuilt the components table (a middleware stage has no route): a registry made by the previous
+    release keeps its components, versions, deployments and history, and every foreign key still holds."""
+    from airssys_web.lifecycle.registry.sqlite import _MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "registry.db", isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    for step in _MIGRATIONS[:3]:
+        for statement in step:
+            db.execute(statement)
+    sha = "ab" * 32
+    (tmp_path / "blobs" / "ab").mkdir(parents=True)
+    db.execute("INSERT INTO components (name, route, created_at, nested) "
+               "VALUES ('a', '/a', '2026-01-01T00:00:00+00:00', 0)")
+    for v in ("1.0.0", "1.1.0"):
+        db.execute("INSERT INTO versions VALUES ('a', ?, ?, '{}', '2026-01-01T00:00:00+00:00')", (v, sha))
+    db.execute("INSERT INTO deployments (component, active_version, previous_version, updated_at) "
+               "VALUES ('a', '1.1.0', '1.0.0', '2026-01-01T00:00:00+00:00')")
+    db.execute("INSERT INTO history (component, version, previous_version, action, strategy, actor, outcome, at) "
+               "VALUES ('a', '1.1.0', '1.0.0', 'deploy', 'immediate', 'cli', 'ok', '2026-01-01T00:00:00+00:00')")
+    db.execute("PRAGMA user_version = 3")
+    db.close()
+    with EmbeddedRegistry(tmp_path) as reg:
+        info = reg.get_component("a")
+        assert (info.route, info.kind, info.stages, info.active_version) == ("/a", "route", (), "1.1.0")
+        assert reg.history("a")[0].stages is None
+        assert reg.rollback("a").active_version == "1.0.0"
+    db = sqlite3.connect(tmp_path / "registry.db")
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with pytest.raises(sqlite3.IntegrityError):  # the rebuilt table is still referenced
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("DELETE FROM components WHERE name = 'a'")
+
+
 def test_settings_written_before_version_settings_load_and_compare_as_stored(tmp_path: Path) -> None:
     """Rows written by an older airssys-web (settings as a plain dict dumped to text) load unchanged, and a redeploy
     of that version with the same settings is still recognised as the same."""

@@ -141,3 +141,33 @@ def test_stalled_fetches_of_one_component_do_not_starve_another() -> None:
             dispatcher.close()
     assert (status, body) == (200, b"hello from /q")
     assert still_stalled == 24  # answered while all 24 were still stuck
+
+
+def test_spin_stores_open_by_label_and_name_the_flag(caplog: pytest.LogCaptureFixture) -> None:
+    """Spin's key-value interfaces open stores by label: ``default`` is the component's namespace, another label
+    only when granted; a refusal is logged with the flag that grants it."""
+    from airssys_web.runtime.imports import HostBridge, HostContext
+
+    class Memory(dict[str, bytes]):
+        def set(self, key: str, value: bytes) -> None:  # type: ignore[override]
+            self[key] = value
+
+        def delete(self, key: str) -> None:
+            self.pop(key, None)
+
+        def keys(self) -> list[str]:  # type: ignore[override]
+            return sorted(super().keys())
+
+    default, cache = Memory(), Memory()
+    bridge = HostBridge(HostContext(component="c", version="1", kv=default, kv_stores={"cache": cache}))
+    assert bridge.kv_open("default") == bridge.kv_open("cache") == ("ok", None)
+    assert bridge.kv_set("k", b"v", "cache") == ("ok", None) and cache == {"k": b"v"} and not default
+    assert bridge.kv_keys("cache") == ("ok", ["k"]) and bridge.kv_get("k") == ("ok", None)
+    denied = bridge.kv_open("other")
+    assert denied == ("denied", "key-value store 'other' is not granted to this component; deploy it with "
+                                "--kv-store other")
+    assert denied[1] in caplog.text
+    assert bridge.kv_get("k", "other") == denied  # an operation on a store it could not open: refused again
+    bare = HostBridge(HostContext(component="c", version="1"))
+    assert bare.kv_open("default")[1].endswith("deploy it with --kv")
+    assert bare.kv_get("k") == ("err", KV_NOT_GRANTED)  # airssys:web/kv keeps its own wording

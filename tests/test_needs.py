@@ -169,3 +169,13 @@ def test_section_reader_never_crashes(tail: bytes) -> None:
 def test_written_sections_read_back(payload: bytes, name: str) -> None:
     wasm = text_component("prop")
     assert read_custom_section(write_custom_section(wasm, name, payload), name) == payload
+
+
+def test_unavailable_imports_are_rows_but_not_missing() -> None:
+    """A Spin component's imports the host does not provide are shown, never refused."""
+    for needs in (None, Needs(kv=True)):
+        check = check_needs(needs, Grants.of([Capability.kv()]), unavailable=["spin:mysql@3.0.0 (mysql)"])
+        assert [(r.kind, r.need, r.status) for r in check.unavailable] == [
+            ("import", "spin:mysql@3.0.0 (mysql)", "unavailable")]
+        assert not check.missing
+        check.raise_for_missing()

@@ -10,7 +10,8 @@ EXPECTED = {
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",
     "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
     "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
-    "ComponentClient", "build_component", "VersionSettings",
+    "ComponentClient", "build_component", "VersionSettings", "Pipeline", "PipelineError",
+    "RedisRegistry", "RegistryUnavailable", "open_registry",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis_support import redis_url
 
 from airssys_web.capabilities.grants import Capability
 from airssys_web.errors import (
@@ -21,18 +22,27 @@ from airssys_web.errors import (
     Conflict,
     InvalidName,
     NotFound,
+    PipelineError,
     RegistryError,
     RouteConflict,
     VersionExists,
 )
 from airssys_web.lifecycle.registry import EmbeddedRegistry, Registry
+from airssys_web.lifecycle.registry.redis_registry import RedisRegistry
 from airssys_web.lifecycle.settings import VersionSettings
 
 Opener = Callable[[], Registry]
 
+
+def _redis(tmp: Path) -> Opener:
+    url = redis_url(tmp)  # the session's redis-server, with a key prefix of this test's own
+    return lambda: RedisRegistry(url, artifacts_dir=tmp / "artifacts")
+
+
 #: flavour name -> how to open it in a test's temporary directory
 FLAVOURS: dict[str, Callable[[Path], Opener]] = {
     "embedded": lambda tmp: lambda: EmbeddedRegistry(tmp / "reg"),
+    "redis": _redis,
 }
 
 
@@ -395,3 +405,98 @@ def test_close_is_idempotent_and_final(opener: Opener) -> None:
     reg.close()
     with pytest.raises(RegistryError, match="closed"):
         reg.change_token()
+
+
+# -- kinds and pipelines ----------------------------------------------------------------------------------------------
+def stage(reg: Registry, name: str, version: str = "1.0.0", n: int = 90) -> None:
+    reg.deploy(name, version, sha256=reg.blobs.put(wasm(n)), kind="middleware")
+
+
+def test_a_middleware_component_has_no_route_and_keeps_its_kind(reg: Registry) -> None:
+    stage(reg, "auth")
+    info = reg.get_component("auth")
+    assert (info.kind, info.route, info.stages) == ("middleware", None, ())
+    assert reg.get_deployment("auth").route is None
+    with pytest.raises(PipelineError, match="auth is a middleware stage: it owns no route"):
+        reg.deploy("auth", "1.1.0", sha256=reg.blobs.put(wasm(91)), route="/auth", kind="middleware")
+    with pytest.raises(PipelineError, match="auth is a middleware component, but this version is a route"):
+        reg.deploy("auth", "1.1.0", sha256=reg.blobs.put(wasm(91)))
+    deploy(reg, "api", "1.0.0", 1)
+    with pytest.raises(PipelineError, match="api is a route component, but this version is a middleware stage"):
+        reg.deploy("api", "1.1.0", sha256=reg.blobs.put(wasm(2)), kind="middleware")
+    deploy(reg, "other", "1.0.0", 3, route="/auth")  # a stage claims no route, so /auth is free
+    assert [v.version for v in reg.versions("auth")] == ["1.0.0"]  # the refusals changed nothing
+
+
+def test_a_pipeline_is_set_shown_recorded_and_cleared(reg: Registry) -> None:
+    deploy(reg, "api", "1.0.0", 1)
+    stage(reg, "auth")
+    stage(reg, "log", n=92)
+    token = reg.change_token()
+    dep = reg.set_pipeline("api", ["auth", "log"], actor="ops")
+    assert dep.stages == ("auth", "log") == reg.get_component("api").stages
+    assert reg.change_token() != token
+    assert [d.stages for d in reg.active() if d.component == "api"] == [("auth", "log")]
+    assert reg.pipelines_using("log") == ["api"] and reg.pipelines_using("api") == []
+    entry = reg.history("api")[-1]
+    assert (entry.action, entry.actor, entry.stages, entry.detail) == ("pipeline", "ops", ("auth", "log"),
+                                                                       "(none) -> auth, log")
+    token = reg.change_token()
+    assert reg.set_pipeline("api", ["auth", "log"]).stages == ("auth", "log")  # the same again: nothing recorded
+    assert reg.change_token() == token and len(reg.history("api")) == 2
+    assert reg.set_pipeline("api", []).stages == ()
+    assert reg.history("api")[-1].detail == "auth, log -> (none)"
+
+
+def test_bad_pipelines_are_refused_and_change_nothing(reg: Registry) -> None:
+    deploy(reg, "api", "1.0.0", 1)
+    deploy(reg, "web", "1.0.0", 2)
+    stage(reg, "auth")
+    reg.set_pipeline("api", ["auth"])
+    reg.add_version("idle", "1.0.0", sha256=reg.blobs.put(wasm(93)), kind="middleware")  # no active version
+    token, history = reg.change_token(), reg.history("api")
+    cases: list[tuple[str, list[str], type[Exception], str]] = [
+        ("api", ["nope"], NotFound, "stage 'nope' is not a component; deploy it first"),
+        ("nope", ["auth"], NotFound, "no component named 'nope'"),
+        ("api", ["web"], PipelineError, "web is a route component, not a middleware stage"),
+        ("auth", ["auth"], PipelineError, "auth is a middleware stage; a pipeline goes in front of a route"),
+        ("api", ["auth", "auth"], PipelineError, "stage auth is listed twice"),
+        ("api", ["api"], PipelineError, "api cannot be a stage in front of itself"),
+        ("api", ["idle"], PipelineError, "stage idle has no active version"),
+        ("api", ["Bad Name"], InvalidName, "invalid"),
+        ("api", ["auth"] * 17, PipelineError, "at most 16 stages"),
+    ]
+    for name, stages, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            reg.set_pipeline(name, stages)
+    assert reg.change_token() == token and reg.history("api") == history
+    assert reg.get_deployment("api").stages == ("auth",)
+
+
+def test_rollback_undoes_pipeline_changes_and_deploys_in_order(reg: Registry) -> None:
+    deploy(reg, "api", "1.0.0", 1)
+    stage(reg, "auth")
+    stage(reg, "log", n=92)
+    reg.set_pipeline("api", ["auth"])
+    deploy(reg, "api", "2.0.0", 2)
+    reg.set_pipeline("api", ["auth", "log"])
+    steps = []
+    for _ in range(3):
+        dep = reg.rollback("api", actor="ops")
+        steps.append((dep.active_version, dep.stages))
+    assert steps == [("2.0.0", ("auth",)), ("1.0.0", ("auth",)), ("1.0.0", ())]
+    undo = reg.history("api")[-1]
+    assert (undo.action, undo.strategy, undo.stages) == ("rollback", "pipeline", ())
+    assert undo.detail == "pipeline auth -> (none)"
+    with pytest.raises(NotFound, match="no earlier version"):
+        reg.rollback("api")
+
+
+def test_auto_rollback_rolls_the_version_back_even_after_a_pipeline_change(reg: Registry) -> None:
+    deploy(reg, "api", "1.0.0", 1)
+    deploy(reg, "api", "2.0.0", 2)
+    stage(reg, "auth")
+    reg.set_pipeline("api", ["auth"])
+    dep = reg.rollback("api", expect="2.0.0", reason="error rate")  # what auto-rollback does
+    assert (dep.active_version, dep.stages) == ("1.0.0", ("auth",))
+    assert reg.rollback("api").stages == ()  # the pipeline change is still there to undo

@@ -12,9 +12,10 @@ from support import artifacts, text_component
 from airssys_web import AirssysHost, EmbeddedRegistry, deploy
 from airssys_web.errors import Conflict, DeployError, InvalidComponent, RouteConflict
 from airssys_web.lifecycle.api import DeployRequest, Plan
-from airssys_web.lifecycle.host import Code, Split
+from airssys_web.lifecycle.host import Code
 from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.lifecycle.strategies import BucketCookie, rollout_local
+from airssys_web.lifecycle.targets import Split
 
 
 @pytest.fixture

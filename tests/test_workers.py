@@ -1,7 +1,9 @@
-"""``airssys-web serve --workers N``: options travel to the worker processes, and a deploy reaches every worker.
+"""Many workers: ``airssys-web serve --workers N`` (options travel to the worker processes, a deploy reaches every
+worker) and gunicorn with uvicorn workers (a deploy, a canary's sticky cookie and auto-rollback's counts hold across
+workers, without an admin secret).
 
-The multi-worker test runs the real CLI in a subprocess (two uvicorn workers sharing one socket). Its bounds are
-generous: they only keep a broken build from hanging, they are not speed assertions.
+The multi-worker tests run real servers in subprocesses (two workers each). Their bounds are generous: they only keep
+a broken build from hanging, they are not speed assertions.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import find_free_port, stop_process
-from support import text_component
+from support import text_component, wait_until
 
 from airssys_web import EmbeddedRegistry, deploy
 from airssys_web.errors import AirssysError
+from airssys_web.lifecycle.api import DeployRequest, Plan
+from airssys_web.lifecycle.autorollback import ACTOR
+from airssys_web.lifecycle.local import LocalLifecycle
 from airssys_web.web.serve import OPTIONS_ENV, ServeOptions, app_from_env, run
 
 BOUND = 60.0
@@ -146,3 +151,113 @@ def test_a_port_taken_by_another_server_is_a_clear_error() -> None:
         taken.listen(1)
         with pytest.raises(AirssysError, match=r"cannot listen on 127\.0\.0\.1"):
             _ReusePortBinder("127.0.0.1", taken.getsockname()[1], 16)()
+
+
+GUNICORN_APP = textwrap.dedent("""\
+    import os
+
+    from starlette.applications import Starlette
+
+    from airssys_web import AirssysMiddleware
+
+
+    class WithPid:
+        \"\"\"Says which worker answered (x-pid), components' answers included.\"\"\"
+
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            async def tagged(message):
+                if message["type"] == "http.response.start":
+                    headers = [*message.get("headers", []), (b"x-pid", str(os.getpid()).encode())]
+                    message = dict(message, headers=headers)
+                await send(message)
+
+            await self.app(scope, receive, tagged if scope["type"] == "http" else send)
+
+
+    app = WithPid(AirssysMiddleware(Starlette(), registry=os.environ["AIRSSYS_TEST_REGISTRY"]))
+    """)
+
+
+@pytest.fixture
+def gunicorn_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """gunicorn with two uvicorn workers (uvicorn-worker), no admin secret, an app that mounts the middleware."""
+    pytest.importorskip("uvicorn_worker", reason="uvicorn-worker is a dev dependency")
+    reg = tmp_path / "reg"
+    with EmbeddedRegistry(reg) as registry:
+        deploy(registry, "hello", text_component("version one"), version="1.0.0", route="/hello")
+    (tmp_path / "gunicorn_app.py").write_text(GUNICORN_APP)
+    port = find_free_port()
+    env = dict(os.environ, AIRSSYS_TEST_REGISTRY=str(reg),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    env.pop("AIRSSYS_SECRET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "uvicorn_worker.UvicornWorker", "-b",
+         f"127.0.0.1:{port}", "--log-level", "warning", "gunicorn_app:app"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + BOUND
+        pids: set[str] = set()
+        while len(pids) < 2:  # both workers up and answering
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "gunicorn exited"
+            try:
+                pids |= {r.headers["x-pid"] for r in _fresh_connections(url, "/hello", 10)}
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"gunicorn's workers did not both answer: {pids}"
+            time.sleep(0.1)
+        yield url, reg
+    finally:
+        stop_process(proc, BOUND)
+
+
+def _get(url: str, cookies: dict[str, str] | None = None) -> httpx.Response:
+    with httpx.Client(timeout=10, cookies=cookies) as client:  # a new connection: any worker may answer
+        return client.get(url)
+
+
+def test_gunicorn_workers_share_deploys_canary_cookies_and_rollback_counts(
+        gunicorn_workers: tuple[str, Path]) -> None:
+    url, reg = gunicorn_workers
+    canary = Plan.parse("canary", percent=50)
+    with LocalLifecycle(reg) as lifecycle:
+        lifecycle.deploy(DeployRequest("hello", text_component("version two"), version="2.0.0", plan=canary))
+    wait_until(lambda: {r.headers["x-airssys-version"] for r in _fresh_connections(url, "/hello", 20)} == {
+        "hello@1.0.0", "hello@2.0.0"}, BOUND, "both versions served to new clients")
+
+    # Stickiness: without an admin secret the cookie is signed with the registry's key, which every worker shares,
+    # so a client keeps its version whichever worker answers.
+    answered_by: set[str] = set()
+    for _ in range(6):
+        first = _get(url + "/hello")
+        cookie = {"airssys_bucket": first.cookies["airssys_bucket"]}
+        replies = [_get(url + "/hello", cookie) for _ in range(12)]
+        assert {r.headers["x-airssys-version"] for r in replies} == {first.headers["x-airssys-version"]}
+        assert all("set-cookie" not in r.headers for r in replies)  # every worker accepted the cookie
+        answered_by |= {r.headers["x-pid"] for r in replies}
+    assert len(answered_by) == 2, "one worker answered every request: stickiness across workers was not tested"
+
+    # Auto-rollback counts the failures of both workers: neither sees min-requests=20 alone.
+    with LocalLifecycle(reg) as lifecycle:
+        lifecycle.promote("hello")
+        broken = Plan.parse("canary", percent=100, auto_rollback="error-rate=50%,window=5m,min-requests=20")
+        lifecycle.deploy(DeployRequest("hello", text_component("broken", status=500), version="3.0.0", plan=broken))
+    wait_until(lambda: _get(url + "/hello").status_code == 500 and _get(url + "/hello").status_code == 500, BOUND,
+               "the broken canary served")
+    failures: dict[str, int] = {}
+    for _ in range(24):
+        r = _get(url + "/hello")
+        if r.status_code == 500:
+            failures[r.headers["x-pid"]] = failures.get(r.headers["x-pid"], 0) + 1
+    assert sum(failures.values()) >= 20 and all(n < 20 for n in failures.values()), failures
+
+    def rolled_back() -> bool:
+        with EmbeddedRegistry(reg) as registry:
+            return registry.history("hello")[-1].actor == ACTOR
+
+    wait_until(rolled_back, BOUND, f"an auto-rollback of the broken canary (failures per worker: {failures})")
+    wait_until(lambda: {r.headers["x-airssys-version"] for r in _fresh_connections(url, "/hello", 10)} == {
+        "hello@2.0.0"}, BOUND, "every worker serving 2.0.0 again")

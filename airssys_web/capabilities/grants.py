@@ -1,6 +1,6 @@
 """Capabilities: what a component version is granted. A component gets nothing it was not granted.
 
-Five kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capability::NetworkOutbound(host)``::
+Six kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capability::NetworkOutbound(host)``::
 
     Capability.network_outbound("https://api.example.com")     outbound.fetch may reach this origin
     Capability.file_read("/srv/data", "/data")                  WASI preopen, read-only
@@ -8,6 +8,8 @@ Five kinds, named like the seed's ``Capability::FileRead("/data")`` / ``Capabili
     Capability.config("greeting", "hi")                         config.get("greeting") -> "hi"
     Capability.secret("api_token", "s3cr3t")                    like config, but never displayed or logged
     Capability.kv(max_total_bytes=16 * MiB)                     the component's own KV namespace, with quotas
+    Capability.kv(stores=["cache"])                             ... and a store "cache" beside "default" (Spin labels)
+    Capability.component("billing")                             fetch("http://billing.airssys.internal/...")
 
 Every value is immutable and validated once, when it is made (or parsed from its CLI/manifest text with
 :func:`parse_grant`), so a bad grant fails the deploy with one line naming it. :class:`Grants` is the set a
@@ -30,10 +32,13 @@ from typing import Any, Protocol
 from ..errors import CapabilityError
 from ..units import format_size
 from .kv import KVQuota
-from .outbound import AllowedHost, OutboundPolicy
+from .outbound import INTERNAL_DOMAIN, AllowedHost, OutboundPolicy
 
 __all__ = [
+    "COMPONENT_NAME",
+    "DEFAULT_STORE",
     "Capability",
+    "ComponentCall",
     "ConfigValue",
     "FileAccess",
     "Grants",
@@ -41,12 +46,15 @@ __all__ = [
     "NetworkOutbound",
     "Secret",
     "SecretResolver",
+    "check_store_label",
     "parse_file_grant",
     "parse_grant",
     "parse_pair",
 ]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+#: What a component name looks like (the registry's rule; a grant names a component by it).
+COMPONENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _MAX_VALUE = 64 * 1024
 REDACTED = "********"
 _SECRET_REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
@@ -82,11 +90,17 @@ class Capability:
         return Secret(key, value)
 
     @staticmethod
-    def kv(quota: KVQuota | None = None, **limits: int) -> KeyValue:
-        """Grant a KV namespace; ``limits`` are :class:`~.kv.KVQuota` fields (``max_keys=100``)."""
+    def component(name: str) -> ComponentCall:
+        """Let ``outbound.fetch`` call component ``name`` in process at ``http://NAME.airssys.internal/PATH``."""
+        return ComponentCall(name)
+
+    @staticmethod
+    def kv(quota: KVQuota | None = None, *, stores: Iterable[str] = (), **limits: int) -> KeyValue:
+        """Grant a KV namespace; ``limits`` are :class:`~.kv.KVQuota` fields (``max_keys=100``); ``stores`` are
+        store labels a Spin component may open besides ``default`` (each its own namespace, same quota)."""
         if quota is not None and limits:
             raise CapabilityError("give either a KVQuota or quota keywords, not both")
-        return KeyValue(quota or KVQuota(**limits))
+        return KeyValue(quota or KVQuota(**limits), tuple(stores))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +110,20 @@ class NetworkOutbound(Capability):
 
     def __str__(self) -> str:
         return str(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentCall(Capability):
+    name: str
+    kind = "component"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not COMPONENT_NAME.fullmatch(self.name):
+            raise CapabilityError(f"--allow-component {self.name!r}: not a component name (lowercase letters, "
+                                  "digits, '-' and '_', starting with a letter or digit)")
+
+    def __str__(self) -> str:
+        return f"http://{self.name}.{INTERNAL_DOMAIN}/"
 
 
 def check_guest_path(text: str) -> str:
@@ -219,15 +247,66 @@ class Secret(Capability):
         return f"Secret({self.key!r}, {REDACTED!r})"
 
 
+DEFAULT_STORE = "default"
+_STORE_LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def check_store_label(label: object) -> str:
+    """A key-value store label (Spin's ``key_value_stores``): lower-case letters, digits, ``_`` and ``-``."""
+    if not isinstance(label, str) or not _STORE_LABEL.fullmatch(label):
+        raise CapabilityError(f"key-value store label {label!r} is invalid: use lower-case letters, digits, '_' and "
+                              "'-' (starting with a letter or digit, at most 63 characters)")
+    return label
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue(Capability):
+    """The component's KV namespace (the store ``default``), and ``stores``: further store labels a Spin component
+    may open, each a namespace of its own under the same quota. A label not named here is refused at run time.
+    ``default=False`` leaves out the component's own namespace (a Spin component whose ``key_value_stores`` does
+    not name ``default``)."""
+
     quota: KVQuota = field(default_factory=KVQuota)
+    stores: tuple[str, ...] = ()
+    default: bool = True
     kind = "kv"
+
+    def __post_init__(self) -> None:
+        labels = sorted({check_store_label(label) for label in self.stores} - {DEFAULT_STORE})
+        object.__setattr__(self, "stores", tuple(labels))
+        if not self.default and not labels:
+            raise CapabilityError("a kv grant without the store 'default' must name another store")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every store label granted, ``default`` first when it is."""
+        return ((DEFAULT_STORE,) if self.default else ()) + self.stores
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, what: str = "kv") -> KeyValue:
+        """Quotas and ``stores`` from a table (settings JSON, ``[grants] kv`` in airssys.toml)."""
+        fields = dict(data)
+        stores = fields.pop("stores", [])
+        default = fields.pop("default", True)
+        if isinstance(stores, str) or not isinstance(stores, list):
+            raise CapabilityError(f"{what} 'stores' must be a list of store labels such as [\"cache\"]")
+        if not isinstance(default, bool):
+            raise CapabilityError(f"{what} 'default' must be true or false")
+        return cls(KVQuota.from_dict(fields), tuple(stores), default)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.quota.to_dict()
+        if self.stores:
+            out["stores"] = list(self.stores)
+        if not self.default:
+            out["default"] = False
+        return out
 
     def __str__(self) -> str:
         q = self.quota
+        stores = f", stores {', '.join(self.labels)}" if self.labels != (DEFAULT_STORE,) else ""
         return (f"(keys <= {q.max_keys}, total <= {format_size(q.max_total_bytes)}, "
-                f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B)")
+                f"value <= {format_size(q.max_value_bytes)}, key <= {q.max_key_bytes} B{stores})")
 
 
 class SecretResolver(Protocol):
@@ -271,7 +350,9 @@ def parse_grant(kind: str, text: str) -> Capability:
         return ConfigValue(*parse_pair(text, "--config"))
     if kind == "secret":
         return Secret(*parse_pair(text, "--secret"))
-    raise CapabilityError(f"unknown grant kind {kind!r}; known: outbound, file, config, secret")
+    if kind == "component":
+        return ComponentCall(text)
+    raise CapabilityError(f"unknown grant kind {kind!r}; known: outbound, file, config, secret, component")
 
 
 # --- the set a version holds ------------------------------------------------------------------------------------
@@ -289,6 +370,8 @@ class Grants:
     config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     secrets: Mapping[str, Secret] = field(default_factory=lambda: MappingProxyType({}))
     kv: KeyValue | None = None
+    #: Components ``outbound.fetch`` may call in process (``http://NAME.airssys.internal/``), sorted.
+    components: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, *capabilities: Capability | Iterable[Capability]) -> Grants:
@@ -297,6 +380,7 @@ class Grants:
         config: dict[str, str] = {}
         secrets: dict[str, Secret] = {}
         kv: KeyValue | None = None
+        components: set[str] = set()
         for cap in _flatten(capabilities):
             if isinstance(cap, NetworkOutbound):
                 hosts[cap.host] = None
@@ -310,10 +394,12 @@ class Grants:
                 config.pop(cap.key, None)
             elif isinstance(cap, KeyValue):
                 kv = cap
+            elif isinstance(cap, ComponentCall):
+                components.add(cap.name)
             else:
                 raise CapabilityError(f"not a capability: {cap!r}")
         return cls(OutboundPolicy(hosts), tuple(files.values()), MappingProxyType(config),
-                   MappingProxyType(secrets), kv)
+                   MappingProxyType(secrets), kv, tuple(sorted(components)))
 
     def __iter__(self) -> Iterator[Capability]:
         yield from (NetworkOutbound(h) for h in self.outbound.grants)
@@ -322,6 +408,7 @@ class Grants:
         yield from self.secrets.values()
         if self.kv is not None:
             yield self.kv
+        yield from (ComponentCall(n) for n in self.components)
 
     def __bool__(self) -> bool:
         return any(True for _ in self)
@@ -357,7 +444,9 @@ class Grants:
                     refs[key] = {"ref": secret_store.put(secret.value)}
             out["secrets"] = refs
         if self.kv is not None:
-            out["kv"] = self.kv.quota.to_dict()
+            out["kv"] = self.kv.to_dict()
+        if self.components:
+            out["components"] = list(self.components)
         return out
 
     @classmethod
@@ -380,8 +469,9 @@ class Grants:
             else:
                 caps.append(Secret(key, value))
         if "kv" in settings and settings["kv"] is not None and settings["kv"] is not False:
-            quota = settings["kv"]
-            caps.append(KeyValue(KVQuota.from_dict({} if quota is True else _as_dict(quota, "kv"))))
+            table = settings["kv"]
+            caps.append(KeyValue.from_dict({} if table is True else _as_dict(table, "kv"), what="settings 'kv'"))
+        caps += [ComponentCall(n) for n in _list_of(settings, "components", str)]
         return cls.of(caps)
 
     # -- display ---------------------------------------------------------------------------------------------

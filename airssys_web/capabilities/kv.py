@@ -5,7 +5,7 @@ the component name, fixed by the host, never chosen by the guest. Data belongs t
 version, so it survives upgrades, rollbacks and restarts.
 
 :class:`KVStore` is the interface a backend implements (the embedded :class:`SqliteKVStore` here; a Redis flavour
-can implement the same five methods). Every quota is checked inside the write's transaction, so concurrent
+can implement the same six methods). Every quota is checked inside the write's transaction, so concurrent
 writers (threads or processes) cannot overshoot it together. Failures raise :class:`~airssys_web.errors.KVError`
 with a one-line message; the host function hands that message to the guest as the WIT ``err`` case.
 """
@@ -68,6 +68,7 @@ class KVStore(Protocol):
     def get(self, namespace: str, key: str) -> bytes | None: ...
     def set(self, namespace: str, key: str, value: bytes, quota: KVQuota) -> None: ...
     def delete(self, namespace: str, key: str) -> None: ...
+    def keys(self, namespace: str) -> list[str]: ...
     def usage(self, namespace: str) -> KVUsage: ...
     def close(self) -> None: ...
 
@@ -105,6 +106,10 @@ class KVNamespace:
     def delete(self, key: str) -> None:
         check_key(key, self.quota)
         self.store.delete(self.name, key)
+
+    def keys(self) -> list[str]:
+        """Every key of the namespace, sorted (the quota bounds how many)."""
+        return self.store.keys(self.name)
 
     def usage(self) -> KVUsage:
         return self.store.usage(self.name)
@@ -209,6 +214,13 @@ class SqliteKVStore:
                 self._set_usage(conn, namespace, keys - 1, total - len(raw) - old[0])
         except sqlite3.Error as exc:
             raise KVError(f"kv: storage error: {exc}") from None
+
+    def keys(self, namespace: str) -> list[str]:
+        try:
+            rows = self._conn().execute("SELECT key FROM kv WHERE ns = ? ORDER BY key", (namespace,)).fetchall()
+        except sqlite3.Error as exc:
+            raise KVError(f"kv: storage error: {exc}") from None
+        return [bytes(row[0]).decode("utf-8") for row in rows]
 
     def usage(self, namespace: str) -> KVUsage:
         try:

@@ -11,13 +11,15 @@ section named ``airssys-web:needs`` that ``airssys-web build`` embeds in the ``.
     kv       = true
 
 :func:`check_needs` lines the declaration up with the grants: a need nothing grants is *missing* (the deploy
-fails naming it, unless ``--grant-declared``), a grant nothing needs is *unused* (reported, not an error).
+fails naming it, unless ``--grant-declared``), a grant nothing needs is *unused* (reported, not an error). Imports
+of a wasi:http component that the host does not provide (Spin's MySQL, Redis, ...; ``runtime.platform``) are rows
+too, *unavailable*: not an error, the component deploys and a call to one of them fails.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -135,7 +137,7 @@ def _strings(data: Mapping[str, Any], key: str, source: str) -> list[str]:
 
 # --- comparing needs with grants ------------------------------------------------------------------------------
 
-Status = Literal["granted", "narrowed", "default", "missing", "unused", "undeclared"]
+Status = Literal["granted", "narrowed", "default", "missing", "unused", "undeclared", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,11 @@ class NeedsCheck:
     @property
     def unused(self) -> list[NeedRow]:
         return [r for r in self.rows if r.status == "unused"]
+
+    @property
+    def unavailable(self) -> list[NeedRow]:
+        """Imports the host does not provide (kind ``import``): linked to fail when called."""
+        return [r for r in self.rows if r.status == "unavailable"]
 
     def raise_for_missing(self) -> None:
         """CapabilityError naming every declared need nothing grants, with the flag that would grant it."""
@@ -201,10 +208,13 @@ def covers(grant: AllowedHost, need: AllowedHost) -> bool:
     return False
 
 
-def check_needs(needs: Needs | None, grants: Grants) -> NeedsCheck:
-    """Line up declared needs with grants (see the module docstring); ``needs=None``: nothing was declared."""
+def check_needs(needs: Needs | None, grants: Grants, *, unavailable: Iterable[str] = ()) -> NeedsCheck:
+    """Line up declared needs with grants (see the module docstring); ``needs=None``: nothing was declared.
+    ``unavailable``: the imports the host does not provide (as ``runtime.platform.group_interfaces`` words them)."""
+    missing_imports = tuple(NeedRow("import", name, "", "unavailable") for name in unavailable)
     if needs is None:
-        return NeedsCheck(False, tuple(NeedRow(k, "", t, "undeclared") for k, t in grants.describe()))
+        return NeedsCheck(False, tuple(NeedRow(k, "", t, "undeclared") for k, t in grants.describe())
+                          + missing_imports)
     rows: list[NeedRow] = []
     used_hosts: set[AllowedHost] = set()
     for need in needs.outbound:
@@ -245,7 +255,7 @@ def check_needs(needs: Needs | None, grants: Grants) -> NeedsCheck:
             unused = isinstance(cap, KeyValue) and not needs.kv
         if unused:
             rows.append(NeedRow(cap.kind, "", str(cap), "unused"))
-    return NeedsCheck(True, tuple(rows))
+    return NeedsCheck(True, tuple(rows) + missing_imports)
 
 
 def grant_declared(needs: Needs, grants: Grants) -> Grants:

@@ -52,6 +52,7 @@ from airssys_web.errors import CapabilityError, OutboundDenied, OutboundError, O
 from airssys_web.units import format_duration
 
 __all__ = [
+    "INTERNAL_DOMAIN",
     "METADATA_ADDRESSES",
     "AllowedHost",
     "Fetcher",
@@ -60,6 +61,7 @@ __all__ = [
     "Resolver",
     "Target",
     "default_resolver",
+    "is_internal_host",
     "parse_url",
     "special_label",
 ]
@@ -116,6 +118,16 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
      "trailer", "transfer-encoding", "upgrade"}
 )
+
+
+#: The domain of component addresses (``http://NAME.airssys.internal/PATH``): never sent to the network.
+INTERNAL_DOMAIN = "airssys.internal"
+
+
+def is_internal_host(host: str) -> bool:
+    """Whether ``host`` lies in :data:`INTERNAL_DOMAIN` (case and a trailing dot do not matter)."""
+    name = host.lower().rstrip(".")
+    return name == INTERNAL_DOMAIN or name.endswith("." + INTERNAL_DOMAIN)
 
 
 class _Denied(OutboundDenied):
@@ -382,6 +394,10 @@ class AllowedHost:
             kind = "name"
             if ip is not None:
                 kind, network = "ip", ipaddress.ip_network(ip)
+        if kind in ("name", "suffix") and is_internal_host(canonical.lstrip(".")):
+            name = canonical.lstrip(".").removesuffix(INTERNAL_DOMAIN).rstrip(".") or "NAME"
+            raise ValueError(f"{INTERNAL_DOMAIN} names components, which are granted by name: "
+                             f"--allow-component {name} (components = [\"{name}\"] in airssys.toml)")
         self._set(kind=kind, host=canonical, network=network)
 
     def _parse_port(self, port: str | None, scheme: str) -> None:
@@ -507,6 +523,9 @@ class OutboundPolicy:
 
     def check_target(self, target: Target) -> None:
         """:meth:`check` for an already parsed URL."""
+        if is_internal_host(target.host):  # components are reached in process (--allow-component), never here
+            raise _Denied("not-granted", f"{target.host} is not a network host: http://NAME.{INTERNAL_DOMAIN}/ "
+                                         "reaches component NAME when it is granted with --allow-component NAME")
         if not any(g.matches(target) for g in self._grants):
             hint = (f"to allow it, deploy with --allow-host {target.origin} "
                     f"(or outbound = [\"{target.origin}\"] under [grants] in airssys.toml)")

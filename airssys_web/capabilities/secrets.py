@@ -5,6 +5,9 @@ A version's settings (shown by ``list``/``status``, compared on redeploy, return
 the reference is an HMAC-SHA256 of the value under a random per-registry key: equal values get equal references
 (so redeploying the same version with the same secret is a no-op), yet a reference reveals nothing about a
 low-entropy value to anyone who can read the settings but not the key.
+
+A Redis registry keeps the key and the values in Redis instead (:class:`~.redis_stores.RedisSecretStore`), so
+every host can read what a deploy through any of them stored; both implement :class:`SecretBackend`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import os
 import re
 import secrets as _random
 from pathlib import Path
+from typing import Protocol
 
 from .._files import write_atomic
 from ..errors import CapabilityError
 
-_REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
+REF = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
 class SecretStore:
@@ -62,7 +66,29 @@ class SecretStore:
         except FileNotFoundError:
             raise CapabilityError(f"secret {ref[:24]}... is missing from {self.directory}; deploy it again") from None
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` derived from this registry's random key (see :class:`SecretBackend`)."""
+        return hmac.new(self._key(), purpose.encode("utf-8"), hashlib.sha256).digest()
+
     def _path(self, ref: str) -> Path:
-        if not _REF.fullmatch(ref):
+        if not REF.fullmatch(ref):
             raise CapabilityError("malformed secret reference in the version's settings")
         return self.directory / ref.partition(":")[2]
+
+
+class SecretBackend(Protocol):
+    """Where a registry keeps secret values: :class:`SecretStore` (a directory) or :class:`RedisSecretStore`."""
+
+    def put(self, value: str) -> str:
+        """Store ``value`` (idempotent) and return its reference."""
+        ...
+
+    def get(self, ref: str) -> str:
+        """The value behind ``ref``; CapabilityError (naming only the reference) if it is missing."""
+        ...
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` derived from the store's random key: the same in every process that opens the same
+        registry (e.g. to sign canary cookies that every worker and host must accept)."""
+        ...
+

@@ -23,6 +23,8 @@ from ..lifecycle.routing import ADMIN_PREFIX
 from .commands import build_cmd, call_cmd, dev_cmd, new_cmd
 from .commands.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from .commands.lifecycle import registry_option
+from .commands.pipeline import pipeline
+from .commands.spin import spin
 
 __all__ = ["WIT_PATH", "cli", "main"]
 
@@ -75,7 +77,7 @@ def cli() -> None:
               help="Longest wait for the next byte of a request body to a component (408 beyond), e.g. 10s.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(registry: Path, host: str, port: int, app_path: str | None, no_version_header: bool,
+def serve(registry: str, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
           no_inline: bool, body_timeout: str, log_level: str) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
@@ -104,7 +106,7 @@ def wit_path() -> Path:
     return WIT_FILE
 
 
-for _command in (*LIFECYCLE_COMMANDS, new_cmd, build_cmd, dev_cmd, call_cmd):
+for _command in (*LIFECYCLE_COMMANDS, pipeline, spin, new_cmd, build_cmd, dev_cmd, call_cmd):
     cli.add_command(_command)
 
 

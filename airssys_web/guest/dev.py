@@ -56,12 +56,13 @@ Report = Callable[[Cycle], None]
 @dataclass
 class DevSession:
     """Build ``source`` and keep ``target`` serving its latest good build as component ``name`` at ``route``
-    (``nested``: the route may lie under or above another component's route)."""
+    (``nested``: the route may lie under or above another component's route). A middleware stage has no route
+    (``None``): each build replaces the stage in every pipeline it is in."""
 
     source: Path
     target: Lifecycle
     name: str
-    route: str
+    route: str | None
     grants: Grants = field(default_factory=Grants)
     limits: dict[str, Any] = field(default_factory=dict)
     language: str | None = None

@@ -28,6 +28,7 @@ from typing import Any, Protocol, Self
 
 from ..errors import DeployError
 from .autorollback import Policy
+from .pipeline import Pipeline
 from .registry import (
     AuditEntry,
     ComponentInfo,
@@ -169,32 +170,41 @@ class Change:
 @dataclass(frozen=True)
 class ComponentStatus:
     """A component with its versions, what serves it (the registry's deployment) and, from a server, what that
-    server process serves."""
+    server process serves. ``unavailable``: the active version's imports this host does not provide, by package
+    (a wasi:http component's; see :mod:`airssys_web.runtime.platform`)."""
 
     component: ComponentInfo
     versions: tuple[VersionInfo, ...]
     deployment: Deployment | None = None
     serving: Serving | None = None
+    unavailable: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {**self.component.to_json(), "versions": [v.to_json() for v in self.versions],
                 "deployment": None if self.deployment is None else self.deployment.to_json(),
-                "serving": None if self.serving is None else self.serving.to_json()}
+                "serving": None if self.serving is None else self.serving.to_json(),
+                "unavailable": list(self.unavailable)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ComponentStatus:
         deployment = data["deployment"]
         return cls(ComponentInfo.from_json(data), tuple(VersionInfo.from_json(v) for v in data["versions"]),
-                   None if deployment is None else Deployment.from_json(deployment), _serving(data["serving"]))
+                   None if deployment is None else Deployment.from_json(deployment), _serving(data["serving"]),
+                   tuple(str(u) for u in data.get("unavailable", ())))
 
 
 def component_status(registry: Registry, component: ComponentInfo,
                      serving: Callable[[str], Serving] | None = None) -> ComponentStatus:
     """``component``'s status from ``registry`` (``serving``: what this process serves, in a server)."""
+    from ..runtime.platform import group_interfaces, unavailable_imports  # the native module, only when asked
+
     name = component.name
     deployment = registry.get_deployment(name) if component.active_version is not None else None
+    unavailable: tuple[str, ...] = ()
+    if deployment is not None:
+        unavailable = tuple(group_interfaces(unavailable_imports(registry.blobs.read(deployment.sha256))))
     return ComponentStatus(component, tuple(registry.versions(name)), deployment,
-                           serving(name) if serving is not None else None)
+                           serving(name) if serving is not None else None, unavailable)
 
 
 class Lifecycle(Protocol):
@@ -212,7 +222,12 @@ class Lifecycle(Protocol):
         ...
 
     def rollback(self, name: str, to_version: str | None = None) -> Change:
-        """Undo the last change of ``name`` (a canary goes to 0 %), or activate ``to_version``."""
+        """Undo the last change of ``name`` (a canary goes to 0 %, a pipeline change is reverted, else the previous
+        version comes back), or activate ``to_version``."""
+        ...
+
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        """Put ``pipeline.stages`` in front of route component ``pipeline.component`` (none: clear it)."""
         ...
 
     def components(self) -> list[ComponentStatus]:

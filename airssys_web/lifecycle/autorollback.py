@@ -1,8 +1,18 @@
 """Auto-rollback: watch a new version's failure rate and undo the change by itself when it is too high.
 
 A policy such as ``error-rate=5%,window=30s,min-requests=20`` is stored with the deployment in the registry, so
-every server process serving the registry watches the version its own traffic reaches, and a restart re-arms the
-watch. A failure is a response with status >= 500 (the guest's own 5xx, a trap, a timeout, no free instance).
+every server process serving the registry watches the new version, and a restart re-arms the watch. A failure is a
+response with status >= 500 (the guest's own 5xx, a trap, a timeout, no free instance).
+
+The watch counts the whole fleet's outcomes, not one process's share: with ``serve --workers 4`` each worker sees a
+quarter of the traffic, and on several hosts behind a load balancer less still, so per-process counts would reach
+``min-requests`` late, or never. :class:`SharedCounts` adds what its process counted since its last look to the
+registry's counters (:attr:`Registry.outcomes <airssys_web.lifecycle.registry.Registry.outcomes>`: a table beside
+the embedded registry, a hash in Redis) and returns the totals every process contributed to; every process samples
+those totals, so each sees the same rate, and the first to find it too high rolls back (``expect=``: the others
+then find the change made and stand down). A process reports at every check (every 0.2 s), so the totals lag the
+traffic by about that much. While the registry is unreachable nothing is judged: samples are skipped, and what a
+process counted meanwhile is added when the registry answers again.
 
 :class:`ErrorRateWatch` keeps a few ``(time, completed, failed)`` samples of one generation's outcome counters and
 computes the rate over the last ``window`` seconds; it trips once at least ``min-requests`` completed in the window
@@ -23,7 +33,7 @@ from dataclasses import dataclass
 
 from ..errors import AirssysError, CapabilityError, Conflict, NotFound
 from ..units import format_duration, parse_duration
-from .registry import Registry
+from .registry import OutcomeCounters, Registry
 
 log = logging.getLogger("airssys_web.lifecycle.autorollback")
 
@@ -78,8 +88,32 @@ class Policy:
         return f"error-rate={self.error_rate * 100:g}%,window={window},min-requests={self.min_requests}"
 
 
-#: Returns a generation's (completed, failed) counters.
-Counts = Callable[[], tuple[int, int]]
+#: Returns (completed, failed) counters that only grow, or ``None`` when they cannot be read now.
+Counts = Callable[[], tuple[int, int] | None]
+
+
+class SharedCounts:
+    """The fleet's totals for one version: each call adds what ``local`` (this process's generation) counted since
+    the previous call to ``outcomes``, and returns the totals over every process (``None`` if the registry cannot
+    be reached: the outcomes are added on a later call)."""
+
+    def __init__(self, outcomes: OutcomeCounters, component: str, version: str,
+                 local: Callable[[], tuple[int, int]]) -> None:
+        self.outcomes, self.component, self.version, self._local = outcomes, component, version, local
+        self._reported = local()  # what the generation counted before the watch began is not the watch's business
+
+    def __call__(self) -> tuple[int, int] | None:
+        completed, failed = self._local()
+        new = (completed - self._reported[0], failed - self._reported[1])
+        try:
+            if new == (0, 0):
+                return self.outcomes.totals(self.component, self.version)
+            totals = self.outcomes.add(self.component, self.version, *new)
+        except AirssysError as e:
+            log.debug("%s@%s: outcomes not shared now: %s", self.component, self.version, e)
+            return None
+        self._reported = (completed, failed)
+        return totals
 
 
 class ErrorRateWatch:
@@ -89,14 +123,19 @@ class ErrorRateWatch:
         self.policy = policy
         self._counts = counts
         self._timer = timer
-        completed, failed = counts()
-        self._samples: deque[tuple[float, int, int]] = deque([(timer(), completed, failed)])
+        self._samples: deque[tuple[float, int, int]] = deque()
+        first = counts()
+        if first is not None:  # else the first sample that can be read is the baseline
+            self._samples.append((timer(), *first))
 
     def observe(self) -> str | None:
         """Take a sample; return why to roll back if the policy is violated, else ``None``."""
         now = self._timer()
-        completed, failed = self._counts()
+        counts = self._counts()
         samples = self._samples
+        if counts is None:
+            return None
+        completed, failed = counts
         samples.append((now, completed, failed))
         horizon = now - self.policy.window
         # Keep the newest sample at or before the horizon as the baseline of the window.

@@ -23,17 +23,17 @@ from typing import Any, Literal
 from .. import _native
 from ..capabilities.grants import Grants
 from ..capabilities.needs import NeedsCheck, check_needs, grant_declared, read_needs, with_defaults
-from ..capabilities.secrets import SecretStore
-from ..errors import CapabilityError, InvalidComponent, InvalidName
+from ..errors import CapabilityError, InvalidComponent
 from ..runtime.artifacts import ArtifactCache, Component, sha256_hex
 from ..runtime.engine import Runtime
 from ..runtime.imports import HANDLER_INTERFACE, HostBridge, HostContext
 from ..runtime.instance import GuestFault, Slot, native_error
 from ..runtime.limits import Limits
-from ..runtime.worlds import world_of_exports
+from ..runtime.platform import group_interfaces, unavailable_imports
+from ..runtime.worlds import is_middleware, world_of_exports
 from .manifest import Manifest, find_manifest, load_manifest
 from .registry import Deployment, Registry, validate_name, validate_route, validate_version
-from .services import SECRETS_DIR, state_dir
+from .services import state_dir
 from .settings import VersionSettings, union_needs
 
 log = logging.getLogger("airssys_web.lifecycle.deploy")
@@ -51,6 +51,13 @@ class ComponentReport:
     imports: tuple[str, ...]
     exports: tuple[str, ...]
     world: str = "airssys:web"  # or "wasi:http": the world it serves (runtime.worlds)
+    #: Imports the host does not provide (wasi:http components): linked so that a call fails (runtime.platform).
+    unavailable: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``middleware`` for a stage (it imports the handler it passes requests on to), else ``route``."""
+        return "middleware" if is_middleware(self.imports) else "route"
 
 
 def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "component",
@@ -91,7 +98,7 @@ def check_component(wasm: bytes, artifacts: ArtifactCache, *, label: str = "comp
     except GuestFault as e:
         raise native_error(e, ctx, trial) from None
     Slot(pre, ctx, trial).close()
-    return component, ComponentReport(sha, len(wasm), imports, exports, world)
+    return component, ComponentReport(sha, len(wasm), imports, exports, world, tuple(pre.unavailable))
 
 
 # -- capabilities ---------------------------------------------------------------------------------------------------
@@ -116,7 +123,7 @@ def plan_capabilities(wasm: bytes, *, settings: VersionSettings | None = None, m
     grants = merged.grants
     if needs is not None and grant_declared_needs:
         grants = grant_declared(needs, grants)
-    check = check_needs(needs, grants)
+    check = check_needs(needs, grants, unavailable=group_interfaces(unavailable_imports(wasm)))
     if enforce:
         check.raise_for_missing()
     return CapabilityPlan(merged.replace(grants=with_defaults(needs, grants), needs=needs), check)
@@ -137,8 +144,7 @@ def finalize_settings(registry: Registry, wasm: bytes, settings: VersionSettings
     grants = Grants.of(settings.grants, files)
     needs = union_needs(read_needs(wasm, lenient=True), settings.needs)
     check_needs(needs, grants).raise_for_missing()
-    store = SecretStore(root / SECRETS_DIR) if root is not None else None
-    return settings.replace(grants=grants, needs=needs).with_secrets_stored(store)
+    return settings.replace(grants=grants, needs=needs).with_secrets_stored(registry.secrets)
 
 
 def read_wasm(file: str | Path) -> bytes:
@@ -165,7 +171,8 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     """Validate, compile, store and activate a component version. Raises a DeployError or CapabilityError;
     nothing changes then.
 
-    ``route`` is required for a new component; without it an existing component keeps its route. A route under
+    ``route`` is required for a new route component (and refused for a middleware stage, which runs in front of
+    routes: see ``Registry.set_pipeline``); without it an existing component keeps its route. A route under
     or above another component's route needs ``allow_nested=True`` (see :mod:`airssys_web.lifecycle.registry.rules`).
     ``settings`` (grants, limits: :class:`~airssys_web.lifecycle.settings.VersionSettings`) go on top of the
     ``manifest``'s (default: the ``airssys.toml`` next to ``wasm`` when it is a path; ``False``: none).
@@ -175,8 +182,6 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     validate_version(version)
     if route is not None:
         registry.check_route(name, validate_route(route), allow_nested=allow_nested)  # before compiling anything
-    elif not any(c.name == name for c in registry.components()):
-        raise InvalidName(f"component {name!r} is new: give it a route, e.g. --route /{name}")
     if manifest is None and isinstance(wasm, (str, Path)):
         manifest = find_manifest(wasm) or False
     loaded = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest or None
@@ -192,6 +197,7 @@ def deploy(registry: Registry, name: str, wasm: bytes | str | Path, *, version: 
     sha = registry.blobs.put(data)
     assert sha == report.sha256
     dep = registry.deploy(name, version, sha256=sha, route=route, settings=final, actor=actor,
-                          allow_nested=allow_nested)
-    log.info("deployed %s@%s at %s (sha256 %s)", name, version, dep.route, sha[:12])
+                          allow_nested=allow_nested, kind=report.kind)
+    log.info("deployed %s@%s %s (sha256 %s)", name, version,
+             f"at {dep.route}" if dep.route is not None else "as a middleware stage", sha[:12])
     return dep

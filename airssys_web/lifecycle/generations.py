@@ -52,17 +52,20 @@ class GenerationFactory:
     """Builds generations on one runtime, with one artifact cache and one set of host services.
 
     ``loader(sha256)`` reads a blob when no compiled artifact exists (the registry's ``blobs.read``); a caller that
-    has the bytes passes ``wasm=`` instead.
+    has the bytes passes ``wasm=`` instead. ``local_artifacts`` says that the artifact cache is this machine's own
+    (a Redis registry's hosts each compile a version once, on first use) rather than the registry's, where a
+    deploy left the artifact and a missing one is worth a warning.
     """
 
     def __init__(self, runtime: Runtime, artifacts: ArtifactCache, services: HostServices, *,
-                 loader: Callable[[str], bytes] | None = None) -> None:
+                 loader: Callable[[str], bytes] | None = None, local_artifacts: bool = False) -> None:
         if artifacts.runtime is not runtime:
             raise ValueError("the artifact cache must belong to the same runtime (compiled code is per engine)")
         self.runtime = runtime
         self.artifacts = artifacts
         self.services = services
         self._loader = loader
+        self._local_artifacts = local_artifacts
 
     def build(self, code: Code, *, wasm: bytes | None = None, warm: bool = True) -> Generation:
         """A generation for ``code``: linked, and (``warm``) with its ``min_instances`` instantiated. Raises the
@@ -70,8 +73,11 @@ class GenerationFactory:
         ctx, limits = self.services.context(code.component, code.version, json.loads(code.settings_json or "{}"))
         try:
             if wasm is None and not self.artifacts.has_artifact(code.sha256, fuel=ctx.fuel):
-                log.warning("%s: no compiled artifact on disk; compiling now (deploy should have done this)",
-                            code.tag)
+                if self._local_artifacts:
+                    log.info("%s: compiling it for this machine (once; the artifact is cached locally)", code.tag)
+                else:
+                    log.warning("%s: no compiled artifact on disk; compiling now (deploy should have done this)",
+                                code.tag)
             loader = self._loader
             component = self.artifacts.get(code.sha256, wasm, fuel=ctx.fuel,
                                            loader=(lambda: loader(code.sha256)) if loader is not None else None)

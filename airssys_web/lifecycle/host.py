@@ -10,8 +10,15 @@ active or a rollback to a version still live reuses the running generation inste
 one. ``prepare()`` lets a strategy build and warm (and probe) a generation *before* it writes the registry; the next
 ``sync()`` adopts it. A component with a canary in progress is served by a :class:`Split` of two generations.
 
+Middleware stages are live like any component but own no route; a route with a pipeline is served by a
+:class:`Piped` target, which makes each request a :class:`~airssys_web.runtime.chain.Chain` of the stages' and the
+route's generations (each picked by the client's canary bucket). Any swap publishes a new table, so a request
+enters one whole chain. A pipeline naming a stage this server could not load is not served without it (503).
+
 The host owns what runs in the background: its :class:`~airssys_web.runtime.engine.Runtime` (engines, epoch
-ticker, worker threads, pool upkeep), the registry watcher and one drainer thread; :meth:`close` stops them all.
+ticker, worker threads, pool upkeep), the registry watcher (:mod:`.watch`: polls, wakes on pushed changes, backs
+off while the registry is unreachable, and reports its health) and one drainer thread; :meth:`close` stops them all.
+A sync that could not read a blob because the registry went away is retried when it answers again.
 A sync builds and warms new generations without holding the lock that ``prepare()``, ``close()`` and the
 introspection methods take: it publishes under it, in one assignment of the route table.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,61 +35,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AirssysError
+from ..errors import AirssysError, RegistryUnavailable
 from ..runtime.artifacts import ArtifactCache
+from ..runtime.chain import Servable
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
-from .autorollback import AutoRollback
+from .autorollback import AutoRollback, SharedCounts
 from .generations import Code, GenerationFactory
-from .registry import Deployment, EmbeddedRegistry, Registry
+from .registry import Deployment, EmbeddedRegistry, Registry, open_registry
 from .routing import RouteTable
-from .services import HostServices, state_dir
+from .services import HostServices
+from .targets import Piped, Split, Target, Unavailable, pick
+from .watch import RegistryHealth, RegistryWatch
 
 log = logging.getLogger("airssys_web.lifecycle.host")
 
 #: How long an old generation may take to finish its in-flight requests after a swap.
 DRAIN_TIMEOUT = 60.0
-#: Canary buckets: a client's bucket is uniform in ``range(BUCKETS)``; bucket < percent -> canary.
-BUCKETS = 100
-
-
-class Split:
-    """A route shared by the active (``stable``) generation and a ``canary`` serving ``percent`` % of clients."""
-
-    __slots__ = ("canary", "percent", "stable")
-
-    def __init__(self, stable: Generation, canary: Generation, percent: int) -> None:
-        self.stable = stable
-        self.canary = canary
-        self.percent = percent
-
-    def pick(self, bucket: int) -> Generation:
-        return self.canary if bucket < self.percent else self.stable
-
-    @property
-    def name(self) -> str:
-        return self.stable.name
-
-    @property
-    def tag(self) -> str:
-        return f"{self.stable.tag} + {self.canary.tag} ({self.percent}%)"
-
-
-Target = Generation | Split
-
 
 @dataclass(frozen=True)
 class _Live:
-    """What serves one component: its route, the active generation and an optional canary."""
+    """What serves one component: its route (None for a middleware stage), the active generation, an optional
+    canary, and the stages of its pipeline."""
 
-    route: str
+    route: str | None
     stable: Generation
     stable_code: Code
     canary: Generation | None = None
     canary_code: Code | None = None
     percent: int = 0
+    stages: tuple[str, ...] = ()
 
-    def target(self) -> Target:
+    def target(self) -> Generation | Split:
         return self.stable if self.canary is None else Split(self.stable, self.canary, self.percent)
 
     def generations(self) -> Iterable[tuple[Code, Generation]]:
@@ -135,11 +120,31 @@ class _Drainer:
             thread.join()
 
 
+def _table(live: dict[str, _Live]) -> dict[str, Target]:
+    """The route table of ``live``: each route component's target, with its pipeline's stages in front."""
+    table: dict[str, Target] = {}
+    for name, entry in live.items():
+        if entry.route is None:
+            continue  # a middleware stage: reached only through pipelines
+        if not entry.stages:
+            table[entry.route] = entry.target()
+            continue
+        missing = [s for s in entry.stages if s not in live or live[s].route is not None]
+        if missing:
+            log.error("%s: pipeline stage %s is not loaded; the route answers 503 until it is", name,
+                      ", ".join(missing))
+            table[entry.route] = Unavailable(name, missing)
+        else:
+            table[entry.route] = Piped(tuple(live[s].target() for s in entry.stages), entry.target())
+    return table
+
+
 class AirssysHost:
     """Serve the active versions of a registry, hot-swapping them as the registry changes.
 
-    ``registry`` is a directory path (the embedded registry) or a :class:`Registry`. ``poll_interval`` bounds how
-    long a change made by another process (the CLI) takes to be noticed. The host makes its own :class:`Runtime`
+    ``registry`` is a directory path (the embedded registry), a ``redis://`` URL, or a :class:`Registry`.
+    ``poll_interval`` bounds how long a change made by another process (the CLI) takes to be noticed (a registry
+    that pushes changes is heard at once). The host makes its own :class:`Runtime`
     (``threads`` and ``inline`` configure its worker threads) unless given one, and closes only what it made;
     ``artifacts``, ``services`` and ``timer`` (the clock of pool idle times and auto-rollback windows) can be
     injected too.
@@ -149,19 +154,17 @@ class AirssysHost:
                  threads: int | None = None, inline: bool = True, artifacts: ArtifactCache | None = None,
                  services: HostServices | None = None, timer: Callable[[], float] = time.monotonic,
                  drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        if isinstance(registry, (str, Path)):
-            self.registry: Registry = EmbeddedRegistry(registry)
-            self._owns_registry = True
-        else:
-            self.registry = registry
-            self._owns_registry = False
+        self.registry: Registry = open_registry(registry)
+        self._owns_registry = self.registry is not registry
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(threads=threads, inline=inline, timer=timer)
         cache = artifacts if artifacts is not None else ArtifactCache(self.registry.artifacts_dir, self.runtime)
         self._owns_services = services is None
-        self.services = services if services is not None else HostServices(state_dir(self.registry))
+        self.services = services if services is not None else HostServices.for_registry(self.registry)
+        self.services.resolve_component = self.component  # internal calls reach this host's components
         #: Builds this host's generations (its runtime, artifact cache and services).
-        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read)
+        self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read,
+                                         local_artifacts=not isinstance(self.registry, EmbeddedRegistry))
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()
@@ -172,9 +175,10 @@ class AirssysHost:
         self._state_lock = threading.Lock()  # _live, routes and _token: held only to read or publish
         self._sync_mutex = threading.Lock()  # one sync at a time (held while it builds)
         self._drainer = _Drainer(drain_timeout)
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.watch = RegistryWatch(self.registry, self._tick, poll_interval=poll_interval)
         self._token: Any = None
+        self._resync = False  # a sync could not reach the registry for a blob or a secret: sync again
+        self._cookie_key: bytes | None = None
         self._started = False
         self._closed = False
         self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = []
@@ -192,17 +196,14 @@ class AirssysHost:
         self._started = True
         self.sync()
         if watch:
-            self._watcher = threading.Thread(target=self._watch, name="airssys-watch", daemon=True)
-            self._watcher.start()
+            self.watch.start()
 
     def close(self) -> None:
         """Stop watching, close every generation, then the runtime and services this host made (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        self.watch.close()
         with self._sync_mutex:  # a sync under way finishes (or sees _closed) first
             with self._state_lock:
                 live, self._live = self._live, {}
@@ -233,8 +234,9 @@ class AirssysHost:
     def match(self, path: str) -> Target | None:
         return self.routes.match(path)
 
-    def enter(self, path: str, bucket: Callable[[], int] | None = None) -> Generation | None:
-        """Find and enter the generation owning ``path``; retries if it began draining under our feet.
+    def enter(self, path: str, bucket: Callable[[], int] | None = None) -> Servable | None:
+        """Find and enter what serves ``path`` (a generation, or the chain of a route with a pipeline); retries if
+        it began draining under our feet.
 
         On a route split by a canary, ``bucket()`` gives the client's bucket (0-99); without it the stable
         generation answers.
@@ -242,7 +244,7 @@ class AirssysHost:
         entered = self.enter_route(path, bucket)
         return None if entered is None else entered[0]
 
-    def enter_route(self, path: str, bucket: Callable[[], int] | None = None) -> tuple[Generation, str] | None:
+    def enter_route(self, path: str, bucket: Callable[[], int] | None = None) -> tuple[Servable, str] | None:
         """:meth:`enter`, also returning the route that matched ``path`` in the route table: the component's mount
         point now (a route move keeps the generation, so the generation cannot know it)."""
         while True:
@@ -251,10 +253,13 @@ class AirssysHost:
             if hit is None:
                 return None
             route, target = hit
-            if isinstance(target, Split):
-                gen = target.pick(bucket()) if bucket is not None else target.stable
-            else:
+            gen: Servable
+            if isinstance(target, Piped):
+                gen = target.pick(bucket)
+            elif isinstance(target, Unavailable):
                 gen = target
+            else:
+                gen = pick(target, bucket)
             if gen.enter():
                 return gen, route
             # It was retired: a newer table is published before any generation is retired, so look again;
@@ -266,6 +271,12 @@ class AirssysHost:
         """The route component ``name`` is served at in this process, if it is served."""
         entry = self._live.get(name)
         return None if entry is None else entry.route
+
+    def component(self, name: str) -> Generation | None:
+        """The active generation of route component ``name`` (what an internal call reaches), if it is served; a
+        middleware stage runs only in a pipeline, so it is None for one."""
+        entry = self._live.get(name)
+        return None if entry is None or entry.route is None else entry.stable
 
     # -- preparing generations ahead of a registry change ----------------------------------------------------
     def prepare(self, code: Code) -> Generation:
@@ -296,16 +307,30 @@ class AirssysHost:
             gen.close()
 
     # -- keeping in step with the registry -------------------------------------------------------------------
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+    def _tick(self) -> None:
+        """One look at the registry (the watcher's): sync if it changed, then check the auto-rollback watches."""
+        token = self.registry.change_token()
+        if token != self._token or self._resync:
+            self.sync()
+        if self.autorollback.check():
+            self.sync()
+
+    @property
+    def registry_health(self) -> RegistryHealth:
+        """Whether the watcher reaches the registry (``status`` shows it; a metrics hook can read it)."""
+        return self.watch.health
+
+    def cookie_key(self) -> bytes:
+        """The key that signs canary cookies when no secret is configured: derived from the registry's own random
+        key, so every worker and every host serving the registry accepts the cookies the others issued."""
+        if self._cookie_key is None:
             try:
-                token = self.registry.change_token()
-                if token != self._token:
-                    self.sync()
-                if self.autorollback.check():
-                    self.sync()
-            except Exception:
-                log.exception("registry watcher: sync failed; will retry")
+                self._cookie_key = self.registry.secrets.derive_key("airssys-web canary bucket")
+            except (AirssysError, OSError) as e:
+                log.warning("canary cookies are signed with a key of this process only (%s): set AIRSSYS_SECRET so "
+                            "that every worker accepts them", e)
+                self._cookie_key = secrets.token_bytes(32)
+        return self._cookie_key
 
     def sync(self) -> list[str]:
         """Apply the registry's active deployments now. Returns the names of components that changed.
@@ -318,6 +343,7 @@ class AirssysHost:
             if self._closed:
                 return []
             token = self.registry.change_token()  # read first: a change made after it is seen by the next sync
+            self._resync = False
             deployments = {dep.component: dep for dep in self.registry.active()}
             with self._state_lock:
                 current = dict(self._live)
@@ -341,7 +367,7 @@ class AirssysHost:
                          for n in changed]
                 self._token = token
                 self._live = live
-                self.routes = RouteTable({entry.route: entry.target() for entry in live.values()})  # the switch
+                self.routes = RouteTable(_table(live))  # the switch
                 self._arm(deployments, live)
             retired = [gen for gen in running.values() if id(gen) not in kept]
         for name, old, new in swaps:
@@ -362,17 +388,17 @@ class AirssysHost:
             if current is not None:
                 log.error("%s: the previous version keeps serving", dep.component)
                 return _Live(dep.route, current.stable, current.stable_code, current.canary, current.canary_code,
-                             current.percent)
+                             current.percent, dep.stages)
             return None
         canary_code = Code.canary(dep)
         if canary_code is None:
-            return _Live(dep.route, stable, code)
+            return _Live(dep.route, stable, code, stages=dep.stages)
         canary = self._obtain(canary_code, running)
         if canary is None:
             log.error("%s: canary %s is not served; %s serves every client", dep.component, dep.canary_version,
                       dep.active_version)
-            return _Live(dep.route, stable, code)
-        return _Live(dep.route, stable, code, canary, canary_code, dep.canary_percent)
+            return _Live(dep.route, stable, code, stages=dep.stages)
+        return _Live(dep.route, stable, code, canary, canary_code, dep.canary_percent, dep.stages)
 
     def _obtain(self, code: Code, running: dict[Code, Generation]) -> Generation | None:
         gen = running.get(code)
@@ -384,6 +410,9 @@ class AirssysHost:
             return gen
         try:
             return self.factory.build(code)
+        except RegistryUnavailable as e:  # not the version's fault: try again when the registry answers
+            self._resync = True
+            log.error("cannot activate %s@%s now: %s", code.component, code.version, e)
         except AirssysError as e:
             log.error("cannot activate %s@%s: %s", code.component, code.version, e)
         except Exception:
@@ -400,7 +429,8 @@ class AirssysHost:
             if dep.auto_rollback is None or watched is None or watched.version != dep.newest_version:
                 self.autorollback.disarm(name)
             else:
-                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), watched.counts)
+                counts = SharedCounts(self.registry.outcomes, name, watched.version, watched.counts)
+                self.autorollback.arm(name, watched.version, dep.auto_rollback, id(watched), counts)
 
     # -- introspection ----------------------------------------------------------------------------------------
     def generations(self) -> dict[str, Generation]:

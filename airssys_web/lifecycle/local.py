@@ -14,7 +14,9 @@ from typing import Self
 
 from .api import Change, ComponentStatus, DeployRequest, Plan, component_status
 from .deploy import deploy
-from .registry import AuditEntry, EmbeddedRegistry, HistoryEntry, Registry
+from .internal import call_warnings
+from .pipeline import Pipeline
+from .registry import AuditEntry, HistoryEntry, Registry, open_registry
 from .strategies import rollout_local
 
 __all__ = ["LocalLifecycle", "local_actor"]
@@ -29,14 +31,15 @@ def local_actor() -> str:
 
 
 class LocalLifecycle:
-    """:class:`~.api.Lifecycle` on ``registry`` (a directory, opened and closed here, or a :class:`Registry`).
+    """:class:`~.api.Lifecycle` on ``registry`` (a directory or a ``redis://`` URL, opened and closed here, or a
+    :class:`Registry`).
 
     ``actor`` is who the history records (default: :func:`local_actor`).
     """
 
     def __init__(self, registry: str | Path | Registry, *, actor: str | None = None) -> None:
-        self._owns = isinstance(registry, (str, Path))
-        self.registry: Registry = EmbeddedRegistry(registry) if isinstance(registry, (str, Path)) else registry
+        self.registry: Registry = open_registry(registry)
+        self._owns = self.registry is not registry
         self.actor = actor or local_actor()
 
     def deploy(self, request: DeployRequest) -> Change:
@@ -45,13 +48,16 @@ class LocalLifecycle:
                          settings=request.settings, manifest=False, allow_nested=request.nested, actor=self.actor)
         else:
             dep = rollout_local(self.registry, request, actor=self.actor)
-        return Change(dep)
+        return Change(dep, warnings=call_warnings(self.registry, request.name, request.settings.grants.components))
 
     def promote(self, name: str) -> Change:
         return Change(self.registry.promote(name, actor=self.actor))
 
     def rollback(self, name: str, to_version: str | None = None) -> Change:
         return Change(self.registry.rollback(name, to_version, actor=self.actor))
+
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        return Change(self.registry.set_pipeline(pipeline.component, pipeline.stages, actor=self.actor))
 
     def components(self) -> list[ComponentStatus]:
         return [component_status(self.registry, c) for c in self.registry.components()]
@@ -66,8 +72,8 @@ class LocalLifecycle:
         return self.registry.audit.entries(limit)
 
     def describe(self) -> str:
-        root = getattr(self.registry, "root", None)
-        return f"registry {root}" if root is not None else repr(self.registry)
+        where = getattr(self.registry, "root", None) or getattr(self.registry, "location", None)
+        return f"registry {where}" if where is not None else repr(self.registry)
 
     def close(self) -> None:
         """Close the registry if this object opened it (idempotent)."""

@@ -15,10 +15,12 @@ Every table is optional; flags given to ``deploy`` are applied on top of it. The
 
     [grants]                     # what the operator grants: the deploy flags, as TOML
     outbound = ["https://api.example.com"]          # --allow-host
+    components = ["billing"]                        # --allow-component: http://billing.airssys.internal/
     files = ["./data:/data:ro"]                     # --allow-file; a relative host dir is relative to this file
     config = { greeting = "Hi" }                    # --config
     secrets = { api_token = { env = "API_TOKEN" } } # --secret; read from the deployer's environment
     kv = true                                       # --kv, or a table of quotas: { max_total_bytes = 1048576 }
+                                                    # and Spin store labels: { stores = ["cache"] }
 
     [limits]                     # the limit flags
     timeout = 2.5                # seconds
@@ -41,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from ..capabilities.grants import Capability, Grants, KeyValue, Secret, parse_file_grant
-from ..capabilities.kv import KVQuota
 from ..capabilities.needs import Needs, embed_needs
 from ..errors import CapabilityError
 from ..runtime.limits import Limits
@@ -50,7 +51,7 @@ from .settings import VersionSettings
 MANIFEST_NAME = "airssys.toml"
 _TABLES = {"component", "needs", "grants", "limits"}
 KINDS = ("route", "middleware")
-_GRANT_KEYS = {"outbound", "files", "config", "secrets", "kv"}
+_GRANT_KEYS = {"outbound", "components", "files", "config", "secrets", "kv"}
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,14 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
     if unknown:
         raise CapabilityError(f"[grants]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_GRANT_KEYS))}")
     caps: list[Capability] = []
-    for key in ("outbound", "files"):
+    for key in ("outbound", "components", "files"):
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise CapabilityError(f"[grants] {key} must be a list of strings")
         if key == "outbound":
             caps += [Capability.network_outbound(v) for v in value]
+        elif key == "components":
+            caps += [Capability.component(v) for v in value]
         else:
             caps += [parse_file_grant(v).absolute(base) for v in value]
     config = table.get("config", {})
@@ -164,7 +167,7 @@ def _grants(table: dict[str, Any], base: Path, environ: os._Environ[str] | dict[
     if kv is True:
         caps.append(KeyValue())
     elif isinstance(kv, dict):
-        caps.append(KeyValue(KVQuota.from_dict({k: v for k, v in kv.items()})))
+        caps.append(KeyValue.from_dict(kv, what="[grants] kv"))
     elif kv is not False:
         raise CapabilityError("[grants] kv must be true, false or a table of quotas")
     return Grants.of(caps)

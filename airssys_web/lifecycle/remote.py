@@ -20,6 +20,7 @@ import httpx
 
 from ..errors import API_ERRORS, AirssysError, AuthError, DeployError, NotFound
 from .api import Change, ComponentStatus, DeployRequest, Strategy
+from .pipeline import Pipeline
 from .registry import AuditEntry, HistoryEntry
 from .routing import ADMIN_PREFIX
 
@@ -78,6 +79,11 @@ class RemoteLifecycle:
         body = {} if to_version is None else {"to_version": to_version}
         return self._parse(Change.from_json, self._call("POST", f"/components/{name}/rollback", json=body))
 
+    def set_pipeline(self, pipeline: Pipeline) -> Change:
+        body = {"stages": list(pipeline.stages)}
+        return self._parse(Change.from_json, self._call("PUT", f"/components/{pipeline.component}/pipeline",
+                                                        json=body))
+
     def components(self) -> list[ComponentStatus]:
         return [self._parse(ComponentStatus.from_json, c) for c in self._call("GET", "/components")]
 
@@ -94,6 +100,11 @@ class RemoteLifecycle:
         return f"server {self.server}"
 
     # -- what only a server has -----------------------------------------------------------------------------
+    def server_status(self) -> dict[str, Any]:
+        """What this server process serves and whether it reaches its registry (``GET /status``): answered even
+        while the registry is unreachable."""
+        return dict(self._call("GET", "/status"))
+
     def whoami(self) -> dict[str, Any]:
         """The calling token's id, scope and expiry."""
         return dict(self._call("GET", "/token"))

@@ -22,22 +22,23 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from itsdangerous import BadSignature, Signer
 
-from ..errors import Conflict, DeployError, GuestError, NotFound
+from ..errors import Conflict, DeployError, GuestError, InvalidName, NotFound
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from .api import DeployRequest, Plan, Strategy
-from .deploy import check_component, finalize_settings
+from .deploy import ComponentReport, check_component, finalize_settings
 from .generations import Code, GenerationFactory
-from .host import BUCKETS, AirssysHost
+from .host import AirssysHost
 from .registry import Deployment, Registry
-from .services import HostServices, state_dir
+from .services import HostServices
 from .settings import VersionSettings
+from .targets import BUCKETS
 
 log = logging.getLogger("airssys_web.lifecycle.strategies")
 
@@ -45,13 +46,30 @@ T = TypeVar("T")
 
 
 class BucketCookie:
-    """The sticky canary cookie: a client's bucket (0-99), signed so a client cannot choose its version."""
+    """The sticky canary cookie: a client's bucket (0-99), signed so a client cannot choose its version.
+
+    Every process that serves the registry must sign with the same key, or a client that reaches another worker or
+    host gets a new bucket (and maybe the other version): the key is the admin secret, or else one the registry
+    keeps (``secret`` may be a function that fetches it, called once, on first use or :meth:`load`).
+    """
 
     name = "airssys_bucket"
     max_age = 30 * 86400
 
-    def __init__(self, secret: str | bytes) -> None:
-        self._signer = Signer(secret, salt="airssys-web canary bucket")
+    def __init__(self, secret: str | bytes | Callable[[], bytes]) -> None:
+        self._secret = secret
+        self._signer_now: Signer | None = None
+
+    @property
+    def _signer(self) -> Signer:
+        if self._signer_now is None:
+            secret = self._secret() if callable(self._secret) else self._secret
+            self._signer_now = Signer(secret, salt="airssys-web canary bucket")
+        return self._signer_now
+
+    def load(self) -> None:
+        """Fetch the key now (it may take a registry round trip: call it off the event loop)."""
+        self._signer  # noqa: B018 - the property fetches and keeps the key
 
     def issue(self) -> tuple[int, bytes]:
         """A fresh random bucket and the ``Set-Cookie`` header value that pins it."""
@@ -77,13 +95,12 @@ def preflight(registry: Registry, request: DeployRequest) -> None:
     name, route, plan = request.name, request.route, request.plan
     try:
         component = registry.get_component(name)
-    except NotFound:
-        if route is None:
-            raise DeployError(f"component {name!r} is new: give it a route, e.g. --route /{name}") from None
+    except NotFound:  # new: a route component without a route is refused once its kind is known (compiled)
         if plan.strategy is Strategy.CANARY:
             raise DeployError(f"a canary needs an active version of {name!r}; deploy one first "
                               "(--strategy immediate or blue-green)") from None
-        registry.check_route(name, route, allow_nested=request.nested)
+        if route is not None:
+            registry.check_route(name, route, allow_nested=request.nested)
         return
     if route is not None and route != component.route:
         registry.check_route(name, route, allow_nested=request.nested)
@@ -99,15 +116,15 @@ def preflight(registry: Registry, request: DeployRequest) -> None:
 
 
 def check(registry: Registry, artifacts: ArtifactCache, name: str, wasm: bytes,
-          settings: VersionSettings) -> tuple[str, VersionSettings]:
-    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob. Returns its
-    sha256 and the settings to store: grants checked against the component's declared needs, secret values moved
-    to the registry's secret store (only references remain)."""
+          settings: VersionSettings) -> tuple[ComponentReport, VersionSettings]:
+    """Validate and compile ``wasm`` (storing its artifact), prove it instantiates, store the blob. Returns what
+    was learnt of it (sha256, kind) and the settings to store: grants checked against the component's declared
+    needs, secret values moved to the registry's secret store (only references remain)."""
     final = finalize_settings(registry, wasm, settings)
     _, report = check_component(wasm, artifacts, label=name, settings=final.to_json())
     sha = registry.blobs.put(wasm)
     assert sha == report.sha256
-    return sha, final
+    return report, final
 
 
 def probe(gen: Generation, path: str) -> None:
@@ -120,22 +137,34 @@ def probe(gen: Generation, path: str) -> None:
         raise DeployError(f"GET {path} answered {resp.status}, not 2xx")
 
 
-def switch(registry: Registry, request: DeployRequest, sha: str, settings: VersionSettings,
+def switch(registry: Registry, request: DeployRequest, report: ComponentReport, settings: VersionSettings,
            actor: str) -> Deployment:
     """The registry write that makes the change (one transaction; a canary adds the version first). ``settings``
     are the ones to store (:func:`check`'s)."""
     name, version, route, plan = request.name, request.version, request.route, request.plan
+    sha, kind = report.sha256, report.kind
     if plan.strategy is Strategy.CANARY:
-        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=request.nested)
+        registry.add_version(name, version, sha256=sha, route=route, settings=settings, allow_nested=request.nested,
+                             kind=kind)
         return registry.start_canary(name, version, plan.percent, actor=actor, auto_rollback=plan.policy_text)
     return registry.deploy(name, version, sha256=sha, route=route, settings=settings, actor=actor,
-                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=request.nested)
+                           strategy=plan.strategy.value, auto_rollback=plan.policy_text, allow_nested=request.nested,
+                           kind=kind)
+
+
+def _exists(registry: Registry, name: str) -> bool:
+    try:
+        registry.get_component(name)
+    except NotFound:
+        return False
+    return True
 
 
 def _failed(plan: Plan, step: str, e: Exception) -> Exception:
     """Name the step in a refusal while keeping its class (so the admin API keeps the right status); a guest that
-    fails to start is a refusal too. Anything else (a broken registry disk, a bug) passes through unchanged."""
-    if not isinstance(e, (DeployError, GuestError)):
+    fails to start is a refusal too. Bad input (InvalidName) is about the request, not a step: it passes through
+    unchanged, as does anything else (a broken registry disk, a bug)."""
+    if not isinstance(e, (DeployError, GuestError)) or isinstance(e, InvalidName):
         return e
     message = f"{plan.strategy} step '{step}' failed: {e}; nothing changed"
     return type(e)(message) if type(e).__init__ is Exception.__init__ else DeployError(message)
@@ -168,8 +197,13 @@ def _roll_out(registry: Registry, artifacts: ArtifactCache, warmer: _Warmer | No
     code: Code | None = None
     gen: Generation | None = None
     try:
-        sha, final = check(registry, artifacts, request.name, request.wasm, request.settings)
-        code = Code(request.name, request.version, sha, final.json_text())
+        report, final = check(registry, artifacts, request.name, request.wasm, request.settings)
+        if request.route is None and report.kind == "route" and not _exists(registry, request.name):
+            raise InvalidName(f"component {request.name!r} is new: give it a route, e.g. --route /{request.name}")
+        if plan.probe is not None and report.kind == "middleware":
+            raise DeployError(f"--probe {plan.probe}: {request.name} is a middleware stage, which only answers in "
+                              "front of a route; deploy it without --probe and probe the route")
+        code = Code(request.name, request.version, report.sha256, final.json_text())
         if warmer is not None:
             step = "warm"
             gen = warmer.warm(code, request.wasm)
@@ -177,7 +211,7 @@ def _roll_out(registry: Registry, artifacts: ArtifactCache, warmer: _Warmer | No
                 step = "probe"
                 probe(gen, plan.probe)
         step = "switch"
-        return switch(registry, request, sha, final, actor)
+        return switch(registry, request, report, final, actor)
     except Exception as e:
         error = _failed(plan, step, e)
         _record_failure(registry, request, actor, error)
@@ -220,6 +254,14 @@ async def rollout(host: AirssysHost, request: DeployRequest, *, actor: str = "ad
 async def promote(host: AirssysHost, name: str, *, actor: str = "admin") -> Deployment:
     """Make the running canary of ``name`` the active version (its generation is reused: nothing is warmed)."""
     dep = await _off_loop(host.registry.promote, name, actor=actor)
+    await _off_loop(host.sync)
+    return dep
+
+
+async def set_pipeline(host: AirssysHost, name: str, stages: Sequence[str], *, actor: str = "admin") -> Deployment:
+    """Change the pipeline in front of ``name``; returns once this server serves it (the stages are live already:
+    nothing is warmed, the next route table links them)."""
+    dep = await _off_loop(host.registry.set_pipeline, name, stages, actor=actor)
     await _off_loop(host.sync)
     return dep
 
@@ -273,7 +315,7 @@ def rollout_local(registry: Registry, request: DeployRequest, *, actor: str = "c
             artifacts = ArtifactCache(registry.artifacts_dir, runtime)
         warmer: _Warmer | None = None
         if request.plan.strategy is not Strategy.IMMEDIATE:
-            services = HostServices(state_dir(registry))
+            services = HostServices.for_registry(registry)
             stack.callback(services.close)
             warmer = _ThrowAway(GenerationFactory(artifacts.runtime, artifacts, services))
         return _roll_out(registry, artifacts, warmer, request, actor)

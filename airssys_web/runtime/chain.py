@@ -15,34 +15,56 @@ the request's failure (the same clean 5xx as a route component's), and counts ag
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
+
+from starlette.types import Receive, Scope, Send
 
 from .. import _native
 from ..errors import AirssysError, BodyTooLarge, HostClosed
 from .generation import Generation
 from .instance import GuestResponse
 from .limits import Limits
-from .worlds import World, world_named
+from .worlds import VERSION_HEADER
+from .worlds.airssys import AIRSSYS
 
 STAGES_HEADER = b"x-airssys-stages"
-VERSION_HEADER = b"x-airssys-version"
+
+
+class Servable(Protocol):
+    """What answers a request that matched a route: a :class:`Generation`, or a :class:`Chain` of stages in front
+    of one. The middleware enters it (the drain protocol), serves, counts the outcome, and leaves."""
+
+    version_headers: list[tuple[bytes, bytes]]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+    def enter(self) -> bool: ...
+
+    def leave(self) -> None: ...
+
+    def outcome(self, status: int) -> None: ...
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]], *,
+                    body_timeout: float) -> int: ...
 
 
 class Chain:
     """``stages`` (middleware generations, first sees the request first) in front of ``route``."""
 
-    __slots__ = ("_entered", "elements", "route", "stages", "tag_bytes", "version_headers", "world")
+    __slots__ = ("elements", "route", "stages", "tag_bytes", "version_headers")
 
     def __init__(self, stages: Sequence[Generation], route: Generation) -> None:
         self.stages = tuple(stages)
         self.route = route
         self.elements = (*self.stages, route)
-        #: A chain is served like an ``airssys:web`` component: the request is read whole by the first stage.
-        self.world: World = world_named("airssys:web")
         self.tag_bytes = route.tag_bytes
         stages_text = ", ".join(g.tag for g in self.stages).encode()
         #: Response headers naming the versions the request went through: the route's, and the stages' in order.
         self.version_headers = [(VERSION_HEADER, route.tag_bytes), (STAGES_HEADER, stages_text)]
-        self._entered = 0
 
     # -- what the middleware needs of a target --------------------------------------------------------------
     @property
@@ -80,6 +102,12 @@ class Chain:
         not count against the route's version, nor a later element's against the stages before it)."""
 
     # -- calling ----------------------------------------------------------------------------------------------
+    async def serve(self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]], *,
+                    body_timeout: float) -> int:
+        """Answer one ASGI request: a chain is served like an ``airssys:web`` component (the first stage reads
+        the request whole; the route's component may be of any world: it gets the request its stages passed on)."""
+        return await AIRSSYS.serve(self, scope, receive, send, extra, body_timeout=body_timeout)
+
     async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
                      body: bytes) -> GuestResponse:
         """Run the chain on a worker thread (its elements call each other synchronously there)."""
@@ -130,4 +158,4 @@ class _NextFailed(Exception):
         self.error = error
 
 
-__all__ = ["STAGES_HEADER", "Chain"]
+__all__ = ["STAGES_HEADER", "Chain", "Servable"]

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from time import perf_counter, thread_time
+from typing import TYPE_CHECKING
 
 from .. import _native
 from ..errors import HostClosed
@@ -24,7 +25,10 @@ from .imports import HostBridge, HostContext
 from .instance import GuestFault, GuestResponse, Slot, native_error
 from .limits import Limits
 from .pool import CREATE, InstancePool, Lease
-from .worlds import World, detect_world, world_named
+from .worlds import VERSION_HEADER, World, detect_world, world_named
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
 
 
 class Generation:
@@ -56,6 +60,8 @@ class Generation:
                                  single_use=self.fresh)
         #: ``tag`` as bytes, for the response header that names the version (encoded once, not per request).
         self.tag_bytes = ctx.tag.encode()
+        #: The response headers naming what answered (a :class:`~.chain.Chain` adds its stages).
+        self.version_headers = [(VERSION_HEADER, self.tag_bytes)]
         self._in_flight = 0
         self._closing = False
         # enter/leave (every request) take the plain lock, a C-level ``with``; only drain() waits on the condition.
@@ -117,6 +123,11 @@ class Generation:
                 self._cond.notify_all()
 
     # -- calling --------------------------------------------------------------------------------------------
+    async def serve(self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]], *,
+                    body_timeout: float) -> int:
+        """Answer one ASGI request the way this generation's world does (see :class:`~.worlds.World`)."""
+        return await self.world.serve(self, scope, receive, send, extra, body_timeout=body_timeout)
+
     def _run(self, lease: Lease, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
              body: bytes, timeout: float | None = None, next: _native.Next | None = None,
              depth: int = 0) -> GuestResponse:

@@ -6,7 +6,9 @@ values, stdio and, for wasi:http components, the HTTP types. What a guest may re
 its HostContext holds, and the runtime knows policies only through the interfaces below: ``fetch`` - used by
 ``airssys:web/outbound`` and by wasi:http's outgoing handlers alike - is the version's outbound fetcher (none:
 every request is denied, and ``explain_denial`` says why); ``kv`` is its own namespace (none: ``err("kv not
-granted ...")``). The lifecycle layer builds contexts from a version's grants (``lifecycle.services``).
+granted ...")``), which is also the store ``default`` of Spin's key-value interfaces, and ``kv_stores`` the further
+store labels granted (any other label is refused, naming the flag that grants it). The lifecycle layer builds
+contexts from a version's grants (``lifecycle.services``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class KVAccess(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
+    def keys(self) -> list[str]: ...
 
 
 class Preopen(Protocol):
@@ -66,6 +69,8 @@ class Preopen(Protocol):
 
 
 KV_NOT_GRANTED = "kv not granted to this component (deploy it with --kv)"
+#: The store label of Spin's key-value interfaces that is the component's own namespace (``--kv``).
+DEFAULT_STORE = "default"
 
 guest_log = logging.getLogger("airssys_web.guest")
 log = logging.getLogger("airssys_web.imports")
@@ -88,7 +93,8 @@ class HostContext:
     """Everything a generation's host functions may touch; one per (component, version).
 
     ``fetch`` performs granted requests; ``explain_denial(url)`` is the denial of a request when nothing is
-    granted (its ``kind``, if any, is counted); ``kv`` is the component's namespace; ``files`` become WASI
+    granted (its ``kind``, if any, is counted); ``kv`` is the component's namespace (the key-value store
+    ``default``), ``kv_stores`` the other store labels granted, each its own namespace; ``files`` become WASI
     preopens; ``config`` holds config values and resolved secrets, whose values ``secret_values`` lists so guest
     log lines can be redacted (with ``redaction``). ``denials`` reports the fetcher's own denial counts;
     ``resources`` are released by :meth:`close` (the fetcher's connections).
@@ -100,6 +106,7 @@ class HostContext:
     fetch: Fetch | None = None
     explain_denial: Callable[[str], OutboundDenied] | None = None
     kv: KVAccess | None = None
+    kv_stores: Mapping[str, KVAccess] = field(default_factory=dict, repr=False)
     files: tuple[Preopen, ...] = ()
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     redaction: str = "********"
@@ -115,7 +122,11 @@ class HostContext:
     @property
     def blocking_io(self) -> bool:
         """Whether a host function may block on I/O (outbound fetch, KV): such guests never run on the event loop."""
-        return self.fetch is not None or self.kv is not None
+        return self.fetch is not None or self.kv is not None or bool(self.kv_stores)
+
+    def kv_store(self, label: str) -> KVAccess | None:
+        """The namespace behind a key-value store label, or None when the label is not granted."""
+        return self.kv if label == DEFAULT_STORE else self.kv_stores.get(label)
 
     def outbound_denials(self) -> dict[str, int]:
         """Denied ``fetch`` calls so far, by kind (``not-granted``, ``blocked-address``, ``bad-url``, ...)."""
@@ -192,10 +203,12 @@ class HostBridge:
             log.exception("%s: outbound fetch failed unexpectedly", ctx.tag)
             return "error", f"error: {type(e).__name__}"
 
-    def _kv_run(self, op: Callable[[KVAccess], Any]) -> Result:
-        ns = self._kv
+    def _kv_run(self, op: Callable[[KVAccess], Any], store: str | None = None) -> Result:
+        """``op`` on a namespace: the component's own (``store`` None: ``airssys:web/kv``), or a store label's
+        (Spin's key-value interfaces: a label that is not granted answers ``("denied", why)``)."""
+        ns = self._kv if store is None else self._ctx.kv_store(store)
         if ns is None:
-            return ("err", KV_NOT_GRANTED)
+            return ("err", KV_NOT_GRANTED) if store is None else ("denied", self._store_denial(store))
         try:
             return ("ok", op(ns))
         except KVError as e:
@@ -204,14 +217,30 @@ class HostBridge:
             log.exception("%s: kv failed unexpectedly", self._ctx.tag)
             return ("err", f"kv: internal error ({type(e).__name__})")
 
-    def kv_get(self, key: str) -> Result:
-        return self._kv_run(lambda ns: ns.get(key))
+    def _store_denial(self, store: str) -> str:
+        flag = "--kv" if store == DEFAULT_STORE else f"--kv-store {store}"
+        return f"key-value store {store!r} is not granted to this component; deploy it with {flag}"
 
-    def kv_set(self, key: str, value: bytes) -> Result:
-        return self._kv_run(lambda ns: ns.set(key, value))
+    def kv_get(self, key: str, store: str | None = None) -> Result:
+        return self._kv_run(lambda ns: ns.get(key), store)
 
-    def kv_delete(self, key: str) -> Result:
-        return self._kv_run(lambda ns: ns.delete(key))
+    def kv_set(self, key: str, value: bytes, store: str | None = None) -> Result:
+        return self._kv_run(lambda ns: ns.set(key, value), store)
+
+    def kv_delete(self, key: str, store: str | None = None) -> Result:
+        return self._kv_run(lambda ns: ns.delete(key), store)
+
+    def kv_keys(self, store: str = DEFAULT_STORE) -> Result:
+        return self._kv_run(lambda ns: ns.keys(), store)
+
+    def kv_open(self, store: str) -> Result:
+        """Whether a Spin component may open the key-value store ``store``: ``("ok", None)``, or ``("denied",
+        why)`` - logged, naming the flag that grants it (the guest only learns ``access-denied``)."""
+        if self._ctx.kv_store(store) is not None:
+            return ("ok", None)
+        why = self._store_denial(store)
+        log.warning("%s: %s", self._ctx.tag, why)
+        return ("denied", why)
 
     def log(self, stream: str, text: str) -> None:
         (self._stdout if stream == "stdout" else self._stderr)(text)

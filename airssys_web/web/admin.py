@@ -2,7 +2,8 @@
 
 The middleware mounts it under a prefix (default ``ADMIN_PREFIX``, ``/_airssys/api``) only when a secret is
 configured. Every call needs ``Authorization: Bearer <token>`` (``airssys-web token``): ``read`` for GETs,
-``deploy`` for changes.
+``deploy`` for changes. ``/components/{name}/pipeline`` reads (GET), sets (PUT ``{"stages": [...]}``) and clears
+(DELETE) the middleware stages in front of a route component.
 Answers are the lifecycle records' JSON (:mod:`airssys_web.lifecycle.api`), the same the CLI prints with ``--json``.
 Errors are ``{"error": short reason, "detail": what to do}`` with a 4xx status for anything the caller can fix; the
 active version is unchanged then. Every change is written to the registry's audit log (token id, action, target,
@@ -40,6 +41,8 @@ from ..errors import (
 from ..lifecycle import strategies
 from ..lifecycle.api import Change, DeployRequest, Plan, Serving, component_status
 from ..lifecycle.host import AirssysHost
+from ..lifecycle.internal import call_warnings
+from ..lifecycle.pipeline import Pipeline
 from ..lifecycle.routing import shadow_warning
 from ..lifecycle.settings import VersionSettings
 from .auth import Token, TokenAuthority
@@ -194,7 +197,8 @@ class AdminAPI:
             rows[name] = {**self._serving(name).to_json(), "auto_rollback_watching": watching.get(name),
                           "generations": [{"version": g.version, "in_flight": g.in_flight, "completed": g.completed,
                                            "failed": g.failed, "instances": g.pool.size} for g in gens]}
-        return JSONResponse({"components": rows})
+        registry = {"location": self.host.watch.label, **self.host.registry_health.to_json()}
+        return JSONResponse({"components": rows, "registry": registry})
 
     async def audit(self, request: Request, token: Token) -> Response:
         try:
@@ -273,8 +277,9 @@ class AdminAPI:
             dep = await strategies.rollout(self.host, wanted, actor=token.id)
         finally:
             self._busy.discard(name)
-        paths = self.shadows(dep.route) if self.shadows is not None else []
-        warnings = (shadow_warning(name, dep.route, paths),) if paths else ()
+        paths = self.shadows(dep.route) if self.shadows is not None and dep.route is not None else []
+        warnings: tuple[str, ...] = (shadow_warning(name, dep.route, paths),) if paths and dep.route else ()
+        warnings += await asyncio.to_thread(call_warnings, self.registry, name, settings.grants.components)
         return JSONResponse(Change(dep, self._serving(name), warnings).to_json())
 
     async def promote(self, request: Request, token: Token) -> Response:
@@ -286,6 +291,31 @@ class AdminAPI:
         finally:
             self._busy.discard(name)
         request.state.target = f"{name}@{dep.active_version}"
+        return JSONResponse(Change(dep, self._serving(name)).to_json())
+
+    async def pipeline(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        dep = await asyncio.to_thread(self.registry.get_deployment, name)
+        return JSONResponse({"component": name, "stages": list(dep.stages)})
+
+    async def set_pipeline(self, request: Request, token: Token) -> Response:
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            await self._json(request, set())
+            stages: list[str] = []
+        else:
+            given = (await self._json(request, {"stages"})).get("stages")
+            if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+                raise _HTTPError(400, "invalid input", "give \"stages\": a list of middleware component names, "
+                                                       "first to last ([] clears the pipeline)")
+            stages = given
+        pipeline = Pipeline(name, stages)
+        request.state.target, request.state.detail = name, f"stages: {', '.join(stages) or '(none)'}"
+        self._claim(name)
+        try:
+            dep = await strategies.set_pipeline(self.host, name, pipeline.stages, actor=token.id)
+        finally:
+            self._busy.discard(name)
         return JSONResponse(Change(dep, self._serving(name)).to_json())
 
     async def rollback(self, request: Request, token: Token) -> Response:
@@ -329,6 +359,8 @@ def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
         Route("/components/{name}/deploy", e("deploy", api.deploy, "deploy"), methods=["POST"]),
         Route("/components/{name}/promote", e("deploy", api.promote, "promote"), methods=["POST"]),
         Route("/components/{name}/rollback", e("deploy", api.rollback, "rollback"), methods=["POST"]),
+        Route("/components/{name}/pipeline", e("read", api.pipeline)),
+        Route("/components/{name}/pipeline", e("deploy", api.set_pipeline, "pipeline"), methods=["PUT", "DELETE"]),
         Route("/blobs/{sha256}", e("read", api.blob)),
         Route("/blobs/{sha256}", e("deploy", api.upload, "upload"), methods=["PUT"]),
     ]

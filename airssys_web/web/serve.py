@@ -3,8 +3,10 @@
 With ``workers > 1`` uvicorn starts that many processes, which need an import string rather than an app object:
 the options travel in one environment variable (``AIRSSYS_WEB_SERVE``, JSON) to :func:`app_from_env`, the
 factory every worker calls. Each worker runs its own host, pool and registry watcher, so a deploy reaches every
-worker within the watcher's ``poll_interval`` plus the time to warm the new version; nothing is shared between
-workers but the registry directory (SQLite in WAL mode and compiled artifacts, read-only once deployed).
+worker within the watcher's ``poll_interval`` (at once on Redis, which pushes changes) plus the time to warm the new
+version; nothing is shared between workers but the registry (a directory: SQLite in WAL mode and compiled artifacts,
+read-only once deployed; or Redis, with the artifacts in this machine's cache) and what it keeps: secrets, KV data,
+the key that signs canary cookies, and the auto-rollback counters.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp
 
 from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
+from ..lifecycle.registry import Registry, describe_location, is_redis_location, open_registry
 from ..lifecycle.routing import ADMIN_PREFIX
 from ._uvicorn import ReusePortSupervisor, import_app
 from .auth import SECRET_ENV
@@ -60,7 +63,7 @@ class ServeOptions:
             raise AirssysError(f"{OPTIONS_ENV} is not valid serve options: {e}") from None
 
 
-def build_app(registry: str | Path, app: str | ASGIApp | None = None, *, version_header: bool = True,
+def build_app(registry: str | Path | Registry, app: str | ASGIApp | None = None, *, version_header: bool = True,
               poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
               body_timeout: float = BODY_TIMEOUT, **admin: Any) -> AirssysMiddleware:
     """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
@@ -103,17 +106,20 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
     if threads is not None and threads < 1:
         raise AirssysError(f"--threads must be at least 1, got {threads}")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    where = describe_location(registry)
     if workers == 1:
         asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
                          body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
         config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on")
         sock = _ReusePortBinder(host, port, config.backlog, reuse_port=False)()
-        click.echo(f"airssys-web serving registry {registry} at {listening_url(*sock.getsockname()[:2])}", err=True)
+        click.echo(f"airssys-web serving registry {where} at {listening_url(*sock.getsockname()[:2])}", err=True)
         _run_one(uvicorn.Server(config), sock)
         return
     if app is not None:
         import_app(app)  # fail here, once, with a clear message, rather than in every worker
-    options = ServeOptions(registry=str(Path(registry).resolve()), app=app, version_header=version_header,
+    open_registry(registry).close()  # likewise for a registry that cannot be opened (Redis not answering, ...)
+    location = str(registry) if is_redis_location(registry) else str(Path(registry).resolve())
+    options = ServeOptions(registry=location, app=app, version_header=version_header,
                            admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
                            body_timeout=body_timeout)
     os.environ[OPTIONS_ENV] = options.to_env()
@@ -121,7 +127,7 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
         os.environ[SECRET_ENV] = secret
     config = uvicorn.Config("airssys_web.web.serve:app_from_env", factory=True, host=host, port=port,
                             log_level=log_level, lifespan="on", workers=workers)
-    _run_workers(config, f"airssys-web serving registry {registry} at {{url}} with {workers} workers")
+    _run_workers(config, f"airssys-web serving registry {where} at {{url}} with {workers} workers")
 
 
 def listening_url(host: str, port: int) -> str:

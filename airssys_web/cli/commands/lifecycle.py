@@ -1,7 +1,8 @@
 """The lifecycle commands: ``deploy``, ``update``, ``promote``, ``rollback``, ``history``, ``status``, ``list`` and
 ``token``.
 
-Each works on a registry directory (``--registry DIR``; a running server watching it applies the change) or against
+Each works on a registry (``--registry DIR`` or ``--registry redis://...``; a running server watching it applies the
+change) or against
 a running server's admin API (``--server URL`` with ``--token``/``AIRSSYS_TOKEN``): :func:`open_lifecycle` picks the
 :class:`~airssys_web.lifecycle.api.Lifecycle` implementation, and the command calls it and renders the record it
 returns (``--json``: the record's own JSON). Nothing here knows which implementation it talks to. Refusals are
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-registry_option = click.option("--registry", "registry", type=click.Path(file_okay=False, path_type=Path),
-                               default=Path("./airssys-data"), show_default=True,
-                               help="Registry directory (created if missing).")
+registry_option = click.option("--registry", "registry", default="./airssys-data", show_default=True,
+                               metavar="DIR|URL",
+                               help="Registry directory (created if missing), or Redis: redis://host:port/db.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
@@ -62,7 +63,7 @@ def strategy_options(f: F) -> F:
     return f
 
 
-def open_lifecycle(registry: Path, server: str | None, token: str | None) -> Lifecycle:
+def open_lifecycle(registry: str, server: str | None, token: str | None) -> Lifecycle:
     """The registry directory or the server's admin API, whichever the command line names."""
     ctx = click.get_current_context()
     if server is not None and ctx.get_parameter_source("registry") is click.core.ParameterSource.COMMANDLINE:
@@ -89,7 +90,7 @@ def open_lifecycle(registry: Path, server: str | None, token: str | None) -> Lif
 @strategy_options
 @server_options
 @json_option
-def deploy(name: str, file: Path, route: str | None, nested: bool, version: str, registry: Path, strategy: str,
+def deploy(name: str, file: Path, route: str | None, nested: bool, version: str, registry: str, strategy: str,
            percent: int | None, probe: str | None, auto_rollback: str | None, server: str | None,
            token: str | None, as_json: bool, **options: Any) -> None:
     """Validate, compile and activate FILE as version VERSION of component NAME.
@@ -137,7 +138,7 @@ update = click.Command(
 @click.command()
 @click.argument("name")
 @where_options
-def promote(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+def promote(name: str, registry: str, server: str | None, token: str | None, as_json: bool) -> None:
     """Make the canary of NAME the active version (100 % of clients)."""
     with open_lifecycle(registry, server, token) as lifecycle:
         change = lifecycle.promote(name)
@@ -150,7 +151,7 @@ def promote(name: str, registry: Path, server: str | None, token: str | None, as
               help="Activate this version (default: undo the last change: a canary goes to 0 %, else the "
                    "previous active version).")
 @where_options
-def rollback(name: str, to_version: str | None, registry: Path, server: str | None, token: str | None,
+def rollback(name: str, to_version: str | None, registry: str, server: str | None, token: str | None,
              as_json: bool) -> None:
     """Roll NAME back; the version comes back with the settings it was deployed with, without recompiling."""
     with open_lifecycle(registry, server, token) as lifecycle:
@@ -161,7 +162,7 @@ def rollback(name: str, to_version: str | None, registry: Path, server: str | No
 @click.command()
 @click.argument("name")
 @where_options
-def history(name: str, registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+def history(name: str, registry: str, server: str | None, token: str | None, as_json: bool) -> None:
     """Show every change of NAME: version, action, strategy, who, when, outcome."""
     with open_lifecycle(registry, server, token) as lifecycle:
         entries = lifecycle.history(name)
@@ -173,12 +174,37 @@ def history(name: str, registry: Path, server: str | None, token: str | None, as
 
 @click.command()
 @where_options
-def status(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
-    """Show what serves each component: active version, canary split, auto-rollback watch."""
+def status(registry: str, server: str | None, token: str | None, as_json: bool) -> None:
+    """Show what serves each component: active version, canary split, auto-rollback watch; with --server, also
+    whether that server reaches its registry (and, if it does not, what it keeps serving)."""
+    from ...errors import RegistryError
+    from ...lifecycle.remote import RemoteLifecycle
+
     with open_lifecycle(registry, server, token) as lifecycle:
-        serving = [s for s in lifecycle.components() if s.deployment is not None]
+        process = lifecycle.server_status() if isinstance(lifecycle, RemoteLifecycle) else None
+        try:
+            serving = [s for s in lifecycle.components() if s.deployment is not None]
+        except RegistryError:
+            if process is None or process["registry"]["state"] == "ok":
+                raise
+            serving = None
+    health = process["registry"] if process is not None else None
     if as_json:
-        show([s.to_json() for s in serving])
+        if serving is None:
+            assert process is not None
+            show(process)
+        else:
+            show([s.to_json() for s in serving])
+        return
+    if health is not None and health["state"] != "ok":
+        click.echo(f"warning: the server cannot reach its registry {health['location']} since {health['since']} "
+                   f"({health['retries']} retries): {health['error']}; it keeps serving what it had loaded",
+                   err=True)
+    if serving is None:
+        assert process is not None
+        for name, row in sorted(process["components"].items()):
+            canary = f" and {row['canary']} to {row['canary_percent']}% of clients" if row["canary"] else ""
+            click.echo(f"serving {name}@{row['active']}{canary} (as loaded before the registry became unreachable)")
         return
     if not serving:
         click.echo("no components deployed")
@@ -191,7 +217,7 @@ def status(registry: Path, server: str | None, token: str | None, as_json: bool)
 
 @click.command(name="list")
 @where_options
-def list_cmd(registry: Path, server: str | None, token: str | None, as_json: bool) -> None:
+def list_cmd(registry: str, server: str | None, token: str | None, as_json: bool) -> None:
     """Show components, their versions and routes, and which version is active."""
     with open_lifecycle(registry, server, token) as lifecycle:
         components = lifecycle.components()

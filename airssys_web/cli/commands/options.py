@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_GRANT_PARAMS = ("allow_host", "allow_file", "config", "secret", "kv", "kv_quota")
+_GRANT_PARAMS = ("allow_host", "allow_component", "allow_file", "config", "secret", "kv", "kv_quota", "kv_store")
 _LIMIT_PARAMS = ("timeout", "memory", "fuel", "min_instances", "max_instances", "max_body", "isolation")
 _OTHER_PARAMS = ("manifest", "grant_declared")
 
@@ -39,12 +39,16 @@ def _stack(f: F, *decorators: Callable[[F], F]) -> F:
 
 
 def grant_options(f: F) -> F:
-    """``--allow-host``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``, ``--kv-quota``."""
+    """``--allow-host``, ``--allow-component``, ``--allow-file``, ``--config``, ``--secret``, ``--kv``,
+    ``--kv-quota``, ``--kv-store``."""
     return _stack(
         f,
         click.option("--allow-host", "allow_host", multiple=True, metavar="ORIGIN",
                      help="Let outbound.fetch reach ORIGIN, e.g. https://api.example.com, https://*.example.com, "
                           "http://127.0.0.1:8080 (repeatable; none: deny all)."),
+        click.option("--allow-component", "allow_component", multiple=True, metavar="NAME",
+                     help="Let outbound.fetch call component NAME in process at http://NAME.airssys.internal/PATH "
+                          "(repeatable)."),
         click.option("--allow-file", "allow_file", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro|rw]",
                      help="Make HOST_DIR visible to the guest at GUEST_DIR, read-only unless :rw (repeatable)."),
         click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
@@ -55,6 +59,9 @@ def grant_options(f: F) -> F:
                      help="Give the component its own key-value namespace."),
         click.option("--kv-quota", "kv_quota", default=None, metavar="NAME=N,...",
                      help="KV quotas, e.g. max_total_bytes=16MiB,max_keys=1000,max_value_bytes=1MiB (implies --kv)."),
+        click.option("--kv-store", "kv_store", multiple=True, metavar="LABEL",
+                     help="A key-value store a Spin component may open besides 'default', with a namespace of its "
+                          "own (repeatable; implies --kv)."),
     )
 
 
@@ -117,6 +124,7 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
     from ...capabilities.grants import Capability, ConfigValue, Grants, KeyValue, Secret, parse_file_grant, parse_pair
 
     caps: list[Capability] = [Capability.network_outbound(h) for h in values.get("allow_host") or ()]
+    caps += [Capability.component(name) for name in values.get("allow_component") or ()]
     caps += [parse_file_grant(text).absolute() for text in values.get("allow_file") or ()]
     caps += [ConfigValue(*parse_pair(text, "--config")) for text in values.get("config") or ()]
     for text in values.get("secret") or ():
@@ -127,10 +135,9 @@ def parse_grant_options(values: dict[str, Any], *, environ: os._Environ[str] | d
         else:
             raise CapabilityError(f"--secret {text}: give KEY=VALUE, or set the environment variable {text}")
     quota_text = values.get("kv_quota")
-    if quota_text:
-        caps.append(KeyValue(parse_kv_quota(quota_text)))
-    elif values.get("kv"):
-        caps.append(KeyValue())
+    stores = tuple(values.get("kv_store") or ())
+    if quota_text or stores or values.get("kv"):
+        caps.append(KeyValue(parse_kv_quota(quota_text) if quota_text else KeyValue().quota, stores))
     return Grants.of(caps)
 
 

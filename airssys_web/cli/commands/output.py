@@ -39,27 +39,40 @@ def show_change(change: Change, verb: str, as_json: bool) -> None:
     show(change.to_json() if as_json else describe(change.deployment, verb))
 
 
+def where(route: str | None, nested: bool, stages: Sequence[str]) -> str:
+    """Where a component serves: ``at /api``, ``at /api behind auth > log``, or ``as a middleware stage``."""
+    if route is None:
+        return "as a middleware stage"
+    behind = f" behind {' > '.join(stages)}" if stages else ""
+    return f"at {route}{' (nested)' if nested else ''}{behind}"
+
+
 def describe(dep: Deployment, verb: str) -> str:
     """One line saying what serves a component now."""
-    name, route = dep.component, dep.route + (" (nested)" if dep.nested else "")
+    name, route = dep.component, where(dep.route, dep.nested, dep.stages)
     if dep.canary_version:
-        return (f"canary {name}@{dep.canary_version} serves {dep.canary_percent}% of clients at {route}; "
+        return (f"canary {name}@{dep.canary_version} serves {dep.canary_percent}% of clients {route}; "
                 f"{dep.active_version} serves the rest")
     watch = f"; auto-rollback {dep.auto_rollback}" if dep.auto_rollback else ""
-    return f"{verb} {name}@{dep.active_version} at {route} (sha256 {dep.sha256[:12]}){watch}"
+    return f"{verb} {name}@{dep.active_version} {route} (sha256 {dep.sha256[:12]}){watch}"
 
 
 def render_needs(check: NeedsCheck, manifest: Path | None) -> str:
-    """The declared-vs-granted table ``deploy`` prints (secrets redacted)."""
+    """The declared-vs-granted table ``deploy`` prints (secrets redacted), then the imports the host lacks."""
     source = f" (manifest {manifest})" if manifest is not None else ""
-    if not check.declared:
+    rows = [r for r in check.rows if r.status != "unavailable"]
+    lines: list[str] = []
+    if not check.declared and rows:
         lines = [f"capabilities: the component declares no needs{source}; granted:"]
-        lines += [f"  {r.kind:<9} {r.grant}" for r in check.rows]
-        return "\n".join(lines)
-    width = max([len(r.need) for r in check.rows] + [8])
-    lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
-    for r in check.rows:
-        lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+        lines += [f"  {r.kind:<9} {r.grant}" for r in rows]
+    elif check.declared:
+        width = max([len(r.need) for r in rows] + [8])
+        lines = [f"capabilities{source}:", f"  {'kind':<9} {'declared':<{width}}  {'granted':<30}  status"]
+        for r in rows:
+            lines.append(f"  {r.kind:<9} {r.need or '-':<{width}}  {r.grant or '-':<30}  {r.status}")
+    if check.unavailable:
+        lines.append("unavailable: imports this host does not provide (a call to one fails; the rest is served):")
+        lines += [f"  {r.need}" for r in check.unavailable]
     return "\n".join(lines)
 
 
@@ -74,7 +87,10 @@ def list_table(components: Sequence[ComponentStatus]) -> None:
         versions = ", ".join(f"[bold]{v.version}[/bold]" if v.version == active else v.version for v in c.versions)
         granted = c.deployment.settings.grants.describe() if c.deployment is not None else None
         grants = "-" if granted is None else "\n".join(escape(f"{k} {t}") for k, t in granted) or "none"
-        table.add_row(info.name, info.route + (" (nested)" if info.nested else ""), active or "-", versions, grants)
+        if c.unavailable:  # imports the host does not provide: a call to one fails
+            grants += "\n" + "\n".join(escape(f"unavailable {u}") for u in c.unavailable)
+        table.add_row(info.name, where(info.route, info.nested, info.stages).removeprefix("at "), active or "-",
+                      versions, grants)
     print_table(table)
 
 

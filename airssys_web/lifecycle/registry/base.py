@@ -12,26 +12,37 @@ implementations). What every flavour must guarantee:
 * **Immutable versions.** A (component, version) keeps its blob and settings forever: re-adding it with the same
   ones is a no-op, with others :class:`~airssys_web.errors.VersionExists`. Settings are compared by their canonical
   text (:meth:`VersionSettings.json_text`).
-* **Rollback is an undo stack.** Each rollback returns to the version that was active before the current one was
+* **Rollback is an undo stack.** Each rollback undoes the newest change not undone yet: a pipeline change restores
+  the pipeline it replaced; an activation returns to the version that was active before the current one was
   activated (rebuilt from the ``ok`` activations in the history), so repeated rollbacks walk back through deploys
-  until there is nothing left; a rollback during a canary aborts the canary.
+  and pipeline changes until there is nothing left; a rollback during a canary aborts the canary. A rollback
+  records which change it undid (undos are not changes themselves).
+* **Kinds and pipelines.** A component is a ``route`` component or a ``middleware`` stage, fixed by its first
+  version; a stage owns no route. A route component's pipeline (``Deployment.stages``) names distinct middleware
+  components with an active version, checked by :func:`.rules.check_pipeline` in the write's transaction.
 * **Change token.** :meth:`Registry.change_token` differs after every committed change by any process and is cheap
   enough to poll every 200 ms (servers watch it); compare tokens for inequality only.
 * **Blobs first.** A version names a blob that is already stored (:meth:`BlobStore.put` before the write), so a
   server never sees a version whose bytes are missing.
+* **Shared by every process.** Secrets (:attr:`Registry.secrets`), guest KV data (:meth:`Registry.kv_store`) and
+  auto-rollback counters (:attr:`Registry.outcomes`) live with the registry, so every worker and every host that
+  opens it sees the same. A flavour whose changes can be pushed also implements :class:`ChangeFeed`.
 
 Records (:mod:`.records`) are plain immutable values; a flavour builds them from its own storage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from ...capabilities.kv import KVStore
+from ...capabilities.secrets import SecretBackend
 from ..settings import VersionSettings
 from .records import AuditEntry, ComponentInfo, Deployment, HistoryEntry, VersionInfo
 
-__all__ = ["AuditLog", "BlobStore", "Registry"]
+__all__ = ["AuditLog", "BlobStore", "ChangeFeed", "OutcomeCounters", "Registry"]
 
 
 class BlobStore(Protocol):
@@ -66,6 +77,28 @@ class AuditLog(Protocol):
         ...
 
 
+class OutcomeCounters(Protocol):
+    """Requests completed and failed per (component, version), summed over every process serving the registry (what
+    auto-rollback decides on). Counters only grow; they are statistics, so a flavour may expire idle ones."""
+
+    def add(self, component: str, version: str, completed: int, failed: int) -> tuple[int, int]:
+        """Add one process's new outcomes; return the totals (completed, failed) after the addition."""
+        ...
+
+    def totals(self, component: str, version: str) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Optional: a registry that pushes its changes (Redis pub/sub); servers still poll the change token, which is
+    the fallback when a message is lost."""
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on another thread) soon after any process commits a change; returns an unsubscribe
+        function."""
+        ...
+
+
 class Registry(Protocol):
     """Components, their immutable versions, what serves each route, the history of changes, and a change token.
 
@@ -80,6 +113,18 @@ class Registry(Protocol):
     def audit(self) -> AuditLog: ...
 
     @property
+    def secrets(self) -> SecretBackend:
+        """Where secret values go; versions keep only references."""
+        ...
+
+    @property
+    def outcomes(self) -> OutcomeCounters: ...
+
+    def kv_store(self) -> KVStore:
+        """A new handle on the components' KV data (the caller closes it)."""
+        ...
+
+    @property
     def artifacts_dir(self) -> Path:
         """A local directory for compiled artifacts of the blobs (compiled code is trusted by wasmtime, so it is
         never shared over the network: each machine compiles its own)."""
@@ -88,14 +133,16 @@ class Registry(Protocol):
     # -- writes ---------------------------------------------------------------------------------------------
     def deploy(self, name: str, version: str, *, sha256: str, route: str | None = None,
                settings: VersionSettings | None = None, actor: str = "cli", strategy: str = "immediate",
-               auto_rollback: str | None = None, allow_nested: bool = False) -> Deployment:
+               auto_rollback: str | None = None, allow_nested: bool = False, kind: str = "route") -> Deployment:
         """Add ``version`` (if new), claim or move the route, and make the version active, in one transaction.
-        ``route`` is required on a component's first deploy; omitted later, the component keeps its route. A
-        canary in progress ends. ``auto_rollback`` is the policy text stored with the deployment."""
+        ``route`` is required on a route component's first deploy (omitted later, it keeps its route) and refused
+        for a ``middleware`` one (:func:`.rules.check_kind`). A canary in progress ends. ``auto_rollback`` is the
+        policy text stored with the deployment."""
         ...
 
     def add_version(self, name: str, version: str, *, sha256: str, route: str | None = None,
-                    settings: VersionSettings | None = None, allow_nested: bool = False) -> VersionInfo:
+                    settings: VersionSettings | None = None, allow_nested: bool = False,
+                    kind: str = "route") -> VersionInfo:
         """Record ``version`` (and the component, on first use) without activating it, e.g. before a canary."""
         ...
 
@@ -118,6 +165,15 @@ class Registry(Protocol):
                  expect: str | None = None) -> Deployment:
         """Undo the last change (see the module docstring), or activate ``to_version``. With ``expect``, the newest
         version must still be ``expect`` or Conflict is raised and nothing changes."""
+        ...
+
+    def set_pipeline(self, name: str, stages: Sequence[str], *, actor: str = "cli") -> Deployment:
+        """Replace the pipeline in front of route component ``name`` (``[]`` clears it), recorded in its history
+        (action ``pipeline``, with the stages); the same pipeline again is a no-op that records nothing."""
+        ...
+
+    def pipelines_using(self, stage: str) -> list[str]:
+        """The route components whose pipeline includes ``stage``, by name."""
         ...
 
     def record(self, name: str, version: str, *, action: str, strategy: str, actor: str, outcome: str,

@@ -22,10 +22,24 @@ from typing import Any
 
 from ..settings import VersionSettings
 
-__all__ = ["ACTIVATIONS", "AuditEntry", "ComponentInfo", "Deployment", "HistoryEntry", "VersionInfo"]
+__all__ = ["ACTIVATIONS", "KINDS", "AuditEntry", "ComponentInfo", "Deployment", "HistoryEntry", "VersionInfo"]
 
 #: History actions that make a version active (the rollback stack is rebuilt from these only).
 ACTIVATIONS = ("deploy", "activate", "rollback", "promote")
+#: What a component is: a ``route`` component serves a route; a ``middleware`` stage runs in front of routes.
+KINDS = ("route", "middleware")
+
+
+def _stages(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"stages must be a list of component names, not {value!r}")
+    return tuple(value)
+
+
+def _kind(value: Any) -> str:
+    if value not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {value!r}")
+    return str(value)
 
 
 def _settings_object(text: str | None) -> dict[str, Any] | None:
@@ -48,23 +62,31 @@ def _time(value: Any) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ComponentInfo:
-    """A component: its name, the route it owns, and its active version (``None`` before the first activation)."""
+    """A component: its name, the route it owns, and its active version (``None`` before the first activation).
+
+    A ``middleware`` component owns no route (``route`` is None); a route component may have ``stages``, the
+    middleware components in front of it (the first sees a request first)."""
 
     name: str
-    route: str
+    route: str | None
     created_at: datetime
     active_version: str | None
     #: The route was claimed with ``allow_nested``: it may lie under or above another component's route.
     nested: bool = False
+    kind: str = "route"
+    stages: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"component": self.name, "route": self.route, "nested": self.nested,
-                "active_version": self.active_version, "created_at": self.created_at.isoformat()}
+        return {"component": self.name, "kind": self.kind, "route": self.route, "nested": self.nested,
+                "stages": list(self.stages), "active_version": self.active_version,
+                "created_at": self.created_at.isoformat()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ComponentInfo:
-        return cls(str(data["component"]), str(data["route"]), _time(data["created_at"]), data["active_version"],
-                   bool(data["nested"]))
+        route = data["route"]
+        return cls(str(data["component"]), None if route is None else str(route), _time(data["created_at"]),
+                   data["active_version"], bool(data["nested"]), _kind(data.get("kind", "route")),
+                   _stages(data.get("stages", [])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +118,11 @@ class VersionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """What serves a component's route now: everything a server needs to build its route table."""
+    """What serves a component now: everything a server needs to build its route table. A middleware stage has
+    no route; a route component's ``stages`` are the middleware components in front of it, first to last."""
 
     component: str
-    route: str
+    route: str | None
     active_version: str
     sha256: str
     settings_json: str
@@ -116,6 +139,8 @@ class Deployment:
     auto_rollback: str | None = None
     #: The route was claimed with ``allow_nested`` (see :class:`ComponentInfo`).
     nested: bool = False
+    kind: str = "route"
+    stages: tuple[str, ...] = ()
 
     @property
     def settings(self) -> VersionSettings:
@@ -134,8 +159,8 @@ class Deployment:
         return self.canary_version or self.active_version
 
     def to_json(self) -> dict[str, Any]:
-        return {"component": self.component, "route": self.route, "nested": self.nested,
-                "active_version": self.active_version, "sha256": self.sha256,
+        return {"component": self.component, "kind": self.kind, "route": self.route, "nested": self.nested,
+                "stages": list(self.stages), "active_version": self.active_version, "sha256": self.sha256,
                 "settings": _settings_object(self.settings_json), "previous_version": self.previous_version,
                 "canary_version": self.canary_version, "canary_percent": self.canary_percent,
                 "canary_sha256": self.canary_sha256, "canary_settings": _settings_object(self.canary_settings_json),
@@ -143,15 +168,20 @@ class Deployment:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
-        return cls(str(data["component"]), str(data["route"]), str(data["active_version"]), str(data["sha256"]),
-                   _settings_text(data["settings"]) or "{}", data["previous_version"], _time(data["updated_at"]),
-                   data["canary_version"], int(data["canary_percent"]), data["canary_sha256"],
-                   _settings_text(data["canary_settings"]), data["auto_rollback"], bool(data["nested"]))
+        route = data["route"]
+        return cls(str(data["component"]), None if route is None else str(route), str(data["active_version"]),
+                   str(data["sha256"]), _settings_text(data["settings"]) or "{}", data["previous_version"],
+                   _time(data["updated_at"]), data["canary_version"], int(data["canary_percent"]),
+                   data["canary_sha256"], _settings_text(data["canary_settings"]), data["auto_rollback"],
+                   bool(data["nested"]), _kind(data.get("kind", "route")), _stages(data.get("stages", [])))
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One change of a component; ``previous_version`` is where a rollback from ``version`` would go."""
+    """One change of a component; ``previous_version`` is where a rollback from ``version`` would go.
+
+    A change of the pipeline in front of a route (action ``pipeline``, or a ``rollback`` that undid one) carries
+    the ``stages`` it left in place; other entries have ``None``."""
 
     id: int
     component: str
@@ -163,17 +193,20 @@ class HistoryEntry:
     outcome: str
     detail: str
     at: datetime
+    stages: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "component": self.component, "version": self.version,
                 "previous_version": self.previous_version, "action": self.action, "strategy": self.strategy,
-                "actor": self.actor, "outcome": self.outcome, "detail": self.detail, "at": self.at.isoformat()}
+                "actor": self.actor, "outcome": self.outcome, "detail": self.detail, "at": self.at.isoformat(),
+                "stages": None if self.stages is None else list(self.stages)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HistoryEntry:
+        stages = data.get("stages")
         return cls(int(data["id"]), str(data["component"]), str(data["version"]), data["previous_version"],
                    str(data["action"]), str(data["strategy"]), str(data["actor"]), str(data["outcome"]),
-                   str(data["detail"]), _time(data["at"]))
+                   str(data["detail"]), _time(data["at"]), None if stages is None else _stages(stages))
 
 
 @dataclass(frozen=True, slots=True)

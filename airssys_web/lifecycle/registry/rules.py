@@ -12,22 +12,30 @@ the deploy asks for it (``allow_nested=True``, ``--nested``): a nested route sil
 the other component, since the longest matching prefix wins. The permission is stored with the component
 (``ComponentInfo.nested``) so ``list`` and ``status`` show it. Only claiming a route is checked: a new component,
 or a route move; a later deploy that keeps the route keeps its permission.
+
+Kinds and pipelines: a component is a ``route`` component or a ``middleware`` stage, fixed by its first version
+(a stage imports the handler it passes requests on to). A stage owns no route; a route component may have a
+pipeline of at most :data:`MAX_STAGES` distinct stages in front of it (:func:`check_pipeline`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import suppress
 
 import semver
 
-from airssys_web.errors import InvalidName, RouteConflict
+from airssys_web.capabilities.grants import COMPONENT_NAME
+from airssys_web.errors import InvalidName, NotFound, PipelineError, RouteConflict
 from airssys_web.lifecycle.routing import RESERVED_ROUTE, route_matches
 
 __all__ = [
     "MAX_ROUTE_LEN",
+    "MAX_STAGES",
     "MAX_VERSION_LEN",
+    "check_kind",
+    "check_pipeline",
     "route_overlap",
     "validate_name",
     "validate_route",
@@ -36,7 +44,7 @@ __all__ = [
     "version_key",
 ]
 
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_NAME_RE = COMPONENT_NAME
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 MAX_VERSION_LEN = 128
@@ -128,3 +136,54 @@ def validate_sha256(sha256: str) -> str:
     if isinstance(sha256, str) and _SHA_RE.fullmatch(sha256):
         return sha256
     raise InvalidName(f"invalid sha256 {sha256!r}: expected 64 lowercase hex digits")
+
+
+#: The most stages one pipeline may have (each adds an instance call and a copy of the request to every request).
+MAX_STAGES = 16
+
+
+def check_kind(name: str, kind: str, route: str | None, existing: str | None) -> None:
+    """Refuse a version of kind ``kind`` for component ``name`` (of kind ``existing``; None if it is new) when the
+    kinds differ, or when a middleware stage is given a route."""
+    if kind not in ("route", "middleware"):
+        raise PipelineError(f"unknown component kind {kind!r}: a component is a route component or a middleware")
+    if existing is not None and existing != kind:
+        this = "a middleware stage (it imports airssys:web/handler)" if kind == "middleware" else \
+            "a route component (it does not import airssys:web/handler)"
+        raise PipelineError(f"{name} is a {existing} component, but this version is {this}; a component keeps its "
+                            "kind: deploy it under another name")
+    if kind == "middleware" and route is not None:
+        raise PipelineError(f"{name} is a middleware stage: it owns no route but runs in front of route components "
+                            f"(airssys-web pipeline set COMPONENT {name}); deploy it without --route")
+
+
+def check_pipeline(name: str, stages: Sequence[str], kinds: Mapping[str, str],
+                   active: Collection[str]) -> tuple[str, ...]:
+    """The pipeline ``stages`` for route component ``name``, checked against ``kinds`` (every component's kind)
+    and ``active`` (the components with an active version); raises saying what is wrong and what to do."""
+    validate_name(name)
+    stages = tuple(stages)
+    for stage in stages:
+        validate_name(stage)
+    if name not in kinds:
+        raise NotFound(f"no component named {name!r}; deploy it first")
+    if kinds[name] != "route":
+        raise PipelineError(f"{name} is a middleware stage; a pipeline goes in front of a route component")
+    if len(stages) > MAX_STAGES:
+        raise PipelineError(f"a pipeline has at most {MAX_STAGES} stages; {len(stages)} were given")
+    seen: set[str] = set()
+    for stage in stages:
+        if stage == name:
+            raise PipelineError(f"{name} cannot be a stage in front of itself")
+        if stage in seen:
+            raise PipelineError(f"stage {stage} is listed twice; a request passes each stage once (no cycles)")
+        seen.add(stage)
+        if stage not in kinds:
+            raise NotFound(f"stage {stage!r} is not a component; deploy it first "
+                           f"(airssys-web deploy {stage} FILE --version V)")
+        if kinds[stage] != "middleware":
+            raise PipelineError(f"{stage} is a route component, not a middleware stage; only components built for "
+                                "the middleware world can be stages (airssys-web build --kind middleware)")
+        if stage not in active:
+            raise PipelineError(f"stage {stage} has no active version; deploy one first")
+    return stages

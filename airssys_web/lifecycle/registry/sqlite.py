@@ -23,7 +23,7 @@ from airssys_web.errors import RegistryError
 
 from .records import AuditEntry
 
-__all__ = ["SCHEMA_VERSION", "Database", "SqliteAuditLog", "now"]
+__all__ = ["BUMP_SQL", "SCHEMA_VERSION", "Database", "SqliteAuditLog", "now"]
 
 # Schema migrations: entry i upgrades schema i to i+1 inside one write transaction, and PRAGMA user_version
 # records the result. To evolve the schema (canary split, audit log, ...), append a tuple of statements;
@@ -82,8 +82,32 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # 3: the component's route was claimed with allow_nested (it may lie under or above another's route).
         "ALTER TABLE components ADD COLUMN nested INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # 4: middleware stages (a component of kind 'middleware' has no route) and the pipeline of stages in front
+        # of a route component (a JSON list of names). SQLite cannot drop NOT NULL in place: the table is rebuilt
+        # (the migration runs with foreign keys off and checks them all before it commits).
+        """CREATE TABLE components_v4 (
+            name TEXT PRIMARY KEY,
+            route TEXT UNIQUE,
+            created_at TEXT NOT NULL,
+            nested INTEGER NOT NULL DEFAULT 0,
+            kind TEXT NOT NULL DEFAULT 'route' CHECK (kind IN ('route', 'middleware')),
+            stages TEXT NOT NULL DEFAULT '[]',
+            CHECK ((kind = 'route') = (route IS NOT NULL)))""",
+        "INSERT INTO components_v4 (name, route, created_at, nested) SELECT name, route, created_at, nested "
+        "FROM components",
+        "DROP TABLE components",
+        "ALTER TABLE components_v4 RENAME TO components",
+        # History: the pipeline a change set (and the one it replaced), and which change a rollback undid.
+        "ALTER TABLE history ADD COLUMN stages TEXT",
+        "ALTER TABLE history ADD COLUMN stages_before TEXT",
+        "ALTER TABLE history ADD COLUMN undoes INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: Moves the change token (done by every write transaction, unless it asked not to: then it runs this when it did
+#: change something).
+BUMP_SQL = "UPDATE meta SET value = value + 1 WHERE key = 'change'"
 
 
 def now() -> str:
@@ -141,7 +165,7 @@ class Database:
             try:
                 yield db
                 if write and bump:
-                    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'change'")
+                    db.execute(BUMP_SQL)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -171,18 +195,29 @@ class Database:
             raise self.error(exc) from exc
         if mode != "wal":
             raise RegistryError(f"registry database {self.path} cannot use WAL mode (got {mode!r})")
-        with self.transaction(write=True, bump=False) as db:
-            (current,) = db.execute("PRAGMA user_version").fetchone()
-            if current > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"registry {self.path.parent} has schema {current}, newer than this airssys-web supports "
-                    f"({SCHEMA_VERSION}); upgrade airssys-web"
-                )
-            for step in _MIGRATIONS[current:]:
-                for statement in step:
-                    db.execute(statement)
-            if current != SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn = self.conn()
+        # A table rebuild (the SQLite way to change a column) drops a table other tables reference: foreign keys are
+        # off while migrating (a connection setting, not allowed inside a transaction), and checked before commit.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.transaction(write=True, bump=False) as db:
+                (current,) = db.execute("PRAGMA user_version").fetchone()
+                if current > SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"registry {self.path.parent} has schema {current}, newer than this airssys-web supports "
+                        f"({SCHEMA_VERSION}); upgrade airssys-web"
+                    )
+                for step in _MIGRATIONS[current:]:
+                    for statement in step:
+                        db.execute(statement)
+                if current != SCHEMA_VERSION:
+                    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RegistryError(f"registry {self.path.parent}: migrating to schema {SCHEMA_VERSION} "
+                                            f"would break references ({broken[:3]}); nothing was changed")
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
 
 _AUDIT_COLS = "id, token_id, action, target, outcome, detail, at"

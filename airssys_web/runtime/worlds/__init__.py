@@ -27,6 +27,8 @@ WASI_HTTP_WORLD = "wasi:http"
 HANDLER_PREFIX = "wasi:http/incoming-handler@0.2."
 HANDLER_P3_PREFIX = "wasi:http/handler@0.3."
 AIRSSYS_PREFIX = "airssys:web/handler@0.1."
+#: The response header naming the version that answered (``NAME@VERSION``).
+VERSION_HEADER = b"x-airssys-version"
 #: A middleware stage imports the handler it passes requests on to (and exports its own).
 STAGE_IMPORT_PREFIX = AIRSSYS_PREFIX
 
@@ -84,5 +86,5 @@ def world_named(name: str) -> World:
     return AIRSSYS
 
 
-__all__ = ["AIRSSYS_WORLD", "HANDLER_PREFIX", "WASI_HTTP_WORLD", "World", "detect_world", "http_version",
-           "is_middleware", "world_named", "world_of_exports"]
+__all__ = ["AIRSSYS_WORLD", "HANDLER_PREFIX", "VERSION_HEADER", "WASI_HTTP_WORLD", "World", "detect_world",
+           "http_version", "is_middleware", "world_named", "world_of_exports"]

@@ -9,7 +9,8 @@ headers the guest set are dropped and recomputed here.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -18,7 +19,18 @@ from ...units import format_duration
 from . import AIRSSYS_WORLD
 
 if TYPE_CHECKING:
-    from ..generation import Generation
+    from ..instance import GuestResponse
+    from ..limits import Limits
+
+
+class Buffered(Protocol):
+    """What this world serves: anything that answers a whole request (a generation, or a pipeline's chain)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    async def handle(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]],
+                     body: bytes) -> GuestResponse: ...
 
 # Framing is the server's job: whatever the guest says about these is dropped and recomputed.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length",
@@ -28,7 +40,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgra
 class AirssysWorld:
     name = AIRSSYS_WORLD
 
-    async def serve(self, gen: Generation, scope: Scope, receive: Receive, send: Send,
+    async def serve(self, gen: Buffered, scope: Scope, receive: Receive, send: Send,
                     extra: list[tuple[bytes, bytes]], *, body_timeout: float) -> int:
         limits = gen.limits
         body = await read_body(scope, receive, limits.max_body, body_timeout, limits.timeout)

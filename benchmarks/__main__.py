@@ -4,8 +4,9 @@
     python -m benchmarks --build-times          # the Rust extension's build times instead (8 to 15 minutes)
 
 Only the ``perf`` block of BENCHMARKS.md (between its markers) is rewritten, and ``--build-times`` rewrites only the
-``build`` block; the rest of the file stays. Ids: R1 to R7 (the runtime-core issue's targets), P5 (boot), P6
-(2 workers ÷ 1), STALL (the event loop under a CPU-bound guest), SWAP (bench_swap) and CAPS (bench_capabilities).
+``build`` block; the rest of the file stays. Ids: R1 to R7 (the runtime-core issue's targets), C1 and C2 (what one
+middleware stage and one internal call add, issue #16), P5 (boot), P6 (2 workers ÷ 1), STALL (the event loop under
+a CPU-bound guest), SWAP (bench_swap) and CAPS (bench_capabilities).
 Nothing here asserts a timing: a missed target is reported with what limits it, never raised.
 """
 
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import bench_build, bench_http, bench_process, targets_bodies, targets_ops, targets_speed
+from . import bench_build, bench_http, bench_process, targets_bodies, targets_compose, targets_ops, targets_speed
 from .fixtures import Guests, build_guests, make_registry
 from .harness import REPO, Series, ensure_wrk, wrk_version
 from .report import Report, host, machine, write_block
@@ -57,6 +58,9 @@ class Run:
                                         "3" if self.quick else "5", "--requests", "1000" if self.quick else "5000")
         self.fresh = targets_speed.in_process(self.report, self.asgi, self.wasi)
 
+    def composition(self) -> None:
+        targets_compose.composition(self.report, self.guests.hello, self.workdir, self.quick)
+
     def over_http(self) -> None:
         assert self.wrk is not None
         comp = bench_http.compare_routes(self.wrk, self.registry, HTTP_ROUTES, self.settings)
@@ -89,7 +93,8 @@ class Run:
     def steps(self) -> list[tuple[set[str], bool, Callable[[], None]]]:
         """(ids it reports, needs wrk, step), in running order: in process first, its results feed the HTTP
         step's explanations."""
-        return [({"R3", "R5", "R7"}, False, self.in_process), ({"R4", "R5", "R7"}, True, self.over_http),
+        return [({"R3", "R5", "R7"}, False, self.in_process), ({"C1", "C2"}, False, self.composition),
+                ({"R4", "R5", "R7"}, True, self.over_http),
                 ({"R1", "R2"}, False, self.bodies), ({"R6"}, False, self.memory), ({"P5"}, False, self.boot),
                 ({"P6"}, True, self.workers), ({"STALL"}, True, self.stall), ({"SWAP"}, False, self.swap),
                 ({"CAPS"}, False, self.capabilities)]

@@ -59,6 +59,11 @@ def in_process(report: Report, asgi: dict[str, Any], wasi: dict[str, list[float]
                f"({b['drop_faults'] + b['instantiate_faults']:,.0f} faults in instantiate + drop)")
         report.row("R5", f"cost of a fresh instance, in process ({label}): request - pooled, per call",
                    fresh[key].fmt(1, " µs"), f"≤ {bound:g} µs", fresh[key].median <= bound, why)
+    for pooled, isolated, label in (("/wasm", "/wasm-fresh", "small WAT guest"),
+                                    ("/py", "/py-fresh", "componentize-py guest")):
+        report.row("R5", f"in process: µs per request, pooled and with request isolation ({label})",
+                   f"pooled {Series(us[pooled]).fmt(1)}, request {Series(us[isolated]).fmt(1)}", "(reported)",
+                   None)
     if "/wasi" in us:
         report.row("R7", "in process: µs per request, wasi:http route - native route",
                    per_repeat(us["/wasi"], us["/native"], "-").fmt(1, " µs"), "(reported)", None)
@@ -148,8 +153,10 @@ def over_http(report: Report, comp: Comparison, settings: Any, fresh: dict[str, 
     for pooled, isolated, label in (("/wasm", "/wasm-fresh", "small WAT guest"),
                                     ("/py", "/py-fresh", "componentize-py guest")):
         if isolated in r:
+            per = {p: Series([1e6 / x for x in r[p].rps.values]).median for p in (pooled, isolated)}
             report.row("R5", f"over HTTP: rps with request isolation ÷ pooled ({label})",
-                       comp.ratio(isolated, pooled).fmt(3), "(reported)", None)
+                       f"{comp.ratio(isolated, pooled).fmt(3)}; µs per request (1/rps): pooled {per[pooled]:,.0f}, "
+                       f"request {per[isolated]:,.0f}", "(reported)", None)
     lines = ["| route | served by | rps | 1/rps (µs) | server CPU (share of a core) | wrk CPU |",
              "|---|---|---|---|---|---|"]
     for path, st in r.items():
@@ -164,12 +171,13 @@ def over_http(report: Report, comp: Comparison, settings: Any, fresh: dict[str, 
               "bottleneck, so 1/rps is about what one request costs it. Ratios are per repeat. Socket errors or "
               f"non-2xx answers: {errors}."]
     if fresh is not None and "/py-fresh" in r:
-        lines += ["", isolation_advice(comp, fresh)]
+        lines += ["", *isolation_advice(comp, fresh, asgi)]
     report.section("R4, R5, R7 over HTTP: one server, wasm routes next to the native route", *lines)
 
 
-def isolation_advice(comp: Comparison, fresh: dict[str, Series]) -> str:
-    """Which default for ``isolation`` the figures support, and why (written from the figures)."""
+def isolation_advice(comp: Comparison, fresh: dict[str, Series], asgi: dict[str, Any] | None) -> list[str]:
+    """Both isolation modes side by side, per request, for the choice of the default (and which default the
+    figures support, and why, written from them)."""
     small = comp.ratio("/wasm-fresh", "/wasm").median
     py = comp.ratio("/py-fresh", "/py").median
     cheap = fresh["small"].median <= 20 and fresh["python"].median <= 300 and min(small, py) >= 0.95
@@ -177,6 +185,21 @@ def isolation_advice(comp: Comparison, fresh: dict[str, Series]) -> str:
                "kinds of guest" if cheap else
                "the figures support keeping `pooled` the default, with `request` opt-in per component "
                "(`deploy --isolation request`) where nothing a request leaves in memory may reach the next")
-    return (f"**Default isolation.** Over HTTP, request isolation keeps {small:.0%} of the pooled rps for the "
-            f"small WAT guest and {py:.0%} for the componentize-py guest; in process a fresh instance costs "
-            f"{fresh['small'].median:.1f} µs and {fresh['python'].median:,.0f} µs. So {verdict}.")
+    r = comp.routes
+
+    def per(path: str) -> str:
+        return Series([1e6 / x for x in r[path].rps.values]).fmt(0)
+
+    def proc(path: str) -> str:
+        return Series(asgi["asgi_us"][path]).fmt(1) if asgi is not None and path in asgi["asgi_us"] else "-"
+
+    rows = ["**Default isolation: both modes side by side, µs per request** (median (min to max); in process: the "
+            "ASGI app without a server, from the in-process section; over HTTP: 1/rps of this section's runs):", "",
+            "| guest | pooled, in process | request, in process | pooled, over HTTP | request, over HTTP | "
+            "request keeps, of the pooled rps |", "|---|---|---|---|---|---|"]
+    for pooled, isolated, label, ratio in (("/wasm", "/wasm-fresh", "small WAT guest", small),
+                                           ("/py", "/py-fresh", "componentize-py guest", py)):
+        rows.append(f"| {label} | {proc(pooled)} | {proc(isolated)} | {per(pooled)} | {per(isolated)} | "
+                    f"{ratio:.0%} |")
+    return [*rows, "", f"In process a fresh instance costs {fresh['small'].median:.1f} µs (small WAT guest) and "
+            f"{fresh['python'].median:,.0f} µs (componentize-py guest) more than a pooled call. So {verdict}."]

@@ -14,7 +14,7 @@ NATIVE := Cargo.toml Cargo.lock $(wildcard src/*.rs) $(wildcard airssys_web/wit/
 PYO3_ENV = PYO3_PYTHON=$(abspath $(BIN)/python) \
 	LD_LIBRARY_PATH=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: run test lint typecheck rust pytest bench loadtest clean redis-server
+.PHONY: run test lint typecheck rust browser pytest bench loadtest clean redis-server
 
 $(STAMP): pyproject.toml $(NATIVE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(NATIVE)
 run: $(STAMP)
 	$(BIN)/python -m example_site --host $(HOST) --port $(PORT)
 
-test: $(STAMP) lint typecheck rust pytest
+test: $(STAMP) lint typecheck rust browser pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check airssys_web tests example_site benchmarks loadtests tools
@@ -37,6 +37,16 @@ rust: $(STAMP)  # the extension's crate (src/): formatting, clippy, its unit tes
 	cargo fmt --check
 	$(PYO3_ENV) cargo clippy --release --all-targets --quiet -- -D warnings
 	$(PYO3_ENV) cargo test --release --quiet
+
+# The dashboard's browser tests drive Debian's chromium through playwright's executable_path (no browser download).
+# Installed once with apt-get where that works (root, Debian); elsewhere the tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the dashboard's browser tests (apt-get, once)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium >/dev/null) || echo "note: chromium could not be installed; the browser tests will skip"; \
+	  else echo "note: no chromium and no apt-get as root; the dashboard's browser tests will skip"; fi; }
 
 pytest: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q

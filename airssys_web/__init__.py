@@ -1,19 +1,20 @@
 """airssys-web: hot-swappable WebAssembly component routes inside Python web apps.
 
-Mount :class:`AirssysMiddleware` in a Starlette/FastAPI app; deploy components with ``airssys-web deploy`` or
-:func:`deploy` (or any :class:`Lifecycle`: :class:`LocalLifecycle` on a registry, :class:`RemoteLifecycle` through a
-server's admin API); they are served without a restart. Test a component in-process with :class:`ComponentClient`.
+Mount :class:`AirssysMiddleware` in a Starlette/FastAPI app, or :class:`AirssysWSGIMiddleware` in a Flask, Django or
+other WSGI app; deploy components with ``airssys-web deploy`` or :func:`deploy` (or any :class:`Lifecycle`:
+:class:`LocalLifecycle` on a registry, :class:`RemoteLifecycle` through a server's admin API); they are served
+without a restart. Test a component in-process with :class:`ComponentClient`.
 
 The package is layered (each layer imports only the ones below it):
 
 * ``cli`` - the ``airssys-web`` command: parses, calls the layers below, renders;
-* ``web`` - the ASGI middleware, the admin API and its tokens, ``serve``; ``guest`` - building, scaffolding,
-  testing and live-reloading components, and the guest SDKs;
+* ``web`` - the ASGI middleware and its WSGI adapter, the admin API and its tokens, ``serve``; ``guest`` -
+  building, scaffolding, testing and live-reloading components, and the guest SDKs;
 * ``lifecycle`` - the registry, deploy checks, roll-out strategies, auto-rollback, and the host that keeps live
   generations in step with the registry;
 * ``runtime`` - the wasm side (engines, artifacts, instances, pools, generations, the two worlds), on the Rust
   extension ``_native``; ``capabilities`` - grants and the policies behind them (outbound, KV, secrets, needs);
-* ``errors`` and ``units``, used by all.
+* ``errors``, ``units`` and ``observability`` (metrics, logs, traces), used by all.
 
 The names below are imported on first use (PEP 562), so ``import airssys_web`` and ``airssys-web --help`` stay fast.
 """
@@ -72,14 +73,17 @@ if TYPE_CHECKING:
     from .lifecycle.registry.redis_registry import RedisRegistry
     from .lifecycle.remote import RemoteLifecycle
     from .lifecycle.settings import VersionSettings
+    from .observability.logs import configure_logging
     from .runtime.limits import Limits
     from .web.middleware import AirssysMiddleware
     from .web.serve import build_app
+    from .web.wsgi import AirssysWSGIMiddleware
 
 #: public name -> the module that defines it
 _LAZY = {
     "AirssysHost": "lifecycle.host",
     "AirssysMiddleware": "web.middleware",
+    "AirssysWSGIMiddleware": "web.wsgi",
     "Capability": "capabilities.grants",
     "ComponentClient": "guest.testing",
     "ComponentInfo": "lifecycle.registry",
@@ -101,6 +105,7 @@ _LAZY = {
     "build_app": "web.serve",
     "build_component": "guest.build",
     "check_component": "lifecycle.deploy",
+    "configure_logging": "observability.logs",
     "deploy": "lifecycle.deploy",
     "open_registry": "lifecycle.registry",
 }
@@ -133,6 +138,7 @@ __all__ = [
     "AirssysError",
     "AirssysHost",
     "AirssysMiddleware",
+    "AirssysWSGIMiddleware",
     "ArtifactError",
     "AuthError",
     "BadGuestResponse",
@@ -179,6 +185,7 @@ __all__ = [
     "build_app",
     "build_component",
     "check_component",
+    "configure_logging",
     "deploy",
     "open_registry",
 ]

@@ -6,7 +6,8 @@
 Only the ``perf`` block of BENCHMARKS.md (between its markers) is rewritten, and ``--build-times`` rewrites only the
 ``build`` block; the rest of the file stays. Ids: R1 to R7 (the runtime-core issue's targets), C1 and C2 (what one
 middleware stage and one internal call add, issue #16), P5 (boot), P6 (2 workers ÷ 1), STALL (the event loop under
-a CPU-bound guest), SWAP (bench_swap) and CAPS (bench_capabilities).
+a CPU-bound guest), SWAP (bench_swap), CAPS (bench_capabilities), OBS (what observability adds, issue #17) and W1
+(the WSGI adapter, issue #18).
 Nothing here asserts a timing: a missed target is reported with what limits it, never raised.
 """
 
@@ -21,7 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import bench_build, bench_http, bench_process, targets_bodies, targets_compose, targets_ops, targets_speed
+from . import (
+    bench_build,
+    bench_http,
+    bench_process,
+    targets_adapters,
+    targets_bodies,
+    targets_compose,
+    targets_ops,
+    targets_speed,
+)
 from .fixtures import Guests, build_guests, make_registry
 from .harness import REPO, Series, ensure_wrk, wrk_version
 from .report import Report, host, machine, write_block
@@ -90,6 +100,12 @@ class Run:
     def capabilities(self) -> None:
         targets_ops.capabilities(self.report, self.quick)
 
+    def observability(self) -> None:
+        targets_adapters.observability(self.report, self.registry, self.quick)
+
+    def wsgi(self) -> None:
+        targets_adapters.wsgi(self.report, self.wrk, self.registry, self.settings)
+
     def steps(self) -> list[tuple[set[str], bool, Callable[[], None]]]:
         """(ids it reports, needs wrk, step), in running order: in process first, its results feed the HTTP
         step's explanations."""
@@ -97,7 +113,8 @@ class Run:
                 ({"R4", "R5", "R7"}, True, self.over_http),
                 ({"R1", "R2"}, False, self.bodies), ({"R6"}, False, self.memory), ({"P5"}, False, self.boot),
                 ({"P6"}, True, self.workers), ({"STALL"}, True, self.stall), ({"SWAP"}, False, self.swap),
-                ({"CAPS"}, False, self.capabilities)]
+                ({"CAPS"}, False, self.capabilities), ({"OBS"}, False, self.observability),
+                ({"W1"}, False, self.wsgi)]
 
 
 def perf_block(report: Report, started: float, wrk: str | None, quick: bool) -> list[str]:

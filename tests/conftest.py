@@ -1,4 +1,4 @@
-"""Shared fixtures: real guest components (WAT and componentize-py) and a loopback uvicorn server.
+"""Shared fixtures: real guest components (WAT and componentize-py) and loopback servers (uvicorn, waitress).
 
 Guests live in ``tests/guests/`` (see ``tests/guests/README.md``). Python guests are built once and cached in
 ``<repo>/.cache/guests`` keyed by their sources, so only the first run pays for componentize-py; tests that use
@@ -133,3 +133,35 @@ def run_uvicorn(app: ASGIApp, **config: Any) -> Iterator[str]:
 def uvicorn_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
     """``with uvicorn_server(app) as url: httpx.get(url + "/")`` — see :func:`run_uvicorn`."""
     return run_uvicorn
+
+
+@contextlib.contextmanager
+def run_waitress(app: Callable[..., Any], *, threads: int = 4, **options: Any) -> Iterator[str]:
+    """Serve the WSGI ``app`` with waitress on 127.0.0.1 (ephemeral port) in a thread; yield its base URL.
+
+    Extra keyword arguments go to ``waitress.server.create_server``. On exit the listening socket and every
+    connection close, in the server's own thread (waitress's loop is not thread-safe), its worker threads stop and
+    the thread is joined, so no test leaks a listening socket.
+    """
+    from waitress.server import create_server
+
+    server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads, **options)
+    thread = threading.Thread(target=server.run, name="waitress-test-server", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        for channel in list(server._map.values()):
+            channel.close()
+
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.trigger.pull_trigger(stop)
+        thread.join(_STARTUP_BOUND)
+        server.task_dispatcher.shutdown()
+
+
+@pytest.fixture
+def wsgi_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with wsgi_server(wsgi_app) as url: httpx.get(url + "/")`` — waitress, see :func:`run_waitress`."""
+    return run_waitress

@@ -150,3 +150,32 @@ def test_sdk_stages_short_circuit(made: Callable[..., Generation], stage_wasm: b
     assert (denied.status, denied.body) == (401, b"unauthorized by auth")
     assert route.requests == 0  # the route was never called
     assert chain.call("GET", "/", "", [("authorization", "x")], b"").status == 200
+
+
+def test_each_element_is_counted_under_its_own_version(made: Callable[..., Generation],
+                                                       wat_guest: Callable[[str], bytes]) -> None:
+    from test_metrics import scrape, total, value
+
+    from airssys_web.observability.metrics import Metrics
+
+    metrics = Metrics()
+    auth, log = stage(made, wat_guest, "auth", require="authorization"), stage(made, wat_guest, "log")
+    route = made(ECHO, "route")
+    for gen in (auth, log, route):
+        metrics.bind(gen)
+    chain = Chain([log, auth], route)
+    assert chain.stats is route.stats  # the middleware counts whole requests under the route's version
+    assert chain.call("GET", "/", "", [("authorization", "x")], b"").status == 200
+    assert chain.call("GET", "/", "", [], b"").status == 401  # auth answers itself: the route never runs
+    trapping = Chain([stage(made, wat_guest, "bad", trap="1")], route)
+    metrics.bind(trapping.stages[0])
+    with pytest.raises(GuestTrap):
+        trapping.call("GET", "/", "", [], b"")
+    samples = scrape(metrics.render()[0].decode())
+    assert value(samples, "airssys_stage_requests_total", component="log", version="1.0.0", status="200") == 1
+    assert value(samples, "airssys_stage_requests_total", component="log", version="1.0.0", status="401") == 1
+    assert value(samples, "airssys_stage_requests_total", component="auth", version="1.0.0", status="401") == 1
+    assert value(samples, "airssys_stage_duration_seconds_count", component="auth", version="1.0.0") == 2
+    assert value(samples, "airssys_guest_errors_total", component="bad", version="1.0.0", kind="trap") == 1
+    assert value(samples, "airssys_stage_requests_total", component="bad", version="1.0.0", status="500") == 1
+    assert total(samples, "airssys_stage_requests_total", component="route") == 0  # the route is not a stage

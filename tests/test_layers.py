@@ -1,8 +1,8 @@
 """The package's layers and their one-way arrows (as ``airssys_web/__init__.py`` draws them), checked on the source.
 
-cli → web and guest → lifecycle → runtime and capabilities → errors, units. A module may import its own layer
-and the layers below it, never one above (nor runtime ↔ capabilities: the runtime knows policies only through
-the interfaces in ``runtime.imports``). Imports inside functions and under ``TYPE_CHECKING`` count too.
+cli → web and guest → lifecycle → runtime and capabilities → errors, units, observability. A module may import its
+own layer and the layers below it, never one above (nor runtime ↔ capabilities: the runtime knows policies only
+through the interfaces in ``runtime.imports``). Imports inside functions and under ``TYPE_CHECKING`` count too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "airssys_web"
-BASE = {"errors", "units", "_files", "_native"}
+BASE = {"errors", "units", "_files", "_native", "observability"}
 #: layer -> the layers it may import (besides itself and the base)
 ALLOWED = {
     "runtime": set(),

@@ -10,7 +10,8 @@ EXPECTED = {
     "GuestMemoryLimit", "GuestTimeout", "GuestTrap", "HistoryEntry", "InvalidComponent", "InvalidName", "Limits",
     "NotFound", "OutboundDenied", "OutboundError", "OutboundTimeout", "PoolExhausted", "Registry", "RegistryError",
     "RouteConflict", "VersionExists", "VersionInfo", "__version__", "build_app", "check_component", "deploy",
-    "ComponentClient", "build_component", "VersionSettings", "Pipeline", "PipelineError",
+    "ComponentClient", "build_component", "VersionSettings", "configure_logging", "AirssysWSGIMiddleware",
+    "Pipeline", "PipelineError",
     "RedisRegistry", "RegistryUnavailable", "open_registry",
 }
 
@@ -39,8 +40,8 @@ def test_public_names_load_on_first_use() -> None:
     import sys
 
     probe = ("import sys, airssys_web\n"
-             "heavy = [m for m in ('airssys_web.web.middleware', 'airssys_web.lifecycle.host', 'starlette', "
-             "'httpx', 'airssys_web._native') if m in sys.modules]\n"
+             "heavy = [m for m in ('airssys_web.web.middleware', 'airssys_web.web.wsgi', 'airssys_web.lifecycle.host', "
+             "'starlette', 'httpx', 'airssys_web._native') if m in sys.modules]\n"
              "assert not heavy, heavy\n"
              "assert airssys_web.deploy.__module__ == 'airssys_web.lifecycle.deploy'\n"
              "assert 'airssys_web.lifecycle.deploy' in sys.modules\n"

@@ -9,6 +9,7 @@ a broken build from hanging, they are not speed assertions.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,7 +77,8 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         deploy(registry, "hello", text_component("version one"), version="1.0.0", route="/hello")
     (tmp_path / "pid_app.py").write_text(PID_APP)
     port = find_free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))  # serve uses it (else it makes its own)
     env.pop("AIRSSYS_SECRET", None)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from airssys_web.cli import main; main()", "serve", "--registry", str(reg),
@@ -151,6 +153,36 @@ def test_a_port_taken_by_another_server_is_a_clear_error() -> None:
         taken.listen(1)
         with pytest.raises(AirssysError, match=r"cannot listen on 127\.0\.0\.1"):
             _ReusePortBinder("127.0.0.1", taken.getsockname()[1], 16)()
+
+
+def test_one_scrape_covers_every_worker_and_a_dead_one_is_marked(two_workers: tuple[str, Path]) -> None:
+    """prometheus-client's multiprocess mode: whichever worker answers the scrape counts both; a worker killed
+    and replaced by the supervisor leaves the live gauges (its instances), its counts stay."""
+    from test_metrics import scrape, total, value
+
+    url, reg = two_workers
+    metrics_dir = reg.parent / "metrics"
+    pids: set[str] = set()
+
+    def both_answered() -> bool:
+        pids.update(r.text for r in _fresh_connections(url, "/pid", 6))
+        return len(pids) >= 2
+
+    wait_until(both_answered, timeout=BOUND, what="both workers answering")
+    assert all(r.status_code == 200 for r in _fresh_connections(url, "/hello", 60))
+
+    def hello_total() -> float:
+        return value(scrape(httpx.get(url + "/_airssys/metrics").text), "airssys_requests_total",
+                     component="hello", version="1.0.0", status="200")
+
+    wait_until(lambda: hello_total() == 60, timeout=BOUND, what="60 requests in one scrape")
+    assert total(scrape(httpx.get(url + "/_airssys/metrics").text), "airssys_instances", component="hello") >= 2
+    victim = int(sorted(pids)[0])
+    assert (metrics_dir / f"gauge_livesum_{victim}.db").exists()
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: not (metrics_dir / f"gauge_livesum_{victim}.db").exists(), timeout=BOUND,
+               what="the dead worker marked")
+    assert hello_total() == 60  # a dead worker's counts stay in the sum
 
 
 GUNICORN_APP = textwrap.dedent("""\

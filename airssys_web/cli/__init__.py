@@ -77,9 +77,15 @@ def cli() -> None:
               help="Longest wait for the next byte of a request body to a component (408 beyond), e.g. 10s.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="json: one JSON object per line (ts, level, logger, message, request_id, component, ...).")
+@click.option("--metrics-path", default="/_airssys/metrics", show_default=True,
+              help="Where the Prometheus metrics answer (no token needed).")
+@click.option("--no-metrics", is_flag=True, help="Do not serve the Prometheus metrics.")
 def serve(registry: str, host: str, port: int, app_path: str | None, no_version_header: bool,
           secret_file: Path | None, admin_prefix: str, max_upload: int, workers: int, threads: int | None,
-          no_inline: bool, body_timeout: str, log_level: str) -> None:
+          no_inline: bool, body_timeout: str, log_level: str, log_format: str, metrics_path: str,
+          no_metrics: bool) -> None:
     """Serve the wrapped app with every active component route (uvicorn)."""
     from ..units import parse_duration
     from ..web.auth import load_secret
@@ -88,7 +94,8 @@ def serve(registry: str, host: str, port: int, app_path: str | None, no_version_
     run(registry=registry, host=host, port=port, app=app_path, version_header=not no_version_header,
         log_level=log_level, secret=load_secret(secret_file), admin_prefix=admin_prefix,
         max_upload=max_upload * 1024 * 1024, workers=workers, threads=threads, inline=not no_inline,
-        body_timeout=parse_duration(body_timeout, what="--body-timeout"))
+        body_timeout=parse_duration(body_timeout, what="--body-timeout"), log_format=log_format,
+        metrics_path=None if no_metrics else metrics_path)
 
 
 @cli.command()

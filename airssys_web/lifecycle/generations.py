@@ -14,7 +14,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
+from ..observability.metrics import Metrics
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
@@ -54,22 +56,26 @@ class GenerationFactory:
     ``loader(sha256)`` reads a blob when no compiled artifact exists (the registry's ``blobs.read``); a caller that
     has the bytes passes ``wasm=`` instead. ``local_artifacts`` says that the artifact cache is this machine's own
     (a Redis registry's hosts each compile a version once, on first use) rather than the registry's, where a
-    deploy left the artifact and a missing one is worth a warning.
+    deploy left the artifact and a missing one is worth a warning. With ``metrics``, every generation built is
+    exported there until it closes.
     """
 
     def __init__(self, runtime: Runtime, artifacts: ArtifactCache, services: HostServices, *,
-                 loader: Callable[[str], bytes] | None = None, local_artifacts: bool = False) -> None:
+                 loader: Callable[[str], bytes] | None = None, local_artifacts: bool = False,
+                 metrics: Metrics | None = None) -> None:
         if artifacts.runtime is not runtime:
             raise ValueError("the artifact cache must belong to the same runtime (compiled code is per engine)")
         self.runtime = runtime
         self.artifacts = artifacts
         self.services = services
         self._loader = loader
+        self.metrics = metrics
         self._local_artifacts = local_artifacts
 
     def build(self, code: Code, *, wasm: bytes | None = None, warm: bool = True) -> Generation:
         """A generation for ``code``: linked, and (``warm``) with its ``min_instances`` instantiated. Raises the
         AirssysError that says why it cannot serve (nothing is left running then)."""
+        started = perf_counter()
         ctx, limits = self.services.context(code.component, code.version, json.loads(code.settings_json or "{}"))
         try:
             if wasm is None and not self.artifacts.has_artifact(code.sha256, fuel=ctx.fuel):
@@ -85,10 +91,14 @@ class GenerationFactory:
         except BaseException:
             ctx.close()
             raise
+        gen.built_at = started
         if warm:
             try:
                 gen.warm()
             except BaseException:
                 gen.close()
                 raise
+        if self.metrics is not None:
+            self.metrics.bind(gen)
+            gen.on_close(self.metrics.release)
         return gen

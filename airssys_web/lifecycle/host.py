@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AirssysError, RegistryUnavailable
+from ..observability.metrics import Metrics
 from ..runtime.artifacts import ArtifactCache
 from ..runtime.chain import Servable
 from ..runtime.engine import Runtime
 from ..runtime.generation import Generation
 from .autorollback import AutoRollback, SharedCounts
 from .generations import Code, GenerationFactory
+from .observe import SwapMetrics
 from .registry import Deployment, EmbeddedRegistry, Registry, open_registry
 from .routing import RouteTable
 from .services import HostServices
@@ -146,14 +148,15 @@ class AirssysHost:
     ``poll_interval`` bounds how long a change made by another process (the CLI) takes to be noticed (a registry
     that pushes changes is heard at once). The host makes its own :class:`Runtime`
     (``threads`` and ``inline`` configure its worker threads) unless given one, and closes only what it made;
-    ``artifacts``, ``services`` and ``timer`` (the clock of pool idle times and auto-rollback windows) can be
-    injected too.
+    ``artifacts``, ``services``, ``metrics`` (where its generations are exported; by default its own
+    :class:`~airssys_web.observability.metrics.Metrics`) and ``timer`` (the clock of pool idle times and auto-rollback
+    windows) can be injected too.
     """
 
     def __init__(self, registry: str | Path | Registry, *, poll_interval: float = 0.2, runtime: Runtime | None = None,
                  threads: int | None = None, inline: bool = True, artifacts: ArtifactCache | None = None,
                  services: HostServices | None = None, timer: Callable[[], float] = time.monotonic,
-                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
+                 drain_timeout: float = DRAIN_TIMEOUT, metrics: Metrics | None = None) -> None:
         self.registry: Registry = open_registry(registry)
         self._owns_registry = self.registry is not registry
         self._owns_runtime = runtime is None
@@ -162,9 +165,13 @@ class AirssysHost:
         self._owns_services = services is None
         self.services = services if services is not None else HostServices.for_registry(self.registry)
         self.services.resolve_component = self.component  # internal calls reach this host's components
+        self._owns_metrics = metrics is None
+        #: The Prometheus series of this host's generations (``/_airssys/metrics``, the dashboard).
+        self.metrics = metrics if metrics is not None else Metrics()
         #: Builds this host's generations (its runtime, artifact cache and services).
         self.factory = GenerationFactory(self.runtime, cache, self.services, loader=self.registry.blobs.read,
-                                         local_artifacts=not isinstance(self.registry, EmbeddedRegistry))
+                                         local_artifacts=not isinstance(self.registry, EmbeddedRegistry),
+                                         metrics=self.metrics)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.routes: RouteTable[Target] = RouteTable()
@@ -181,7 +188,8 @@ class AirssysHost:
         self._cookie_key: bytes | None = None
         self._started = False
         self._closed = False
-        self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = []
+        self.on_swap: list[Callable[[str, Generation | None, Generation | None], None]] = [
+            SwapMetrics(self.metrics, self.serving_generations)]
 
     @property
     def artifacts(self) -> ArtifactCache:
@@ -194,6 +202,7 @@ class AirssysHost:
         if self._started:
             return
         self._started = True
+        self.metrics.start()
         self.sync()
         if watch:
             self.watch.start()
@@ -220,6 +229,8 @@ class AirssysHost:
             self.runtime.close()
         if self._owns_services:
             self.services.close()
+        if self._owns_metrics:
+            self.metrics.close()
         if self._owns_registry:
             self.registry.close()
 
@@ -440,6 +451,15 @@ class AirssysHost:
     def canaries(self) -> dict[str, tuple[Generation, int]]:
         """component -> (canary generation, percent) for every canary being served."""
         return {name: (entry.canary, entry.percent) for name, entry in self._live.items() if entry.canary}
+
+    def serving_generations(self, name: str) -> list[tuple[Generation, int]]:
+        """The generations serving ``name`` in this process, with the percent of clients each gets."""
+        entry = self._live.get(name)
+        if entry is None:
+            return []
+        if entry.canary is None:
+            return [(entry.stable, 100)]
+        return [(entry.stable, 100 - entry.percent), (entry.canary, entry.percent)]
 
     def serving(self, name: str) -> tuple[str | None, str | None, int]:
         """(active version, canary version, canary percent) this process serves for ``name``."""

@@ -19,6 +19,7 @@ from ..capabilities.kv import KVNamespace, KVStore, SqliteKVStore
 from ..capabilities.outbound import Fetcher, OutboundPolicy
 from ..capabilities.secrets import SecretBackend, SecretStore
 from ..errors import CapabilityError, OutboundDenied
+from ..observability.tracing import TRACING
 from ..runtime.generation import Generation
 from ..runtime.imports import NOTHING_GRANTED, HostContext
 from ..runtime.limits import Limits
@@ -45,7 +46,11 @@ _DENY_ALL = OutboundPolicy()
 
 class _Outbound:
     """A version's ``fetch``, the one path of every world's outbound requests: a component address goes to the
-    version's internal calls, anything else to its outbound fetcher, all under the caller's deadline."""
+    version's internal calls, anything else to its outbound fetcher, all under the caller's deadline.
+
+    The one place every request a guest sends passes through, so the trace context is propagated here: the
+    current span's W3C ``traceparent`` replaces any the guest set (only while a tracer provider is installed).
+    """
 
     __slots__ = ("_component", "_fetcher", "_internal")
 
@@ -56,6 +61,7 @@ class _Outbound:
 
     def __call__(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
                  deadline: float | None = None, depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = TRACING.inject(headers)
         name = internal_name(url)
         if name is not None:
             if self._internal is None:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from ..errors import StageUnavailable
+from ..errors import AirssysError, StageUnavailable
+from ..observability.stats import RequestStats
 from ..runtime.chain import Chain
 from ..runtime.generation import Generation
 
@@ -88,7 +89,10 @@ class Unavailable:
 
     def __init__(self, name: str, missing: list[str]) -> None:
         self.name = self.tag = name
+        self.version = ""  # no version answers: the 503 is the host's
         self.missing = missing
+        #: Its 503s are counted here, not under a version of the route's component (none of it ran).
+        self.stats = RequestStats()
 
     def enter(self) -> bool:
         return True
@@ -96,7 +100,7 @@ class Unavailable:
     def leave(self) -> None:
         pass
 
-    def outcome(self, status: int) -> None:
+    def outcome(self, status: int, error: AirssysError | None = None) -> None:
         pass
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]], *,

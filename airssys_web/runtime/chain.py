@@ -10,17 +10,25 @@ any stage publishes a new chain while requests in flight finish on the one they 
 one whole chain. The chain runs on one worker thread; each element's deadline is its own timeout or what the
 element before it has left, whichever is sooner, so one deadline covers the chain. A failure of an element is
 the request's failure (the same clean 5xx as a route component's), and counts against that element's version.
+
+Observed per element: each stage's call is counted under its own version (``RequestStats.stage``: the status it
+answered and its time, the elements after it included) and a failure by its kind; with a tracer installed, each
+element gets a span, nested as the calls are. The request as a whole is counted by the middleware, under the
+route's version (:attr:`Chain.stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
 from .. import _native
 from ..errors import AirssysError, BodyTooLarge, HostClosed
+from ..observability.stats import RequestStats
+from ..observability.tracing import TRACING
 from .generation import Generation
 from .instance import GuestResponse
 from .limits import Limits
@@ -40,13 +48,19 @@ class Servable(Protocol):
     def name(self) -> str: ...
 
     @property
+    def version(self) -> str: ...
+
+    @property
     def tag(self) -> str: ...
+
+    @property
+    def stats(self) -> RequestStats: ...
 
     def enter(self) -> bool: ...
 
     def leave(self) -> None: ...
 
-    def outcome(self, status: int) -> None: ...
+    def outcome(self, status: int, error: AirssysError | None = None) -> None: ...
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]], *,
                     body_timeout: float) -> int: ...
@@ -97,7 +111,12 @@ class Chain:
         for gen in self.elements:
             gen.leave()
 
-    def outcome(self, status: int) -> None:
+    @property
+    def stats(self) -> RequestStats:
+        """Requests through the chain are counted under the route's version (its stages count their own calls)."""
+        return self.route.stats
+
+    def outcome(self, status: int, error: AirssysError | None = None) -> None:
         """Nothing to count here: each element counts its own answer as the chain runs (a stage's failure must
         not count against the route's version, nor a later element's against the stages before it)."""
 
@@ -128,17 +147,30 @@ class Chain:
         if len(body) > gen.limits.max_body:
             raise BodyTooLarge(f"{gen.tag} takes bodies up to {gen.limits.max_body} bytes; "
                                f"the stage before it passed on {len(body)}")
-        next_ = None if i + 1 == len(self.elements) else self._next(i + 1, depth)
+        last = i + 1 == len(self.elements)
+        next_ = None if last else self._next(i + 1, depth)
+        started = perf_counter()
         try:
-            answer = gen.call(method, path, query, headers, body, timeout=timeout, next=next_, depth=depth)
+            tracer = TRACING.tracer()
+            if tracer is None:
+                answer = gen.call(method, path, query, headers, body, timeout=timeout, next=next_, depth=depth)
+            else:
+                with TRACING.stage(tracer, gen.name, gen.version, i, last) as span:
+                    answer = gen.call(method, path, query, headers, body, timeout=timeout, next=next_, depth=depth)
+                    span.set_attribute("http.response.status_code", answer.status)
         except _NextFailed as e:  # a later element failed: this stage is discarded, the request fails as it did
+            gen.stats.stage(e.error.status, perf_counter() - started)
             raise (e.error if i == 0 else e) from None
         except AirssysError as e:
-            gen.outcome(e.status)
+            gen.outcome(e.status, e)
+            if not last:
+                gen.stats.stage(e.status, perf_counter() - started)
             if i == 0:
                 raise
             raise _NextFailed(e) from None  # through the stages before it, whose next handler this was
         gen.outcome(answer.status)
+        if not last:
+            gen.stats.stage(answer.status, perf_counter() - started)
         return answer
 
     def _next(self, i: int, depth: int) -> _native.Next:

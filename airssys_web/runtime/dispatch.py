@@ -22,6 +22,7 @@ whose calls are *measured* to be short runs them inline, and everything else hop
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import queue
@@ -202,7 +203,8 @@ class Dispatcher:
         Raises RuntimeError, queueing nothing, once the dispatcher is closed. If the future is cancelled before
         a worker picks the job up, ``fn`` is skipped and ``on_skip()`` runs instead (on the worker), so whatever
         ``args`` hold (a pool lease) is given back. Once ``fn`` started it runs to completion; its result is then
-        dropped.
+        dropped. ``fn`` runs in a copy of the caller's context (``contextvars``), so what it logs carries the
+        request's fields and its spans are children of the request's.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
@@ -216,7 +218,7 @@ class Dispatcher:
                 spawn = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}",
                                          daemon=True)
                 self._threads.append(spawn)
-            self._queue.put((fn, args, loop, fut, on_skip))
+            self._queue.put((contextvars.copy_context().run, (fn, *args), loop, fut, on_skip))
         if spawn is not None:
             spawn.start()
         return fut

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter, thread_time
 from typing import TYPE_CHECKING
 
 from .. import _native
-from ..errors import HostClosed
+from ..errors import AirssysError, HostClosed
+from ..observability.stats import RequestStats
 from .engine import Runtime
 from .imports import HostBridge, HostContext
 from .instance import GuestFault, GuestResponse, Slot, native_error
@@ -48,11 +49,16 @@ class Generation:
         #: that answers a request with this generation (``runtime.worlds``).
         self.world: World = world_named(detect_world(component))
         self.fresh = limits.isolation == "request"
+        #: What this version answered, for metrics and the dashboard (``observability.stats``).
+        self.stats = RequestStats()
+        #: ``perf_counter()`` when building it began (set by whoever builds it): a swap's preparation time.
+        self.built_at: float | None = None
+        self._on_close: list[Callable[[Generation], None]] = []
         try:
             self._pre = _native.Pre(
                 runtime.native, component, tag=ctx.tag, config=dict(ctx.config),
                 preopens=[(f.host, f.guest, f.writable) for f in ctx.files], memory=limits.memory,
-                timeout=limits.timeout, fuel=limits.fuel if ctx.fuel else None, host=HostBridge(ctx))
+                timeout=limits.timeout, fuel=limits.fuel if ctx.fuel else None, host=HostBridge(ctx, self.stats))
         except GuestFault as e:
             raise native_error(e, ctx, limits) from None
         self.pool = InstancePool(self._new_slot, min_size=0 if self.fresh else limits.min_instances,
@@ -106,11 +112,14 @@ class Generation:
             self.requests += 1
             return True
 
-    def outcome(self, status: int) -> None:
-        """Count one answered request; a status >= 500 (5xx, trap, timeout, no instance) is a failure."""
+    def outcome(self, status: int, error: AirssysError | None = None) -> None:
+        """Count one answered request; a status >= 500 (5xx, trap, timeout, no instance) is a failure, and a guest
+        ``error`` is counted by its kind too."""
         self.completed += 1
         if status >= 500:
             self.failed += 1
+            if error is not None:
+                self.stats.failed(error)
 
     def counts(self) -> tuple[int, int]:
         """(completed, failed) so far: what an auto-rollback watch samples."""
@@ -227,6 +236,7 @@ class Generation:
             drained = self._in_flight == 0
         self.pool.close()
         self.ctx.close()  # the outbound fetcher's connections
+        self._closed()
         return drained
 
     def close(self) -> None:
@@ -235,3 +245,14 @@ class Generation:
             self._closing = True
         self.pool.close()
         self.ctx.close()
+        self._closed()
+
+    def on_close(self, callback: Callable[[Generation], None]) -> None:
+        """Call ``callback(self)`` once, when the generation has closed (after its drain): metrics release it."""
+        self._on_close.append(callback)
+
+    def _closed(self) -> None:
+        with self._lock:
+            callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback(self)

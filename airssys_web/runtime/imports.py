@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from opentelemetry.trace import StatusCode
+
 from ..errors import KVError, OutboundDenied, OutboundError, OutboundTimeout
+from ..observability.stats import ALLOWED, DENIED, FAILED, RequestStats
+from ..observability.tracing import TRACING
 
 #: The contract: ``airssys-web.wit`` (the Rust bindings are generated from the same file at build time).
 WIT_DIR = Path(__file__).resolve().parents[1] / "wit"
@@ -172,13 +176,15 @@ class HostBridge:
 
     Only what needs policy crosses over: ``fetch`` (the outbound grants, for every world), the ``kv`` calls and
     the guest's output (logged, with secrets redacted). Nothing here raises into the guest: failures become the
-    ``err`` cases the contract defines; a bug on our side is logged and answered as an internal error.
+    ``err`` cases the contract defines; a bug on our side is logged and answered as an internal error. Every
+    fetch is counted in ``stats`` by outcome (allowed, denied, error) and, with a tracer installed, gets a span.
     """
 
-    __slots__ = ("_ctx", "_kv", "_send", "_stderr", "_stdout")
+    __slots__ = ("_ctx", "_kv", "_send", "_stats", "_stderr", "_stdout")
 
-    def __init__(self, ctx: HostContext) -> None:
+    def __init__(self, ctx: HostContext, stats: RequestStats | None = None) -> None:
         self._ctx = ctx
+        self._stats = stats if stats is not None else RequestStats()
         self._send = ctx.fetch
         self._kv = ctx.kv
         self._stdout = _log_writer(ctx, logging.INFO, "stdout")
@@ -186,22 +192,42 @@ class HostBridge:
 
     def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, remaining: float,
               depth: int = 0) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
-        ctx, send = self._ctx, self._send
+        tracer = TRACING.tracer()
+        if tracer is None:
+            return self._fetch(method, url, headers, body, remaining, depth)
+        with TRACING.fetch(tracer, method, url, self._ctx.component, self._ctx.version) as span:
+            result = self._fetch(method, url, headers, body, remaining, depth)
+            if isinstance(result[0], int):
+                span.set_attribute("http.response.status_code", result[0])
+            else:
+                span.set_attribute("airssys.outbound.outcome", result[0])
+                span.set_status(StatusCode.ERROR, str(result[1])[:200])
+            return result
+
+    def _fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, remaining: float,
+               depth: int) -> tuple[int, list[tuple[str, str]], bytes] | tuple[str, str]:
+        ctx, send, stats = self._ctx, self._send, self._stats
         try:
             if send is None:  # nothing granted: say why (a bad URL, or no grant), never connect
                 denial = ctx.explain_denial(url) if ctx.explain_denial is not None else OutboundDenied(NOTHING_GRANTED)
                 kind = getattr(denial, "kind", "not-granted")
                 ctx._denials.add(kind)
+                stats.fetched(DENIED)
                 log.warning("%s: outbound fetch denied (%s): %s", ctx.tag, kind, denial.reason)
                 return "denied", str(denial)
-            return send(method, url, headers, body, deadline=remaining, depth=depth)  # the deadline bounds it all
+            answer = send(method, url, headers, body, deadline=remaining, depth=depth)  # the deadline bounds it all
         except OutboundDenied as e:
+            stats.fetched(DENIED)
             return "denied", str(e)
         except OutboundError as e:
+            stats.fetched(FAILED)
             return _fetch_failure(e)
         except Exception as e:  # never let a Python exception cross into the guest
+            stats.fetched(FAILED)
             log.exception("%s: outbound fetch failed unexpectedly", ctx.tag)
             return "error", f"error: {type(e).__name__}"
+        stats.fetched(ALLOWED)
+        return answer
 
     def _kv_run(self, op: Callable[[KVAccess], Any], store: str | None = None) -> Result:
         """``op`` on a namespace: the component's own (``store`` None: ``airssys:web/kv``), or a store label's

@@ -70,7 +70,10 @@ class ReusePortSupervisor(Multiprocess):
     """uvicorn's worker supervisor (restarts, signals, health checks), handing every process it starts a fresh
     socket from ``bind`` (one more of a ``SO_REUSEPORT`` group). The parent's copy is closed once the process is
     started (spawned children inherit their descriptors at exec), so a dead worker's socket leaves the group with it.
+    ``on_exit(pid)`` is told of every worker that exited and was replaced or dropped (metrics mark it dead).
     """
+
+    on_exit: Callable[[int], None] | None = None
 
     def __init__(self, config: uvicorn.Config, bind: Callable[[], socket.socket]) -> None:
         check_internals()
@@ -99,9 +102,26 @@ class ReusePortSupervisor(Multiprocess):
         self.close_pending()
 
     def restart_all(self) -> None:
+        before = self._pids()
         super().restart_all()
         self.close_pending()
+        self._exited(before)
 
     def keep_subprocess_alive(self) -> None:
+        before = self._pids()
         super().keep_subprocess_alive()
         self.close_pending()
+        self._exited(before)
+
+    def handle_ttou(self) -> None:
+        before = self._pids()
+        super().handle_ttou()
+        self._exited(before)
+
+    def _pids(self) -> set[int]:
+        return {p.pid for p in self.processes if p.pid is not None}
+
+    def _exited(self, before: set[int]) -> None:
+        if self.on_exit is not None:
+            for pid in before - self._pids():
+                self.on_exit(pid)

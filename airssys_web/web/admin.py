@@ -45,6 +45,7 @@ from ..lifecycle.internal import call_warnings
 from ..lifecycle.pipeline import Pipeline
 from ..lifecycle.routing import shadow_warning
 from ..lifecycle.settings import VersionSettings
+from ..observability.summary import summarize
 from .auth import Token, TokenAuthority
 
 log = logging.getLogger("airssys_web.web.admin")
@@ -200,6 +201,10 @@ class AdminAPI:
         registry = {"location": self.host.watch.label, **self.host.registry_health.to_json()}
         return JSONResponse({"components": rows, "registry": registry})
 
+    async def metrics(self, request: Request, token: Token) -> Response:
+        """The metrics per version as JSON (the dashboard's source), from the samples a scrape gets."""
+        return JSONResponse(summarize(await asyncio.to_thread(self.host.metrics.samples)))
+
     async def audit(self, request: Request, token: Token) -> Response:
         try:
             limit = int(request.query_params.get("limit", "100"))
@@ -352,6 +357,7 @@ def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
     routes = [
         Route("/token", e("read", api.token)),
         Route("/status", e("read", api.status)),
+        Route("/metrics", e("read", api.metrics)),
         Route("/audit", e("read", api.audit)),
         Route("/components", e("read", api.components)),
         Route("/components/{name}", e("read", api.component)),

@@ -41,9 +41,11 @@ def error_headers(error: AirssysError, body: bytes, *, request_id: str | None = 
 
 async def send_error(send: Send, error: AirssysError, extra: Sequence[tuple[bytes, bytes]] = (), *,
                      request_id: str | None = None) -> None:
-    """Answer ``error`` on an ASGI ``send`` (nothing may have been sent yet); ``extra`` are headers to add."""
+    """Answer ``error`` on an ASGI ``send`` (nothing may have been sent yet); ``extra`` are headers to add (an
+    ``x-request-id`` among them is not repeated)."""
     body = error_payload(error, request_id=request_id)
-    headers = [*extra, *error_headers(error, body, request_id=request_id)]
+    header_id = None if any(k == b"x-request-id" for k, _ in extra) else request_id
+    headers = [*extra, *error_headers(error, body, request_id=header_id)]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -14,14 +14,20 @@ Every request passed to a component carries ``x-airssys-route: <the route it mat
 route table; a client's own header of that name is dropped), so a guest routes below wherever it is deployed.
 Reading a request body is bounded twice: ``body_timeout`` without a byte, or the route's deadline in all, gives 408.
 A component route that shadows one of the wrapped app's own routes is logged as a warning.
+
+Observability (``airssys_web.observability``): every component request gets a request id (the client's
+``x-request-id`` if well-formed, else a new one), sent back as ``x-request-id`` and passed to the guest; it is
+counted in its generation's counters, which ``metrics_path`` (default ``/_airssys/metrics``, open like any
+Prometheus endpoint) exposes; everything logged while it is served carries its id, component, version and route;
+with an OpenTelemetry SDK installed it gets a span. ``dashboard_path`` serves the dashboard (with the admin API).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from pathlib import Path
+from time import perf_counter
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,11 +37,14 @@ from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry
 from ..lifecycle.routing import ADMIN_PREFIX, app_routes, route_matches, shadow_warning, shadowed_paths
 from ..lifecycle.strategies import BucketCookie
+from ..observability.logs import REQUEST, REQUEST_ID_HEADER, REQUEST_IDS, configure_logging
+from ..observability.tracing import TRACING
 from ..runtime.chain import Servable
 from ..runtime.generation import Generation
 from ..units import parse_duration
 from .auth import SECRET_ENV, TokenAuthority, load_secret
 from .errors import send_error
+from .observe import DASHBOARD_PATH, METRICS_PATH, ObservePaths, check_path
 
 log = logging.getLogger("airssys_web")
 
@@ -71,6 +80,20 @@ class _Bucket:
         return self.value
 
 
+def check_options(registry: object, host: object, admin_prefix: str | None, body_timeout: float | str, *,
+                  metrics_path: str | None = None, dashboard_path: str | None = None,
+                  who: str = "AirssysMiddleware") -> float:
+    """Validate the options both adapters take (the WSGI one before it makes anything); returns ``body_timeout``
+    in seconds."""
+    if (registry is None) == (host is None):
+        raise TypeError(f"{who} needs exactly one of registry=... or host=...")
+    if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
+        raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
+    check_path(metrics_path, "metrics_path")
+    check_path(dashboard_path, "dashboard_path")
+    return parse_duration(body_timeout, what="body_timeout")
+
+
 class AirssysMiddleware:
     """Route requests owned by deployed components to their guests; everything else falls through to ``app``.
 
@@ -82,17 +105,22 @@ class AirssysMiddleware:
     ``AIRSSYS_SECRET`` environment variable); without one it answers 404: it is never open by default.
     ``max_upload`` caps the size of an uploaded ``.wasm`` in bytes. ``body_timeout`` (seconds, or a duration such
     as ``"10s"``) is how long reading a request body may wait for the next byte (408 beyond it).
+
+    ``metrics_path`` is where the Prometheus metrics answer (``None``: nowhere), ``dashboard_path`` the dashboard
+    (it needs the admin API); ``log_format="json"`` (or ``"text"``) sets up airssys-web's logging in that format
+    (:func:`~airssys_web.observability.logs.configure_logging`); by default logging is left as the app set it.
     """
 
     def __init__(self, app: ASGIApp, registry: str | Path | Registry | None = None, *,
                  host: AirssysHost | None = None, version_header: bool = True, poll_interval: float = 0.2,
                  admin_prefix: str | None = ADMIN_PREFIX, secret: str | None = None,
-                 max_upload: int = MAX_UPLOAD, body_timeout: float | str = BODY_TIMEOUT) -> None:
-        if (registry is None) == (host is None):
-            raise TypeError("AirssysMiddleware needs exactly one of registry=... or host=...")
-        if admin_prefix is not None and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
-            raise ValueError(f"admin_prefix must start and not end with '/', e.g. {ADMIN_PREFIX}")
-        self.body_timeout = parse_duration(body_timeout, what="body_timeout")
+                 max_upload: int = MAX_UPLOAD, body_timeout: float | str = BODY_TIMEOUT,
+                 metrics_path: str | None = METRICS_PATH, dashboard_path: str | None = DASHBOARD_PATH,
+                 log_format: str | None = None) -> None:
+        self.body_timeout = check_options(registry, host, admin_prefix, body_timeout, metrics_path=metrics_path,
+                                          dashboard_path=dashboard_path)
+        if log_format is not None:
+            configure_logging(log_format)
         self.app = app
         self.host = host if host is not None else AirssysHost(registry, poll_interval=poll_interval)  # type: ignore[arg-type]
         self.version_header = version_header
@@ -104,6 +132,11 @@ class AirssysMiddleware:
 
             self.admin = admin_app(self.host, TokenAuthority(secret), max_upload=max_upload,
                                    shadows=self.shadowed_paths)
+        self.observe = ObservePaths(self.host, metrics_path=metrics_path, dashboard_path=dashboard_path,
+                                    admin_prefix=admin_prefix if self.admin is not None else None)
+        self._reserved = self.observe.paths
+        self._tracer = TRACING.tracer
+        self._new_id = REQUEST_IDS.new
         self._shadow_checked: set[tuple[str, str]] = set()
         self.host.on_swap.append(self._warn_shadowing)
         self._buckets = BucketCookie(secret or self.host.cookie_key)  # one key for every worker and host
@@ -118,6 +151,8 @@ class AirssysMiddleware:
             path = scope["path"]
             if self.admin_prefix is not None and route_matches(self.admin_prefix, path):
                 await self._admin(scope, receive, send)
+                return
+            if self._reserved and path.startswith(self._reserved) and await self.observe.serve(scope, receive, send):
                 return
             bucket = _Bucket(self._buckets, scope)
             entered = self.host.enter_route(path, bucket)
@@ -134,7 +169,22 @@ class AirssysMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    def claims(self, path: str) -> bool:
+        """Whether a request for ``path`` is answered here (the admin API, a component route) rather than by the
+        wrapped app. The WSGI adapter asks first, so that the app's own requests stay in the server's thread; a
+        route that goes away in between falls through to the app as usual."""
+        return ((self.admin_prefix is not None and route_matches(self.admin_prefix, path))
+                or self.observe.claims(path) or self.host.match(path) is not None)
+
     # -- lifecycle ------------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Start the host (what lifespan startup does); for adapters that have no lifespan (WSGI). Idempotent."""
+        await self._start()
+
+    async def shutdown(self) -> None:
+        """Close the host (what lifespan shutdown does). Idempotent."""
+        await asyncio.to_thread(self.host.close)
+
     async def _start(self) -> None:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
@@ -143,6 +193,7 @@ class AirssysMiddleware:
                 if self.admin is None and self.admin_prefix is not None:
                     log.warning("the admin API at %s is off: no secret (set %s or pass --secret-file)",
                                 self.admin_prefix, SECRET_ENV)
+                TRACING.resolve()  # a provider named in the environment is loaded now, not on a request
                 await asyncio.to_thread(self.host.start)
                 await asyncio.to_thread(self._buckets.load)
                 self._started = True
@@ -160,7 +211,7 @@ class AirssysMiddleware:
             if message["type"] == "lifespan.startup":
                 await self._start()
             elif message["type"] == "lifespan.shutdown":
-                await asyncio.to_thread(self.host.close)
+                await self.shutdown()
             return message
 
         await self.app(scope, wrapped_receive, send)
@@ -183,21 +234,51 @@ class AirssysMiddleware:
     # -- serving --------------------------------------------------------------------------------------------
     async def _serve(self, gen: Servable, route: str, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
+        started = perf_counter()
+        # The guest learns its mount point from the route table's match (a client cannot spoof it), and the
+        # request id: the client's if well-formed, else a new one.
+        incoming = None
+        raw_headers = []
+        for h in scope["headers"]:
+            name = h[0]
+            if name == ROUTE_HEADER:
+                continue
+            if name == REQUEST_ID_HEADER:
+                incoming = h[1]
+                continue
+            raw_headers.append(h)
+        rid = self._new_id() if incoming is None else REQUEST_IDS.accept(incoming)
+        raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
+        raw_headers.append((REQUEST_ID_HEADER, rid))
         extra = list(gen.version_headers) if self.version_header else []
+        extra.append((REQUEST_ID_HEADER, rid))
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
-        # The guest learns its mount point from the route table's match; a client cannot spoof it.
-        raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
-        raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
+        context = REQUEST.set((rid, gen, route))
+        tracer = self._tracer()
+        span, attached = None, None
+        if tracer is not None:
+            span, attached = TRACING.start_request(tracer, scope["headers"], scope["method"], scope["path"],
+                                                   gen.name, gen.version, route)
+        status, error = 500, None
         try:
             status = await gen.serve(dict(scope, headers=raw_headers), receive, send, extra,
                                      body_timeout=self.body_timeout)
         except AirssysError as e:  # nothing was sent: every failure gets the same clean answer, and is counted
-            request_id = uuid.uuid4().hex[:16] if isinstance(e, GuestError) or e.status >= 500 else None
-            if request_id is not None:
+            status, error = e.status, e
+            shown = isinstance(e, GuestError) or e.status >= 500
+            request_id = rid.decode()
+            if shown:
                 log.error("request %s %s %s failed [%s]: %s", request_id, scope["method"], scope["path"],
-                          type(e).__name__, e)
-            gen.outcome(e.status)
-            await send_error(send, e, extra, request_id=request_id)
+                          type(e).__name__, e,
+                          extra={"status": e.status, "duration_ms": round((perf_counter() - started) * 1e3, 3)})
+            gen.outcome(e.status, e)
+            await send_error(send, e, extra, request_id=request_id if shown else None)
             return
-        gen.outcome(status)
+        else:
+            gen.outcome(status)
+        finally:
+            gen.stats.request(status, perf_counter() - started)
+            if span is not None:
+                TRACING.end_request(span, attached, status, error)
+            REQUEST.reset(context)

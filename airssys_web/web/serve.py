@@ -7,14 +7,22 @@ worker within the watcher's ``poll_interval`` (at once on Redis, which pushes ch
 version; nothing is shared between workers but the registry (a directory: SQLite in WAL mode and compiled artifacts,
 read-only once deployed; or Redis, with the artifacts in this machine's cache) and what it keeps: secrets, KV data,
 the key that signs canary cookies, and the auto-rollback counters.
+
+Metrics with several workers use prometheus-client's multiprocess mode: ``serve`` makes the directory
+(``PROMETHEUS_MULTIPROC_DIR``, or a temporary one it removes at exit) before the workers start, and marks a worker
+that exits (``mark_process_dead``) so its live gauges leave the sums. Logging is configured once for the server
+and every worker (``--log-format text|json``: airssys-web, the wrapped app and uvicorn alike).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
+import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +35,13 @@ from ..errors import AirssysError
 from ..lifecycle.host import AirssysHost
 from ..lifecycle.registry import Registry, describe_location, is_redis_location, open_registry
 from ..lifecycle.routing import ADMIN_PREFIX
+from ..observability.logs import logging_config
+from ..observability.metrics import mark_dead, prepare_multiprocess_dir
 from ._uvicorn import ReusePortSupervisor, import_app
 from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
+from .observe import METRICS_PATH
 
 #: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
 OPTIONS_ENV = "AIRSSYS_WEB_SERVE"
@@ -49,6 +60,7 @@ class ServeOptions:
     threads: int | None = None
     inline: bool = True
     body_timeout: float = BODY_TIMEOUT
+    metrics_path: str | None = METRICS_PATH
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -65,13 +77,14 @@ class ServeOptions:
 
 def build_app(registry: str | Path | Registry, app: str | ASGIApp | None = None, *, version_header: bool = True,
               poll_interval: float = 0.2, threads: int | None = None, inline: bool = True,
-              body_timeout: float = BODY_TIMEOUT, **admin: Any) -> AirssysMiddleware:
+              body_timeout: float = BODY_TIMEOUT, metrics_path: str | None = METRICS_PATH,
+              **admin: Any) -> AirssysMiddleware:
     """The ASGI app ``serve`` runs: ``app`` (an object or a ``module:attr`` string) behind the middleware.
 
     ``threads`` caps the worker threads that run guest calls (default: :func:`~.dispatch.default_threads`);
     ``inline=False`` sends every guest call to a thread, even those measured to be short. ``body_timeout`` bounds
-    the wait for the next byte of a request body (408). ``admin`` takes the middleware's admin API options
-    (``secret``, ``admin_prefix``, ``max_upload``)."""
+    the wait for the next byte of a request body (408); ``metrics_path`` is where the metrics answer (None: off).
+    ``admin`` takes the middleware's admin API options (``secret``, ``admin_prefix``, ``max_upload``)."""
     holder: list[AirssysHost] = []
     if app is None:
         inner: ASGIApp = landing_app(lambda: holder[0] if holder else None)
@@ -80,7 +93,8 @@ def build_app(registry: str | Path | Registry, app: str | ASGIApp | None = None,
     else:
         inner = app
     host = AirssysHost(registry, poll_interval=poll_interval, threads=threads, inline=inline)
-    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout, **admin)
+    mw = AirssysMiddleware(inner, host=host, version_header=version_header, body_timeout=body_timeout,
+                           metrics_path=metrics_path, **admin)
     holder.append(mw.host)
     return mw
 
@@ -91,26 +105,36 @@ def app_from_env() -> AirssysMiddleware:
     return build_app(options.registry, options.app, version_header=options.version_header,
                      poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
                      body_timeout=options.body_timeout, admin_prefix=options.admin_prefix,
-                     max_upload=options.max_upload)
+                     max_upload=options.max_upload, metrics_path=options.metrics_path)
 
 
 def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app: str | None = None,
         version_header: bool = True, log_level: str = "info", workers: int = 1, threads: int | None = None,
         inline: bool = True, secret: str | None = None, admin_prefix: str | None = ADMIN_PREFIX,
-        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT) -> None:
+        max_upload: int = 128 * 1024 * 1024, body_timeout: float = BODY_TIMEOUT,
+        metrics_path: str | None = METRICS_PATH, log_format: str = "text") -> None:
     """Serve until interrupted. ``workers`` > 1 runs that many processes sharing the listening socket.
 
-    The address printed is the one the socket is bound to (``port=0``: the port the system chose)."""
+    The address printed is the one the socket is bound to (``port=0``: the port the system chose).
+    ``log_format`` is ``"text"`` or ``"json"`` (one object per line) for everything the server logs."""
     if workers < 1:
         raise AirssysError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
         raise AirssysError(f"--threads must be at least 1, got {threads}")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if metrics_path is not None and (not metrics_path.startswith("/") or metrics_path.endswith("/")):
+        raise AirssysError(f"--metrics-path must start and not end with '/', e.g. {METRICS_PATH}")
+    try:
+        log_config = logging_config(log_format, log_level)
+    except ValueError as e:
+        raise AirssysError(f"--log-format: {e}") from None
+    logging.config.dictConfig(log_config)
     where = describe_location(registry)
     if workers == 1:
         asgi = build_app(registry, app, version_header=version_header, threads=threads, inline=inline,
-                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload)
-        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on")
+                         body_timeout=body_timeout, secret=secret, admin_prefix=admin_prefix, max_upload=max_upload,
+                         metrics_path=metrics_path)
+        config = uvicorn.Config(asgi, host=host, port=port, log_level=log_level, lifespan="on",
+                                log_config=log_config)
         sock = _ReusePortBinder(host, port, config.backlog, reuse_port=False)()
         click.echo(f"airssys-web serving registry {where} at {listening_url(*sock.getsockname()[:2])}", err=True)
         _run_one(uvicorn.Server(config), sock)
@@ -121,13 +145,19 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
     location = str(registry) if is_redis_location(registry) else str(Path(registry).resolve())
     options = ServeOptions(registry=location, app=app, version_header=version_header,
                            admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
-                           body_timeout=body_timeout)
+                           body_timeout=body_timeout, metrics_path=metrics_path)
     os.environ[OPTIONS_ENV] = options.to_env()
     if secret:  # the workers read it the documented way (load_secret)
         os.environ[SECRET_ENV] = secret
     config = uvicorn.Config("airssys_web.web.serve:app_from_env", factory=True, host=host, port=port,
-                            log_level=log_level, lifespan="on", workers=workers)
-    _run_workers(config, f"airssys-web serving registry {where} at {{url}} with {workers} workers")
+                            log_level=log_level, lifespan="on", workers=workers, log_config=log_config)
+    directory, made = prepare_multiprocess_dir()  # before any worker starts (they inherit the variable)
+    try:
+        _run_workers(config, f"airssys-web serving registry {where} at {{url}} with {workers} workers",
+                     on_exit=lambda pid: mark_dead(pid, directory))
+    finally:
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def listening_url(host: str, port: int) -> str:
@@ -147,7 +177,7 @@ def _run_one(server: uvicorn.Server, sock: socket.socket) -> None:
         raise AirssysError("the server did not start; see the log above")
 
 
-def _run_workers(config: uvicorn.Config, banner: str) -> None:
+def _run_workers(config: uvicorn.Config, banner: str, on_exit: Callable[[int], None] | None = None) -> None:
     """What ``uvicorn.run`` does for ``workers > 1``, except that each worker gets a listening socket of its own.
 
     uvicorn shares one listener between its workers, and asyncio accepts every pending connection in one go, so
@@ -158,6 +188,7 @@ def _run_workers(config: uvicorn.Config, banner: str) -> None:
     """
     binder = _ReusePortBinder(config.host, config.port, config.backlog)
     supervisor = ReusePortSupervisor(config, binder)  # binds once: an ephemeral port is fixed from here on
+    supervisor.on_exit = on_exit
     click.echo(banner.format(url=listening_url(binder.host, binder.port)), err=True)
     try:
         supervisor.run()

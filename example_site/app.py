@@ -58,6 +58,10 @@ curl {base}/wasm/notes</pre>
     --registry {registry}</pre>
   <p>Roll back with <code>airssys-web rollback markdown-js --registry {registry}</code>;
   see every version with <code>airssys-web list --registry {registry}</code>.</p>
+  <p>The Markdown route runs behind a middleware stage, <code>guard-js</code>. See the pipeline with
+  <code>airssys-web pipeline show markdown-js --registry {registry}</code>, take the stage away with
+  <code>airssys-web pipeline clear markdown-js --registry {registry}</code>, and undo that with
+  <code>airssys-web rollback markdown-js --registry {registry}</code>.</p>
 {admin}
 </body>
 </html>
@@ -77,7 +81,7 @@ def _components(request: Request) -> str:
 
     examples = getattr(request.app.state, "examples", EXAMPLES)
     return "\n".join(
-        f'    <li><a href="{html.escape(e.link)}"><code>{html.escape(e.route)}</code></a> '
+        f'    <li><a href="{html.escape(e.link)}"><code>{html.escape(e.route or e.name)}</code></a> '
         f'<span class="lang">{html.escape(e.language)}</span> &mdash; {html.escape(e.about)}.</li>'
         for e in examples)
 

@@ -36,13 +36,17 @@ Settings = Callable[[str], dict[str, Any]]  # upstream URL -> settings
 
 @dataclass(frozen=True)
 class ExampleComponent:
+    """One example: a route component (``route``), or a middleware stage (``route`` None) that runs in front of
+    the route of each component whose ``pipeline`` names it."""
+
     name: str
-    route: str
+    route: str | None
     source: Path
     language: str
     link: str
     about: str
     settings: Settings = lambda upstream: {}
+    pipeline: tuple[str, ...] = ()
 
     def build(self) -> bytes:
         """Build (from the cache when unchanged) into .cache/example_site/build, not into the source tree."""
@@ -61,7 +65,11 @@ EXAMPLES = [
                                        "limits": {"timeout": 5.0}}),
     ExampleComponent("markdown-js", "/wasm/markdown", COMPONENTS / "markdown_js", "JavaScript", "/wasm/markdown",
                      "a Markdown-to-HTML transform (@airssys/guest SDK, QuickJS); needs no grants",
-                     lambda upstream: {"limits": {"timeout": 2.0}}),
+                     lambda upstream: {"limits": {"timeout": 2.0}}, pipeline=("guard-js",)),
+    ExampleComponent("guard-js", None, COMPONENTS / "guard_js", "JavaScript", "/wasm/markdown",
+                     "a middleware stage in front of the Markdown route: refuses documents over 64 KiB (413) "
+                     "before the renderer runs, and marks what went through it (x-guarded-by)",
+                     lambda upstream: {"config": {"max_bytes": "65536"}, "limits": {"timeout": 2.0}}),
     ExampleComponent("forecast-js", "/wasm/forecast", COMPONENTS / "forecast_js", "JavaScript",
                      "/wasm/forecast?city=Lisbon",
                      "calls an upstream API through the one origin it was granted",
@@ -77,7 +85,8 @@ def example_version(wasm: bytes, settings: dict[str, Any]) -> str:
 
 
 def deploy_examples(registry_dir: Path, upstream: str, examples: list[ExampleComponent] = EXAMPLES) -> list[str]:
-    """Build and deploy every example that is not already active in this exact version; return what changed."""
+    """Build and deploy every example that is not already active in this exact version, then put the stages in
+    front of the routes whose pipeline names them; return the versions deployed."""
     changed = []
     with EmbeddedRegistry(registry_dir) as registry:
         active = {d.component: d for d in registry.active()}
@@ -96,6 +105,11 @@ def deploy_examples(registry_dir: Path, upstream: str, examples: list[ExampleCom
                 deploy(registry, example.name, wasm, version=version, route=example.route,
                        settings=VersionSettings.from_json(settings), manifest=False, actor="example_site")
             changed.append(f"{example.name}@{version}")
+        for example in examples:  # stages in front of routes, once every stage is deployed
+            current_stages = registry.get_deployment(example.name).stages
+            if example.route is not None and tuple(current_stages) != example.pipeline:
+                registry.set_pipeline(example.name, list(example.pipeline), actor="example_site")
+                print(f"pipeline of {example.name}: {' > '.join(example.pipeline) or '(none)'}", flush=True)
     return changed
 
 

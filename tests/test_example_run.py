@@ -27,6 +27,7 @@ def test_examples_deploy_once_and_serve(tmp_path: Path,
         assert deploy_examples(tmp_path, upstream.url) == []  # unchanged sources and settings: nothing to do
         with EmbeddedRegistry(tmp_path) as reg:
             assert {d.route for d in reg.active()} == {e.route for e in EXAMPLES}
+            assert reg.get_deployment("markdown-js").stages == ("guard-js",)
         with uvicorn_server(make_site(tmp_path, secret=SECRET)) as url, httpx.Client(base_url=url) as client:
             home = client.get("/")
             for example in EXAMPLES:
@@ -44,6 +45,10 @@ def test_examples_deploy_once_and_serve(tmp_path: Path,
             assert client.delete(f"/wasm/notes/{note['id']}").status_code == 204
             rendered = client.post("/wasm/markdown", content="# Title\n\n*hi* <b>")
             assert rendered.text == "<h1>Title</h1>\n<p><em>hi</em> &lt;b&gt;</p>"
+            assert rendered.headers["x-guarded-by"] == "guard-js"  # the stage in front of the route
+            assert rendered.headers["x-airssys-stages"].startswith("guard-js@1.0.0+")
+            too_big = client.post("/wasm/markdown", content="x" * 70_000)
+            assert too_big.status_code == 413 and too_big.json()["size"] == 70_000
             forecast = client.get("/wasm/forecast", params={"city": "Oslo", "format": "json"})
             assert forecast.status_code == 200 and forecast.json()["city"] == "Oslo"
             denied = client.get("/wasm/forecast/denied")

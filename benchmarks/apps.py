@@ -1,16 +1,14 @@
 """The native side of the benchmarks: the app ``serve --app benchmarks.apps:app`` wraps.
 
 * ``/native``: the Starlette route equivalent to the hello guests (same status, ``content-type`` and body);
-* ``/native-echo``: echoes the request body (P3's native reference);
-* ``/extism``: the same answer from an Extism plugin (``guests/extism_hello.wat``) driven by the Extism Python SDK,
-  called inline in an ``async`` route - the fastest way to call it (P7);
-* ``/extism-sync``: the same from a plain ``def`` route, which Starlette runs in its thread pool (one plugin per
-  thread: an Extism plugin must not be called from two threads at once).
+* ``/native-echo``: echoes the request body (the reference of the body benchmarks);
+* ``/native-big?n=N``: N bytes of ``00 01 .. ff`` repeated, made per request like the guests' ``/big``;
+* ``/extism``: the hello answer from an Extism plugin (``guests/extism_hello.wat``) driven by the Extism Python
+  SDK, called inline in an ``async`` route - the fastest way to call it.
 """
 
 from __future__ import annotations
 
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from starlette.routing import Route
 
 HELLO = b"Hello, world!\n"
 HEADERS = {"content-type": "text/plain"}
+BINARY = {"content-type": "application/octet-stream"}
 EXTISM_WAT = Path(__file__).resolve().parent / "guests" / "extism_hello.wat"
 
 
@@ -30,14 +29,22 @@ async def native(request: Request) -> Response:
 
 
 async def native_echo(request: Request) -> Response:
-    return Response(await request.body(), headers={"content-type": "application/octet-stream"})
+    return Response(await request.body(), headers=BINARY)
+
+
+def pattern(n: int) -> bytes:
+    return bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+
+
+async def native_big(request: Request) -> Response:
+    return Response(pattern(int(request.query_params.get("n", 1 << 20))), headers=BINARY)
 
 
 @cache
 def extism_wasm() -> bytes:
-    import wasmtime
+    from airssys_web.guest.build import compile_wat
 
-    return bytes(wasmtime.wat2wasm(EXTISM_WAT.read_text()))
+    return compile_wat(EXTISM_WAT.read_text())
 
 
 def new_plugin() -> Any:
@@ -47,7 +54,6 @@ def new_plugin() -> Any:
 
 
 _plugin: Any = None
-_local = threading.local()
 
 
 async def extism_route(request: Request) -> Response:
@@ -57,16 +63,9 @@ async def extism_route(request: Request) -> Response:
     return Response(_plugin.call("handle", request.scope["path"].encode()), headers=HEADERS)
 
 
-def extism_sync_route(request: Request) -> Response:
-    plugin = getattr(_local, "plugin", None)
-    if plugin is None:
-        plugin = _local.plugin = new_plugin()
-    return Response(plugin.call("handle", request.scope["path"].encode()), headers=HEADERS)
-
-
 app = Starlette(routes=[
     Route("/native", native),
     Route("/native-echo", native_echo, methods=["POST"]),
+    Route("/native-big", native_big),
     Route("/extism", extism_route),
-    Route("/extism-sync", extism_sync_route),
 ])

@@ -1,6 +1,6 @@
 """What capabilities and limits cost a guest call (no assertions; prints numbers).
 
-    .venv/bin/python -m benchmarks.bench_capabilities [--calls 2000] [--no-write]
+    .venv/bin/python -m benchmarks.bench_capabilities [--calls 2000]
 
 In-process, through ``Generation.call`` (the same path a server's worker thread takes, without HTTP):
 
@@ -9,7 +9,7 @@ In-process, through ``Generation.call`` (the same path a server's worker thread 
 - **host functions**: ``config.get``, a KV ``set``/``get`` (SQLite in WAL mode, a temporary directory), a denied
   ``outbound.fetch`` (no connection is made) and a granted one to a loopback server.
 
-Results go to BENCHMARKS.md (section "Capabilities") unless ``--no-write``.
+``make bench`` runs it (id CAPS) and puts the table into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +25,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from airssys_web.guest.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component
+from airssys_web.lifecycle.services import HostServices
+from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
+from airssys_web.runtime.engine import Runtime
+from airssys_web.runtime.generation import Generation
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from airssys_web.guest.build import ALLOCATOR_WAT, compile_wat, handler_component_wat, wat_response_component  # noqa: E402
-from airssys_web.lifecycle.services import HostServices  # noqa: E402
-from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex  # noqa: E402
-from airssys_web.runtime.generation import Generation  # noqa: E402
-
-from .harness import write_section  # noqa: E402
-
 IMPORTS = ROOT / "tests" / "guests" / "convert" / "imports.wat"
 LOOP = handler_component_wat('''  (core module $m
     (memory (export "memory") 1)
@@ -47,13 +43,12 @@ LOOP = handler_component_wat('''  (core module $m
         (br_if $l (i32.lt_u (local.get $i) (i32.const 2000000))))
       (i32.const 64))
   )''')
-_cache = ArtifactCache(None)
 
 
-def _generation(wasm: bytes, settings: dict[str, Any], services: HostServices) -> Generation:
+def _generation(wasm: bytes, settings: dict[str, Any], services: HostServices, cache: ArtifactCache) -> Generation:
     ctx, limits = services.context("bench", "1.0.0", settings)
     sha = sha256_hex(wasm)
-    return Generation(_cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, sha256=sha)
+    return Generation(cache.get(sha, wasm, fuel=ctx.fuel), ctx, limits, runtime=cache.runtime, sha256=sha)
 
 
 def _time(call: Callable[[], Any], n: int) -> tuple[float, float]:
@@ -81,29 +76,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    args = parser.parse_args()
+def measure(n: int = 2000) -> list[str]:
+    """The table of guest-call timings (``n`` calls each; fewer for the slow ones)."""
     logging.getLogger("airssys_web").addHandler(logging.NullHandler())  # the denials' warnings are expected
-    n = args.calls
     rows: list[tuple[str, float, float]] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Runtime() as runtime:
         services = HostServices(tmp)
+        cache = ArtifactCache(None, runtime)
         hello, loop, imports = compile_wat(wat_response_component("hi")), compile_wat(LOOP), compile_wat(
             IMPORTS.read_text())
         for label, wasm, calls in (("trivial handle()", hello, n), ("2M-iteration loop", loop, max(20, n // 20))):
             for fuel in (None, 10**12):
-                gen = _generation(wasm, {"limits": {"fuel": fuel}} if fuel else {}, services)
+                gen = _generation(wasm, {"limits": {"fuel": fuel}} if fuel else {}, services, cache)
                 rows.append((f"{label}, {'fuel engine' if fuel else 'plain engine'}",
                              *_time(lambda gen=gen: gen.call("GET", "/"), calls)))
                 gen.close()
         gen = _generation(imports, {"config": {"k": "v"}, "kv": True,
-                                    "outbound": [f"http://127.0.0.1:{port}"]}, services)
+                                    "outbound": [f"http://127.0.0.1:{port}"]}, services, cache)
         rows.append(("config.get", *_time(lambda: gen.call("@c", "k"), n)))
         rows.append(("kv.set (64 B)", *_time(lambda: gen.call("@s", "key", body=b"x" * 64), n)))
         rows.append(("kv.get (64 B)", *_time(lambda: gen.call("@g", "key"), n)))
@@ -116,12 +108,14 @@ def main() -> None:
     us = 1e6
     lines = ["| guest call | p50 | p99 |", "|---|---|---|"]
     lines += [f"| {label} | {p50 * us:.1f} µs | {p99 * us:.1f} µs |" for label, p50, p99 in rows]
-    table = "\n".join(lines)
-    print(table)
-    if not args.no_write:
-        intro = ("`benchmarks/bench_capabilities.py` ({date}, {machine}): in-process `Generation.call`, one "
-                 "thread (see the script's docstring). A call includes the host function it names.")
-        write_section('Capabilities', intro, table)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    print("\n".join(measure(args.calls)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""End-to-end HTTP benchmarks against ``airssys-web serve`` (P1, P3, P6, P7 and the event-loop stall check).
+"""End-to-end HTTP benchmarks against ``airssys-web serve``: route rps (wrk), big bodies (httpx), 2 workers ÷ 1,
+and the event-loop stall check.
 
 Every ratio compares two routes of the *same* server process in the *same* run, measured alternately (A, B, A, B,
 ...) so drift on a shared machine hits both sides; each pair gives one ratio, and the report shows the median and
@@ -7,6 +8,7 @@ the spread (min to max) of those ratios.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import threading
 import time
@@ -21,7 +23,7 @@ from .harness import Series, WrkResult, run_wrk, running_server, wrk_command
 @dataclass
 class Settings:
     seconds: float = 4.0
-    repeats: int = 5
+    repeats: int = 7
     connections: int = 16
     warmup: float = 2.0
 
@@ -65,7 +67,7 @@ def compare_routes(wrk: str, registry: Path, paths: list[str], s: Settings, *, w
             answer = httpx.get(server.url + p, timeout=30)
             if answer.status_code != 200:
                 raise RuntimeError(f"{p} answered {answer.status_code} before the benchmark: {answer.text[:200]}")
-        for p in paths:  # warm-up: instances, inline-policy samples, Extism plugin creation, caches
+        for p in paths:  # warm-up: instances, inline-policy samples, caches
             run_wrk(wrk, server.url + p, seconds=s.warmup, connections=s.connections)
         for _ in range(s.repeats):
             for p in paths:
@@ -114,41 +116,60 @@ def stall(wrk: str, registry: Path, s: Settings) -> StallResult:
     return StallResult(alone, loaded, busy, native_cmd, busy_cmd)
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """One big-body request: ``body`` goes up (None: a GET), and the answer must hash to ``expect`` (sha256)."""
+
+    label: str
+    path: str
+    body: bytes | None
+    expect: str
+
+
 @dataclass
-class BodyResult:
-    wasm: Series
-    native: Series
-    size: int
+class TransferResult:
+    seconds: Series = field(default_factory=Series)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.failures and bool(self.seconds.values)
 
 
-def body_echo(registry: Path, *, size: int = 1 << 20, repeats: int = 7) -> BodyResult:
-    """P3: POST ``size`` bytes to the echo guest and to the native echo route; seconds per round trip."""
-    body = bytes(range(256)) * (size // 256)
-    wasm, native = Series(), Series()
-    with running_server(registry) as server, httpx.Client(base_url=server.url, timeout=60) as client:
-        for path, series in (("/echo", wasm), ("/native-echo", native)):
-            client.post(path, content=body)  # warm
-            for _ in range(repeats):
+def transfers(registry: Path, cases: list[Transfer], repeats: int) -> dict[str, TransferResult]:
+    """Seconds per round trip of each case, over HTTP on one server: every repeat runs each case once, in turn
+    (after one warm-up each), and each answer is checked (status 200, sha256 of the whole body)."""
+    out = {c.label: TransferResult() for c in cases}
+    with running_server(registry) as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        for round_ in range(repeats + 1):
+            for c in cases:
                 started = time.perf_counter()
-                r = client.post(path, content=body)
-                series.add(time.perf_counter() - started)
-                if r.status_code != 200 or (path == "/native-echo" and r.content != body):
-                    raise RuntimeError(f"{path} answered {r.status_code} to the {size}-byte echo")
-                if path == "/echo" and not r.content.endswith(body):
-                    raise RuntimeError("the echo guest did not return the body")
-    return BodyResult(wasm, native, size)
+                r = client.request("POST" if c.body is not None else "GET", c.path, content=c.body)
+                took = time.perf_counter() - started
+                got = hashlib.sha256(r.content).hexdigest()
+                if r.status_code != 200 or got != c.expect:
+                    why = (f"answered {r.status_code}: {r.text[:120]}" if r.status_code != 200 else
+                           f"{len(r.content):,} bytes whose sha256 differs")
+                    if why not in out[c.label].failures:
+                        out[c.label].failures.append(why)
+                elif round_:  # the first round warms up (instances, the Python side's buffers)
+                    out[c.label].seconds.add(took)
+    return out
 
 
-def workers_scaling(wrk: str, registry: Path, s: Settings, path: str = "/wasm") -> tuple[Series, Series, str]:
-    """P6: rps of ``path`` with 1 and with 2 workers (alternating servers would double the boots: one server
-    per worker count, repeats inside), more connections so two processes have work."""
-    one, two = Series(), Series()
+def workers_scaling(wrk: str, registry: Path, s: Settings, path: str = "/wasm"
+                    ) -> tuple[RouteStats, RouteStats, str]:
+    """``path`` on a server with 1 worker and on one with 2, both running, measured in turn within each repeat
+    (an idle server costs only its registry watcher), with more connections so two processes have work."""
+    one, two = RouteStats(), RouteStats()
     conns = max(32, s.connections)
-    for workers, series in ((1, one), (2, two)):
-        with running_server(registry, workers=workers) as server:
+    with running_server(registry, workers=1) as single, running_server(registry, workers=2) as double:
+        for server in (single, double):
             run_wrk(wrk, server.url + path, seconds=s.warmup, connections=conns)
-            for _ in range(s.repeats):
-                series.add(run_wrk(wrk, server.url + path, seconds=s.seconds, connections=conns).rps)
+        for _ in range(s.repeats):
+            for server, stats in ((single, one), (double, two)):
+                stats.add(run_wrk(wrk, server.url + path, seconds=s.seconds, connections=conns,
+                                  server_pid=server.pid))
     command = " ".join(wrk_command("wrk", "http://127.0.0.1:PORT" + path, seconds=s.seconds, connections=conns))
     return one, two, command
 

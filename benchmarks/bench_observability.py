@@ -26,28 +26,29 @@ from starlette.types import Receive, Scope, Send
 
 from airssys_web.errors import AirssysError, GuestError
 from airssys_web.lifecycle.host import AirssysHost
-from airssys_web.runtime.generation import Generation
+from airssys_web.runtime.chain import Servable
 from airssys_web.web.errors import send_error
-from airssys_web.web.middleware import ROUTE_HEADER, VERSION_HEADER, AirssysMiddleware
+from airssys_web.web.middleware import ROUTE_HEADER, AirssysMiddleware
 
 from .harness import REPO
 
 
 class Unobserved(AirssysMiddleware):
-    """The request path as it was before observability: the baseline."""
+    """The request path as it was before observability: the baseline (on the targets of today's middleware: a
+    generation, or a chain of pipeline stages)."""
 
-    async def _serve(self, gen: Generation, route: str, scope: Scope, receive: Receive, send: Send,
+    async def _serve(self, gen: Servable, route: str, scope: Scope, receive: Receive, send: Send,
                      set_cookie: bytes | None) -> None:
-        extra: list[tuple[bytes, bytes]] = [(VERSION_HEADER, gen.tag_bytes)] if self.version_header else []
+        extra: list[tuple[bytes, bytes]] = list(gen.version_headers) if self.version_header else []
         if set_cookie is not None:
             extra.append((b"set-cookie", set_cookie))
         raw_headers = [h for h in scope["headers"] if h[0] != ROUTE_HEADER]
         raw_headers.append((ROUTE_HEADER, route.encode("latin-1")))
         try:
-            status = await gen.world.serve(gen, dict(scope, headers=raw_headers), receive, send, extra,
-                                           body_timeout=self.body_timeout)
+            status = await gen.serve(dict(scope, headers=raw_headers), receive, send, extra,
+                                     body_timeout=self.body_timeout)
         except AirssysError as e:
-            gen.outcome(e.status)
+            gen.outcome(e.status, e)
             await send_error(send, e, extra, request_id="x" if isinstance(e, GuestError) else None)
             return
         gen.outcome(status)

@@ -1,11 +1,10 @@
-"""Per-process measurements, each in a fresh interpreter: server boot (P5) and memory per pooled instance (P8).
+"""Per-process measurements, each in a fresh interpreter: server boot (P5) and memory per pooled instance (R6).
 
     python -m benchmarks.bench_process boot REGISTRY      # prints JSON
-    python -m benchmarks.bench_process memory WASM N      # prints JSON
-    python -m benchmarks.bench_process asgi REGISTRY      # prints JSON
+    python -m benchmarks.bench_process memory WASM ARTIFACTS N     # prints JSON
 
-``asgi`` is the server-independent view of P1 and P7: µs per request through the very ASGI app ``serve`` runs,
-called directly (no sockets, no HTTP parsing), plus one guest call vs one Extism plugin call.
+A fresh interpreter per measurement, because both are about a process's state: what boot costs from nothing,
+and how much memory instances add to a process that holds nothing else.
 """
 
 from __future__ import annotations
@@ -16,19 +15,19 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from .harness import REPO, free_port, serve_command, wait_ready
 
 
-def _child(*args: str) -> dict[str, Any]:
+def child(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module *args`` in a fresh interpreter; its last line of output is JSON."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_process", *args], capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=1200)
     if done.returncode != 0:
-        raise RuntimeError(f"bench_process {args[0]} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -52,7 +51,7 @@ def boot_in_process(registry: str) -> dict[str, Any]:
 
 def measure_boot(registry: Path, repeats: int = 3) -> dict[str, Any]:
     """Host start in fresh interpreters, and ``serve`` from exec to its first 200 on a component route."""
-    runs = [_child("boot", str(registry)) for _ in range(repeats)]
+    runs = [child("benchmarks.bench_process", "boot", str(registry)) for _ in range(repeats)]
     serve_times = []
     for _ in range(repeats):
         port = free_port()
@@ -68,159 +67,78 @@ def measure_boot(registry: Path, repeats: int = 3) -> dict[str, Any]:
     return {"runs": runs, "serve_first_response_s": serve_times}
 
 
-# -- P8: memory per pooled instance -------------------------------------------------------------------------------
+# -- R6: memory per pooled instance -------------------------------------------------------------------------------
 
-def _memory_kib() -> tuple[int, int]:
-    """(RSS, USS) of this process in KiB: resident, and private (what the process alone holds)."""
-    rss = uss = 0
+#: the ``/proc/self/smaps_rollup`` fields read, in KiB
+FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty")
+
+
+def _memory_kib() -> dict[str, int]:
+    """This process's memory in KiB: resident (Rss), proportional (Pss), private clean and dirty pages, and USS
+    (private clean + dirty: what no other mapping shares)."""
+    out = dict.fromkeys(FIELDS, 0)
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key == "Rss":
-            rss = int(rest.split()[0])
-        elif key in ("Private_Clean", "Private_Dirty"):
-            uss += int(rest.split()[0])
-    return rss, uss
+        if key in out:
+            out[key] = int(rest.split()[0])
+    out["Uss"] = out["Private_Clean"] + out["Private_Dirty"]
+    return out
 
 
-def memory_in_process(wasm_path: str, count: int) -> dict[str, Any]:
+def memory_in_process(wasm_path: str, artifacts: str, count: int) -> dict[str, Any]:
+    """Memory a pool adds per instance: after warming ``count`` instances, and after each served one request.
+
+    The component is loaded from the registry's compiled artifacts, as a server loads it. One instance is made
+    and called first, so one-time costs (mapping the code, the linker, the first Store) are not counted."""
     from airssys_web.runtime.artifacts import ArtifactCache, sha256_hex
-    from airssys_web.runtime.dispatch import Dispatcher
+    from airssys_web.runtime.engine import Runtime
     from airssys_web.runtime.generation import Generation
     from airssys_web.runtime.imports import HostContext
     from airssys_web.runtime.limits import Limits
 
     wasm = Path(wasm_path).read_bytes()
-    component = ArtifactCache(None).get(sha256_hex(wasm), wasm)
+    runtime = Runtime()
+    component = ArtifactCache(artifacts, runtime).get(sha256_hex(wasm), wasm)
     limits = Limits(min_instances=0, max_instances=count + 1)
-    gen = Generation(component, HostContext(component="m", version="1.0.0"), limits, dispatcher=Dispatcher(1))
+    gen = Generation(component, HostContext(component="m", version="1.0.0"), limits, runtime=runtime)
     gen.pool.grow_ahead = 0
-    gen.pool.warm(1)  # one-time costs (code mapping, linker, first Store) are not per instance
-    slot = gen.pool.try_acquire()
-    assert slot is not None
-    slot.call("GET", "/", "", [], b"")
-    gen.pool.release(slot)
+    gen.pool.warm(1)
+    first = gen.pool.try_acquire()
+    assert first is not None
+    first.call("GET", "/", "", [("host", "bench")], b"")
+    gen.pool.release(first)
     gc.collect()
-    rss0, uss0 = _memory_kib()
+    base = _memory_kib()
     gen.pool.warm(count)
     gc.collect()
-    rss1, uss1 = _memory_kib()
+    warmed = _memory_kib()
     slots = [gen.pool.try_acquire() for _ in range(gen.pool.idle)]
-    for s in slots:
-        assert s is not None
+    held = [s for s in slots if s is not None]
+    for s in held:
         s.call("GET", "/", "", [("host", "bench")], b"")
-    for s in slots:
-        assert s is not None
+    linear = held[-1].native.memory_size or 0
+    for s in held:
         gen.pool.release(s)
     gc.collect()
-    rss2, uss2 = _memory_kib()
-    n = count
+    called = _memory_kib()
     gen.close()
-    return {"count": n, "rss_kib_per_instance": (rss1 - rss0) / n, "uss_kib_per_instance": (uss1 - uss0) / n,
-            "rss_kib_per_instance_after_a_call": (rss2 - rss0) / n,
-            "uss_kib_per_instance_after_a_call": (uss2 - uss0) / n}
+    runtime.close()
+    keys = ("Rss", "Pss", "Uss", "Private_Dirty")
+    return {"count": count, "fresh": {k: (warmed[k] - base[k]) / count for k in keys},
+            "after_a_call": {k: (called[k] - base[k]) / count for k in keys},
+            "linear_memory_kib": linear / 1024, "wasm_kib": len(wasm) / 1024}
 
 
-def measure_memory(wasm: bytes, count: int, workdir: Path, name: str) -> dict[str, Any]:
+def measure_memory(wasm: bytes, artifacts: Path, count: int, workdir: Path, name: str) -> dict[str, Any]:
     path = workdir / f"{name}.wasm"
     path.write_bytes(wasm)
-    return _child("memory", str(path), str(count))
+    return child("benchmarks.bench_process", "memory", str(path), str(artifacts), str(count))
 
 
-# -- the ASGI app without a server (P1, P7) -------------------------------------------------------------------------
+# -- the served app without a server (bench_asgi, in its own interpreter) --------------------------------------
 
-def _per_call(fn: Any, budget: float = 0.6) -> float:
-    """Best-of-batches seconds per call (warm), spending about ``budget`` seconds."""
-    fn()
-    best, spent, batch = float("inf"), 0.0, 64
-    while spent < budget:
-        started = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        took = time.perf_counter() - started
-        best, spent = min(best, took / batch), spent + took
-    return best
-
-
-def asgi_in_process(registry: str) -> dict[str, Any]:
-    import asyncio
-
-    from airssys_web.web.serve import build_app
-
-    from .apps import new_plugin
-
-    app = build_app(registry, "benchmarks.apps:app")
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        pass
-
-    def scope(path: str) -> dict[str, Any]:
-        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
-                "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000)}
-
-    paths = ["/native", "/wasm", "/py", "/extism"]
-    out: dict[str, Any] = {}
-
-    async def main() -> None:
-        await asyncio.to_thread(app.host.start, watch=False)
-        loop_n = 2000
-        for _ in range(3):  # warm: instances, inline policy, Extism plugin
-            for p in paths:
-                for _ in range(200):
-                    await app(scope(p), receive, send)
-        best: dict[str, float] = {p: float("inf") for p in paths}
-        for _ in range(5):
-            for p in paths:
-                s = scope(p)
-                started = time.perf_counter()
-                for _ in range(loop_n):
-                    await app(dict(s), receive, send)
-                best[p] = min(best[p], (time.perf_counter() - started) / loop_n)
-        out["asgi_us"] = {p: v * 1e6 for p, v in best.items()}
-        gens = app.host.generations()
-        out["inline_share"] = {name: g.inline.inline_calls / max(1, g.requests) for name, g in gens.items()}
-        hello = gens["hello"]
-        slot = hello.pool.try_acquire()
-        assert slot is not None
-        headers = [("host", "127.0.0.1:8000")]
-        out["guest_call_us"] = _per_call(lambda: slot.call("GET", "/wasm", "", headers, b"")) * 1e6
-        # The same call with a native request served between two calls, as in a server: colder CPU caches.
-        spent, native = 0.0, scope("/native")
-        for _ in range(loop_n):
-            await app(dict(native), receive, send)
-            started = time.perf_counter()
-            slot.call("GET", "/wasm", "", headers, b"")
-            spent += time.perf_counter() - started
-        out["guest_call_between_requests_us"] = spent / loop_n * 1e6
-        hello.pool.release(slot)
-        plugin = new_plugin()
-        out["extism_call_us"] = _per_call(lambda: plugin.call("handle", b"/extism")) * 1e6
-        app.host.close()
-        # The same small-guest route with every call on a worker thread (serve --no-inline): the hop's cost.
-        hop = build_app(registry, "benchmarks.apps:app", inline=False)
-        await asyncio.to_thread(hop.host.start, watch=False)
-        for _ in range(500):
-            await hop(scope("/wasm"), receive, send)
-        threaded = float("inf")
-        for _ in range(5):
-            s = scope("/wasm")
-            started = time.perf_counter()
-            for _ in range(loop_n):
-                await hop(dict(s), receive, send)
-            threaded = min(threaded, (time.perf_counter() - started) / loop_n)
-        out["threaded_wasm_us"] = threaded * 1e6
-        hop.host.close()
-
-    asyncio.run(main())
-    return out
-
-
-def measure_asgi(registry: Path) -> dict[str, Any]:
-    return _child("asgi", str(registry))
+def measure_asgi(registry: Path, *, repeats: int, requests: int) -> dict[str, Any]:
+    return child("benchmarks.bench_asgi", str(registry), "--repeats", str(repeats), "--requests", str(requests))
 
 
 if __name__ == "__main__":
@@ -228,9 +146,7 @@ if __name__ == "__main__":
     if command == "boot":
         out = boot_in_process(sys.argv[2])
     elif command == "memory":
-        out = memory_in_process(sys.argv[2], int(sys.argv[3]))
-    elif command == "asgi":
-        out = asgi_in_process(sys.argv[2])
+        out = memory_in_process(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
-        raise SystemExit(f"unknown command {command!r}: use boot, memory or asgi")
+        raise SystemExit(f"unknown command {command!r}: use boot or memory")
     print(json.dumps(out))

@@ -1,6 +1,6 @@
 """How fast a swap is, and what it costs the traffic around it (no assertions; prints numbers).
 
-    .venv/bin/python -m benchmarks.bench_swap [--swaps 20] [--seconds 5] [--no-write]
+    .venv/bin/python -m benchmarks.bench_swap [--swaps 20] [--seconds 5]
 
 Starts a real server process (``airssys-web serve`` with a secret) on 127.0.0.1 and measures, through the admin
 API:
@@ -13,8 +13,8 @@ API:
 - **steady client latency**: p50/p99 of sequential GETs by two keep-alive clients, first with no swaps, then while
   blue-green updates and rollbacks alternate back to back.
 
-Results go to BENCHMARKS.md (section "Swap") unless ``--no-write``. The issue's targets: swap <= 200 ms, p99 during
-swaps <= 2x steady.
+``make bench`` runs it (id SWAP) and puts the tables into BENCHMARKS.md. The issue's targets: swap <= 200 ms, p99
+during swaps <= 2x steady.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,8 +38,6 @@ from airssys_web.guest.build import compile_wat, wat_response_component
 from airssys_web.lifecycle.api import DeployRequest, Plan
 from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.web.auth import TokenAuthority
-
-from .harness import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "b" * 24
@@ -113,14 +112,21 @@ class Steady:
             t.join()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--swaps", type=int, default=20, help="blue-green updates (each followed by a rollback)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of the steady-latency run without swaps")
-    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class SwapResult:
+    lines: list[str]  # the Markdown tables
+    median_swap_s: float  # blue-green swap, admin answer
+    p99_steady_s: float  # the steady clients' p99 without swaps
+    p99_swaps_s: float  # ... and during swaps
 
-    versions = [f"1.{i}.0" for i in range(args.swaps + 1)]
+    @property
+    def p99_ratio(self) -> float:
+        return self.p99_swaps_s / self.p99_steady_s
+
+
+def measure(swaps: int = 20, seconds: float = 5.0) -> SwapResult:
+    """``swaps`` blue-green updates, each followed by a rollback, against a steady client; see the docstring."""
+    versions = [f"1.{i}.0" for i in range(swaps + 1)]
     wasm = {v: compile_wat(wat_response_component(f"body of {v}")) for v in versions}
     token, _ = TokenAuthority(SECRET).mint("deploy", 3600)
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "reg") as url:
@@ -139,7 +145,7 @@ def main() -> None:
             return answered, first_seen(watcher, tag, started)
 
         with Steady(url) as quiet:
-            time.sleep(args.seconds)
+            time.sleep(seconds)
         swap_answer, swap_seen, back_answer, back_seen = [], [], [], []
         with Steady(url) as busy:
             for v in versions[1:]:
@@ -165,18 +171,21 @@ def main() -> None:
         lines.append(f"| {label} (n={len(values)}) | {pct(values, .5) * ms:.1f} ms | {pct(values, .99) * ms:.1f} ms "
                      f"| {max(values) * ms:.1f} ms |")
     lines += ["", "| steady client (2 keep-alive clients) | requests | failed | p50 | p99 |", "|---|---|---|---|---|"]
-    for label, run in (("no swaps", quiet), (f"during {2 * args.swaps} swaps", busy)):
+    for label, run in (("no swaps", quiet), (f"during {2 * swaps} swaps", busy)):
         lines.append(f"| {label} | {len(run.latencies)} | {run.failures} | {pct(run.latencies, .5) * ms:.2f} ms "
                      f"| {pct(run.latencies, .99) * ms:.2f} ms |")
-    ratio = pct(busy.latencies, .99) / pct(quiet.latencies, .99)
-    lines += ["", f"p99 during swaps / p99 steady: {ratio:.2f}x (target <= 2x); median swap (admin answer): "
-                  f"{statistics.median(swap_answer) * ms:.0f} ms (target <= 200 ms)"]
-    table = "\n".join(lines)
-    print(table)
-    if not args.no_write:
-        intro = ('`benchmarks/bench_swap.py` ({date}, {machine}): a real server process, tiny WAT '
-                 "components, precompiled (see the script's docstring).")
-        write_section('Swap', intro, table)
+    return SwapResult(lines, statistics.median(swap_answer), pct(quiet.latencies, .99), pct(busy.latencies, .99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--swaps", type=int, default=20, help="blue-green updates (each followed by a rollback)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the steady-latency run without swaps")
+    args = parser.parse_args()
+    res = measure(args.swaps, args.seconds)
+    print("\n".join(res.lines))
+    print(f"\np99 during swaps / p99 steady: {res.p99_ratio:.2f}x (target <= 2x); median swap (admin answer): "
+          f"{res.median_swap_s * 1000:.0f} ms (target <= 200 ms)")
 
 
 if __name__ == "__main__":

@@ -222,19 +222,3 @@ class Series:
     def fmt(self, digits: int = 0, unit: str = "") -> str:
         lo, hi = self.spread
         return f"{self.median:,.{digits}f}{unit} ({lo:,.{digits}f} to {hi:,.{digits}f})"
-
-
-def write_section(title: str, intro: str, table: str, path: Path | None = None) -> None:
-    """Replace (or append) the ``## title`` section of BENCHMARKS.md with ``intro`` and ``table``, dated."""
-    import platform
-    import time
-
-    path = path or REPO / "BENCHMARKS.md"
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    section = f"## {title}\n\n{intro.format(date=time.strftime('%Y-%m-%d'), machine=machine)}\n\n{table}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
-    print(f"wrote the {title} section of {path}")
-

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import text_component
+from support import text_component, wait_until
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
 from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
@@ -391,10 +391,7 @@ def test_auto_rollback_undoes_a_failing_version_by_itself(site: Site) -> None:
     with site.client() as client:
         client.deploy(DeployRequest("hello", text_component("broken", status=503), version="2.0.0",
                                     plan=Plan.parse(auto_rollback="error-rate=10%,window=30s,min-requests=5")))
-    deadline = time.monotonic() + 20  # a bound on the watcher, not a speed assertion
-    while site.serving()[0] != "hello@1.0.0":
-        assert time.monotonic() < deadline, "auto-rollback did not happen"
-        time.sleep(0.05)
+    wait_until(lambda: site.serving()[0] == "hello@1.0.0", 20, "the auto-rollback")  # a bound on the watcher
     last = site.client().history("hello")[-1]
     assert (last.action, last.actor, last.version) == ("rollback", "auto-rollback", "1.0.0")
     assert "requests failed" in last.detail and "error-rate=10%" in last.detail

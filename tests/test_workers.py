@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,16 +85,14 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + BOUND
-        while True:
+        def answers() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "server exited"
             try:
-                if httpx.get(url + "/pid", timeout=5).status_code == 200:
-                    break
+                return httpx.get(url + "/pid", timeout=5).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, BOUND, "the server's start-up")
         yield url, reg
     finally:
         stop_process(proc, BOUND)
@@ -113,23 +110,21 @@ def _fresh_connections(url: str, path: str, n: int) -> list[httpx.Response]:
 def test_a_deploy_reaches_every_worker(two_workers: tuple[str, Path]) -> None:
     url, reg = two_workers
     pids: set[str] = set()
-    deadline = time.monotonic() + BOUND
-    while len(pids) < 2:  # both workers are up and accepting
-        pids |= {r.text for r in _fresh_connections(url, "/pid", 10)}
-        assert time.monotonic() < deadline, f"only one worker answered: {pids}"
+
+    def both_answered() -> bool:
+        pids.update(r.text for r in _fresh_connections(url, "/pid", 10))
+        return len(pids) >= 2
+
+    wait_until(both_answered, BOUND, "both workers answering")
     first = _fresh_connections(url, "/hello", 20)
     assert {(r.status_code, r.text, r.headers["x-airssys-version"]) for r in first} == {
         (200, "version one", "hello@1.0.0")}
 
     with EmbeddedRegistry(reg) as registry:
         deploy(registry, "hello", text_component("version two"), version="1.1.0", route="/hello")
-    deadline = time.monotonic() + BOUND
-    while True:  # every worker swaps on its own (within its poll interval plus warm-up)
-        seen = {(r.text, r.headers["x-airssys-version"]) for r in _fresh_connections(url, "/hello", 30)}
-        if seen == {("version two", "hello@1.1.0")}:
-            break
-        assert time.monotonic() < deadline, f"workers still answer {seen}"
-        time.sleep(0.2)
+    # every worker swaps on its own (within its poll interval plus warm-up)
+    wait_until(lambda: {(r.text, r.headers["x-airssys-version"]) for r in _fresh_connections(url, "/hello", 30)}
+               == {("version two", "hello@1.1.0")}, BOUND, "every worker serving version two")
 
 
 def test_each_worker_socket_joins_one_reuseport_group() -> None:
@@ -231,16 +226,17 @@ def gunicorn_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + BOUND
         pids: set[str] = set()
-        while len(pids) < 2:  # both workers up and answering
+
+        def both_answered() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "gunicorn exited"
             try:
-                pids |= {r.headers["x-pid"] for r in _fresh_connections(url, "/hello", 10)}
+                pids.update(r.headers["x-pid"] for r in _fresh_connections(url, "/hello", 10))
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"gunicorn's workers did not both answer: {pids}"
-            time.sleep(0.1)
+            return len(pids) >= 2
+
+        wait_until(both_answered, BOUND, "both of gunicorn's workers answering")
         yield url, reg
     finally:
         stop_process(proc, BOUND)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import socket
 import threading
@@ -23,11 +24,21 @@ from starlette.routing import Route
 from support import text_component, wait_until
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
-from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
+from airssys_web.errors import (
+    AirssysError,
+    ArtifactError,
+    AuthError,
+    BuildError,
+    InvalidComponent,
+    NotFound,
+    RegistryUnavailable,
+    RouteConflict,
+)
 from airssys_web.lifecycle.api import DeployRequest, Plan, Serving
 from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.web.auth import TokenAuthority
+from airssys_web.web.errors import error_payload
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "test-secret-" + "x" * 20
@@ -342,6 +353,32 @@ def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:
             client.deploy(DeployRequest("hello", b"\x00asm\x0d\x00\x01\x00junk", version="2.0.0"))
     with pytest.raises(AuthError, match="no admin token"):
         RemoteLifecycle(site.url, None)
+
+
+@pytest.mark.parametrize(("error", "status", "body"), [
+    (RegistryUnavailable("the registry is not answering"), 503,
+     {"error": "registry unavailable", "detail": "the registry is not answering"}),
+    (BuildError("cargo failed"), 422, {"error": "build failed", "detail": "cargo failed"}),
+    (ArtifactError("/var/cache/x.cwasm is corrupt"), 500,
+     {"error": "internal error", "detail": "ArtifactError: see the server log"}),
+    (ValueError("a bug"), 500, {"error": "internal error", "detail": "ValueError: see the server log"}),
+], ids=["passing", "public", "private", "bug"])
+def test_errors_are_rendered_by_their_class_as_everywhere(site: Site, monkeypatch: pytest.MonkeyPatch,
+                                                         error: Exception, status: int, body: dict[str, str]) -> None:
+    """The admin API answers through the one renderer (web/errors.py): status, reason and Retry-After from the
+    error's class, and always a detail (the message only where the class is public)."""
+
+    def fail() -> None:
+        raise error
+
+    monkeypatch.setattr(site.app.host.metrics, "samples", fail)
+    with site.http() as http:
+        r = http.get("/metrics")
+    assert (r.status_code, r.json()) == (status, body)
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers.get("retry-after") == ("1" if isinstance(error, RegistryUnavailable) else None)
+    if isinstance(error, AirssysError) and error.public:
+        assert json.loads(error_payload(error)) == body  # the middleware's answer for the same error
 
 
 # -- concurrency, persistence, auto-rollback -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from airssys_web.capabilities.grants import Capability
 from airssys_web.cli import cli
 from airssys_web.errors import NotFound, PipelineError
 from airssys_web.guest.build import build_component, compile_wat
+from airssys_web.lifecycle.api import DeployRequest, Plan
 from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.web.auth import TokenAuthority
@@ -178,6 +179,37 @@ def test_a_stage_swapped_under_load_fails_no_request(site: Site) -> None:
     # every answer went through one whole version of the stage, and says which
     assert all(stages == f"tag@{seen[0][1:]}" and sent == seen for _, stages, sent, seen in answers)
     assert len({stages for _, stages, _, _ in answers}) >= 3
+
+
+def test_a_canary_of_a_stage_splits_clients_and_keeps_each_on_its_chain(site: Site) -> None:
+    """A stage rolls out like any component: a canary of it splits new clients by their bucket cookie, a client
+    keeps its chain, and promoting it moves everyone."""
+    with site.registry() as reg:
+        deploy(reg, "tag", STAGE, version="1.0.0", settings=config(name="one"))
+        reg.set_pipeline("api", ["tag"])
+    site.serves(lambda r: r.headers.get("x-airssys-stages") == "tag@1.0.0", "the stage to be served")
+    with LocalLifecycle(site.reg_dir) as lifecycle:
+        lifecycle.deploy(DeployRequest("tag", STAGE, version="2.0.0", settings=config(name="two"),
+                                       plan=Plan.parse("canary", percent=50)))
+    chains: dict[str, str] = {}
+
+    def both_served() -> bool:
+        r = site.get()  # a new client: no cookie (it gets one once the host serves the split)
+        if "airssys_bucket" in r.cookies:
+            chains[r.headers["x-airssys-stages"]] = r.cookies["airssys_bucket"]
+        return len(chains) == 2
+
+    wait_until(both_served, 20, "both versions of the stage served to new clients")
+    assert set(chains) == {"tag@1.0.0", "tag@2.0.0"}
+    for stages, bucket in chains.items():
+        replies = [site.get(cookies={"airssys_bucket": bucket}) for _ in range(10)]
+        assert {r.headers["x-airssys-stages"] for r in replies} == {stages}  # sticky
+        assert {values(r, "x-stages")[0] for r in replies} == {"one" if stages == "tag@1.0.0" else "two"}
+    with LocalLifecycle(site.reg_dir) as lifecycle:
+        lifecycle.promote("tag")
+    site.serves(lambda r: r.headers["x-airssys-stages"] == "tag@2.0.0", "the promoted stage")
+    assert all(site.get(cookies={"airssys_bucket": b}).headers["x-airssys-stages"] == "tag@2.0.0"
+               for b in chains.values())
 
 
 def test_the_cli_sets_shows_clears_and_rolls_back_pipelines(site: Site) -> None:

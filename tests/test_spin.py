@@ -28,6 +28,7 @@ from support import artifacts, text_component, wait_until
 from test_outbound import fake_resolver
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry, deploy
+from airssys_web.capabilities.grants import Capability
 from airssys_web.cli import cli
 from airssys_web.lifecycle.host import AirssysHost
 from airssys_web.lifecycle.services import HostServices
@@ -245,6 +246,29 @@ def test_outbound_goes_through_the_grants(site: tuple[str, Recorder]) -> None:
     r = httpx.get(url + "/bare/fetch", params={"url": "https://api.example.com/"})  # no grant: nothing goes out
     assert (r.status_code, r.text) == (502, "ErrorCode_HttpRequestDenied()")
     assert recorder.urls == ["https://api.example.com/v1?q=1"]
+
+
+def test_a_wasi_http_component_calls_a_granted_component_in_process(site: tuple[str, Recorder],
+                                                                     deployed: tuple[Path, str]) -> None:
+    """The internal calls of airssys:web components are every world's: Spin's ``http.send`` to
+    ``http://NAME.airssys.internal/`` reaches component NAME in process when granted, and is refused like an
+    ungranted host when not; nothing reaches the outbound transport either way."""
+    url, recorder = site
+    reg_dir, _ = deployed
+    before = list(recorder.urls)
+    with EmbeddedRegistry(reg_dir) as registry:
+        deploy(registry, "greeter", text_component("hello from greeter"), version="1.0.0", route="/greeter")
+        wasm = registry.blobs.read(registry.get_deployment("bare").sha256)
+        deploy(registry, "caller", wasm, version="1.0.0", route="/caller",
+               settings=VersionSettings.of(Capability.component("greeter")))
+    wait_until(lambda: httpx.get(url + "/caller/hello").status_code == 200, 60, "the caller served")
+    r = httpx.get(url + "/caller/fetch", params={"url": "http://greeter.airssys.internal/hi"}, timeout=30)
+    assert (r.status_code, r.text) == (200, "hello from greeter")
+    r = httpx.get(url + "/bare/fetch", params={"url": "http://greeter.airssys.internal/hi"})  # no grant
+    assert (r.status_code, r.text) == (502, "ErrorCode_HttpRequestDenied()")
+    r = httpx.get(url + "/caller/fetch", params={"url": "http://other.airssys.internal/"})  # granted: greeter only
+    assert (r.status_code, r.text) == (502, "ErrorCode_HttpRequestDenied()")
+    assert recorder.urls == before
 
 
 def test_a_mebibyte_both_ways(url: str) -> None:

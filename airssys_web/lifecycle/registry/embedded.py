@@ -28,7 +28,6 @@ from typing import Any, Self
 from airssys_web.capabilities.kv import SqliteKVStore
 from airssys_web.capabilities.secrets import SecretStore
 from airssys_web.errors import (
-    CapabilityError,
     Conflict,
     InvalidName,
     NotFound,
@@ -42,6 +41,7 @@ from .counters import SqliteOutcomes
 from .records import ACTIVATIONS, ComponentInfo, Deployment, HistoryEntry, VersionInfo
 from .rules import (
     check_kind,
+    check_new_version,
     check_pipeline,
     route_overlap,
     validate_name,
@@ -143,7 +143,7 @@ class EmbeddedRegistry:
         A canary in progress ends: the deployed version serves everyone. A ``middleware`` component (``kind``) has no
         route, and a component keeps the kind of its first version.
         """
-        settings_json = self._check_new(name, version, sha256, route, settings)
+        settings_json = check_new_version(name, version, sha256, route, settings, self.blobs.size)
         with self._db.transaction(write=True) as db:
             detail = self._add_version_in(db, name, version, sha256, route, settings_json, allow_nested, kind)
             event = ("deploy", strategy, actor, detail, auto_rollback)
@@ -153,7 +153,7 @@ class EmbeddedRegistry:
                     settings: VersionSettings | None = None, allow_nested: bool = False,
                     kind: str = "route") -> VersionInfo:
         """Record ``version`` (and the component, on first use) without activating it, e.g. before a canary."""
-        settings_json = self._check_new(name, version, sha256, route, settings)
+        settings_json = check_new_version(name, version, sha256, route, settings, self.blobs.size)
         with self._db.transaction(write=True) as db:
             self._add_version_in(db, name, version, sha256, route, settings_json, allow_nested, kind)
             return self._require_version(db, name, version)
@@ -161,7 +161,7 @@ class EmbeddedRegistry:
     def _add_version_in(self, db: sqlite3.Connection, name: str, version: str, sha256: str, route: str | None,
                         settings_json: str, allow_nested: bool, kind: str) -> str:
         """Insert the component (claiming ``route``) and the version if new; return a history detail.
-        The arguments were checked by :meth:`_check_new` before the transaction began."""
+        The arguments were checked by :func:`~.rules.check_new_version` before the transaction began."""
         created = now()
         row = db.execute("SELECT route, kind FROM components WHERE name = ?", (name,)).fetchone()
         check_kind(name, kind, route, None if row is None else row[1])
@@ -192,21 +192,6 @@ class EmbeddedRegistry:
                 "versions are immutable: deploy a new version"
             )
         return detail
-
-    def _check_new(self, name: str, version: str, sha256: str, route: str | None,
-                   settings: VersionSettings | None) -> str:
-        """Validate a new version's fields (before taking the write lock); return its canonical settings text."""
-        validate_name(name)
-        validate_version(version)
-        if route is not None:
-            validate_route(route)
-        if settings is not None and not isinstance(settings, VersionSettings):
-            raise CapabilityError(f"settings must be a VersionSettings, not {type(settings).__name__} "
-                                  "(VersionSettings.from_json reads the JSON form)")
-        settings_json = (settings or VersionSettings()).json_text()
-        if self.blobs.size(sha256) is None:
-            raise NotFound(f"blob {sha256} is not in the registry; store it with blobs.put() before deploying")
-        return settings_json
 
     def check_route(self, name: str, route: str, *, allow_nested: bool = False) -> None:
         """Raise :class:`RouteConflict` now if ``name`` could not claim ``route`` (a cheap check before compiling;

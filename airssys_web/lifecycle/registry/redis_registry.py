@@ -38,7 +38,6 @@ import redis
 
 from airssys_web.capabilities.redis_stores import RedisKVStore, RedisSecretStore
 from airssys_web.errors import (
-    CapabilityError,
     Conflict,
     InvalidName,
     NotFound,
@@ -75,6 +74,7 @@ from .redis_tx import (
 )
 from .rules import (
     check_kind,
+    check_new_version,
     check_pipeline,
     route_overlap,
     validate_name,
@@ -194,7 +194,7 @@ class RedisRegistry:
     def deploy(self, name: str, version: str, *, sha256: str, route: str | None = None,
                settings: VersionSettings | None = None, actor: str = "cli", strategy: str = "immediate",
                auto_rollback: str | None = None, allow_nested: bool = False, kind: str = "route") -> Deployment:
-        settings_json = self._check_new(name, version, sha256, route, settings)
+        settings_json = check_new_version(name, version, sha256, route, settings, self.blobs.size)
 
         def body(tx: Tx) -> Deployment:
             detail = self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested, kind)
@@ -206,27 +206,13 @@ class RedisRegistry:
     def add_version(self, name: str, version: str, *, sha256: str, route: str | None = None,
                     settings: VersionSettings | None = None, allow_nested: bool = False,
                     kind: str = "route") -> VersionInfo:
-        settings_json = self._check_new(name, version, sha256, route, settings)
+        settings_json = check_new_version(name, version, sha256, route, settings, self.blobs.size)
 
         def body(tx: Tx) -> VersionInfo:
             self._add_version_in(tx, name, version, sha256, route, settings_json, allow_nested, kind)
             return self._require_version(tx, name, version)
 
         return self._change(f"adding {name} {version}", body)[0]
-
-    def _check_new(self, name: str, version: str, sha256: str, route: str | None,
-                   settings: VersionSettings | None) -> str:
-        validate_name(name)
-        validate_version(version)
-        if route is not None:
-            validate_route(route)
-        if settings is not None and not isinstance(settings, VersionSettings):
-            raise CapabilityError(f"settings must be a VersionSettings, not {type(settings).__name__} "
-                                  "(VersionSettings.from_json reads the JSON form)")
-        settings_json = (settings or VersionSettings()).json_text()
-        if self.blobs.size(sha256) is None:
-            raise NotFound(f"blob {sha256} is not in the registry; store it with blobs.put() before deploying")
-        return settings_json
 
     def _add_version_in(self, tx: Tx, name: str, version: str, sha256: str, route: str | None,
                         settings_json: str, allow_nested: bool, kind: str) -> str:

@@ -21,14 +21,15 @@ pipeline of at most :data:`MAX_STAGES` distinct stages in front of it (:func:`ch
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import suppress
 
 import semver
 
 from airssys_web.capabilities.grants import COMPONENT_NAME
-from airssys_web.errors import InvalidName, NotFound, PipelineError, RouteConflict
+from airssys_web.errors import CapabilityError, InvalidName, NotFound, PipelineError, RouteConflict
 from airssys_web.lifecycle.routing import RESERVED_ROUTE, route_matches
+from airssys_web.lifecycle.settings import VersionSettings
 
 __all__ = [
     "MAX_ROUTE_LEN",
@@ -187,3 +188,20 @@ def check_pipeline(name: str, stages: Sequence[str], kinds: Mapping[str, str],
         if stage not in active:
             raise PipelineError(f"stage {stage} has no active version; deploy one first")
     return stages
+
+
+def check_new_version(name: str, version: str, sha256: str, route: str | None, settings: VersionSettings | None,
+                      blob_size: Callable[[str], int | None]) -> str:
+    """Validate a new version's fields (every flavour, before its write transaction); return its canonical
+    settings text. ``blob_size`` is the registry's ``blobs.size``: the version's bytes must be stored first."""
+    validate_name(name)
+    validate_version(version)
+    if route is not None:
+        validate_route(route)
+    if settings is not None and not isinstance(settings, VersionSettings):
+        raise CapabilityError(f"settings must be a VersionSettings, not {type(settings).__name__} "
+                              "(VersionSettings.from_json reads the JSON form)")
+    settings_json = (settings or VersionSettings()).json_text()
+    if blob_size(sha256) is None:
+        raise NotFound(f"blob {sha256} is not in the registry; store it with blobs.put() before deploying")
+    return settings_json

@@ -37,7 +37,7 @@
       else if (key === "width") node.style.width = value; // through the CSSOM: the CSP allows no style attribute
       else node[key] = value;
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }

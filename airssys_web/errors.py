@@ -280,8 +280,9 @@ class HostClosed(GuestError):
     retry_after = 1
 
 
-#: How the admin API carries a refusal: (class, HTTP status, the response's ``error`` reason), most specific class
-#: first. The server answers the first class an error is an instance of; the client raises the class of a reason.
+#: How the admin API carries a refusal: (class, HTTP status, the response's ``error`` reason). The server answers
+#: every error with its own class's status and reason (:mod:`airssys_web.web.errors`); the client raises the class
+#: of a reason it reads here.
 API_ERRORS: tuple[tuple[type[AirssysError], int, str], ...] = tuple(
     (cls, cls.status, cls.reason)
     for cls in (NotFound, RouteConflict, VersionExists, Conflict, InvalidName, InvalidComponent, PipelineError,

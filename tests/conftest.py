@@ -12,7 +12,6 @@ import functools
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
+from support import wait_until
 
 from airssys_web.guest.build import build_python_guest, compile_wat
 
@@ -115,13 +115,13 @@ def run_uvicorn(app: ASGIApp, **config: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + _STARTUP_BOUND
-        while not server.started:
+
+        def started() -> bool:
             if not thread.is_alive():
                 raise RuntimeError("uvicorn exited during startup (see the log above)")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start within {_STARTUP_BOUND:g}s")
-            time.sleep(0.01)
+            return bool(server.started)
+
+        wait_until(started, _STARTUP_BOUND, "uvicorn's startup")
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         yield f"http://{host}:{port}"
     finally:

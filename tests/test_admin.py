@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import socket
 import threading
@@ -20,14 +21,24 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import text_component
+from support import text_component, wait_until
 
 from airssys_web import AirssysHost, AirssysMiddleware, EmbeddedRegistry
-from airssys_web.errors import AuthError, InvalidComponent, NotFound, RouteConflict
+from airssys_web.errors import (
+    AirssysError,
+    ArtifactError,
+    AuthError,
+    BuildError,
+    InvalidComponent,
+    NotFound,
+    RegistryUnavailable,
+    RouteConflict,
+)
 from airssys_web.lifecycle.api import DeployRequest, Plan, Serving
 from airssys_web.lifecycle.remote import RemoteLifecycle
 from airssys_web.lifecycle.settings import VersionSettings
 from airssys_web.web.auth import TokenAuthority
+from airssys_web.web.errors import error_payload
 
 Server = Callable[..., AbstractContextManager[str]]
 SECRET = "test-secret-" + "x" * 20
@@ -344,6 +355,32 @@ def test_client_maps_errors_to_the_exception_tree(site: Site) -> None:
         RemoteLifecycle(site.url, None)
 
 
+@pytest.mark.parametrize(("error", "status", "body"), [
+    (RegistryUnavailable("the registry is not answering"), 503,
+     {"error": "registry unavailable", "detail": "the registry is not answering"}),
+    (BuildError("cargo failed"), 422, {"error": "build failed", "detail": "cargo failed"}),
+    (ArtifactError("/var/cache/x.cwasm is corrupt"), 500,
+     {"error": "internal error", "detail": "ArtifactError: see the server log"}),
+    (ValueError("a bug"), 500, {"error": "internal error", "detail": "ValueError: see the server log"}),
+], ids=["passing", "public", "private", "bug"])
+def test_errors_are_rendered_by_their_class_as_everywhere(site: Site, monkeypatch: pytest.MonkeyPatch,
+                                                         error: Exception, status: int, body: dict[str, str]) -> None:
+    """The admin API answers through the one renderer (web/errors.py): status, reason and Retry-After from the
+    error's class, and always a detail (the message only where the class is public)."""
+
+    def fail() -> None:
+        raise error
+
+    monkeypatch.setattr(site.app.host.metrics, "samples", fail)
+    with site.http() as http:
+        r = http.get("/metrics")
+    assert (r.status_code, r.json()) == (status, body)
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers.get("retry-after") == ("1" if isinstance(error, RegistryUnavailable) else None)
+    if isinstance(error, AirssysError) and error.public:
+        assert json.loads(error_payload(error)) == body  # the middleware's answer for the same error
+
+
 # -- concurrency, persistence, auto-rollback -----------------------------------------------------------------------
 def test_two_deploys_at_once_are_serialized_or_refused(site: Site) -> None:
     blobs = {f"2.{i}.0": text_component(f"c{i}") for i in range(4)}
@@ -391,10 +428,7 @@ def test_auto_rollback_undoes_a_failing_version_by_itself(site: Site) -> None:
     with site.client() as client:
         client.deploy(DeployRequest("hello", text_component("broken", status=503), version="2.0.0",
                                     plan=Plan.parse(auto_rollback="error-rate=10%,window=30s,min-requests=5")))
-    deadline = time.monotonic() + 20  # a bound on the watcher, not a speed assertion
-    while site.serving()[0] != "hello@1.0.0":
-        assert time.monotonic() < deadline, "auto-rollback did not happen"
-        time.sleep(0.05)
+    wait_until(lambda: site.serving()[0] == "hello@1.0.0", 20, "the auto-rollback")  # a bound on the watcher
     last = site.client().history("hello")[-1]
     assert (last.action, last.actor, last.version) == ("rollback", "auto-rollback", "1.0.0")
     assert "requests failed" in last.detail and "error-rate=10%" in last.detail

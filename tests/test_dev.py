@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
+from support import wait_until
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
 from airssys_web.cli import cli
@@ -67,17 +67,14 @@ class Hammer:
         self._thread.join(BOUND)
 
     def wait_for(self, status: int) -> None:
-        deadline = time.monotonic() + BOUND
-        while status not in self.outcomes[-5:]:
-            assert time.monotonic() < deadline, f"never saw {status}; last outcomes {self.outcomes[-5:]}"
-            time.sleep(0.05)
+        """Wait until one of the last few answers is ``status`` (the new version is serving)."""
+        wait_until(lambda: status in self.outcomes[-5:], BOUND, f"a {status} answer")
 
-
-def wait(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    def wait_for_more(self, count: int) -> list[int | str]:
+        """The next ``count`` outcomes from now (waits until the hammer has recorded them)."""
+        mark = len(self.outcomes)
+        wait_until(lambda: len(self.outcomes) >= mark + count, BOUND, f"{count} more requests")
+        return self.outcomes[mark:mark + count]
 
 
 LANGS = [pytest.param("wat", id="wat"),
@@ -95,7 +92,7 @@ def test_saves_are_hot_swapped_with_no_failed_request(lang: str, tmp_path: Path,
     watcher = threading.Thread(target=session.watch, args=(cycles.append,), kwargs={"stop": stop}, daemon=True)
     watcher.start()
     try:
-        wait(lambda: len(cycles) >= 1, "the first build")
+        wait_until(lambda: len(cycles) >= 1, BOUND, "the first build")
         assert cycles[0].ok and cycles[0].deployed, cycles[0].error
         path = f"{route}/x" if lang == "wat" else route
         with uvicorn_server(AirssysMiddleware(Starlette(), registry=registry, poll_interval=0.05)) as url, \
@@ -106,11 +103,10 @@ def test_saves_are_hot_swapped_with_no_failed_request(lang: str, tmp_path: Path,
             broken = source / ("app.js" if lang == "js" else f"{source.name}.wat")
             good = broken.read_text()
             broken.write_text(good + "\n(((( this does not parse\n")
-            wait(lambda: any(not c.ok for c in cycles), "the failed build")
+            wait_until(lambda: any(not c.ok for c in cycles), BOUND, "the failed build")
             failed = next(c for c in cycles if not c.ok)
             assert failed.error and failed.serving == cycles[-2].serving  # the last good version keeps serving
-            time.sleep(0.3)
-            assert hammer.outcomes[-1] == 201
+            assert set(hammer.wait_for_more(5)) == {201}
             broken.write_text(good)
             edit_status(source, lang, 202)
             hammer.wait_for(202)

@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,10 +121,10 @@ def test_cancelled_before_a_worker_picks_it_up_is_skipped() -> None:
     done = threading.Event()
 
     async def main() -> None:
-        blocker = asyncio.ensure_future(dispatcher.run(gate.wait, 10))
-        victim = asyncio.ensure_future(dispatcher.run(ran.append, "victim",
-                                                      on_skip=lambda: (skipped.append("victim"), done.set())))
-        await asyncio.sleep(0.01)
+        # submit() queues at once, in order: the only worker takes the blocker first, so the victim is still
+        # queued when it is cancelled (the gate opens only after that)
+        blocker = dispatcher.submit(gate.wait, 10)
+        victim = dispatcher.submit(ran.append, "victim", on_skip=lambda: (skipped.append("victim"), done.set()))
         victim.cancel()
         with pytest.raises(asyncio.CancelledError):
             await victim
@@ -148,8 +149,7 @@ def test_cancelled_while_running_finishes_and_drops_the_result() -> None:
 
     async def main() -> None:
         task = asyncio.ensure_future(dispatcher.run(job))
-        while not started.is_set():
-            await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(started.wait, 10)  # the job runs on the worker
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -366,21 +366,29 @@ def test_guest_errors_and_cancellation_give_slots_back(wat_guest: Callable[[str]
                           limits=Limits(timeout=0.05, min_instances=1, max_instances=2))
     gen.warm()
 
+    started = threading.Event()
+    run = gen._run
+
+    def running(*args: Any) -> Any:
+        started.set()
+        return run(*args)
+
+    gen._run = running  # type: ignore[method-assign]
+
     async def main() -> None:
         with pytest.raises(GuestTimeout):
             await gen.handle("GET", "/", "", [], b"")
+        started.clear()
         task = asyncio.ensure_future(gen.handle("GET", "/", "", [], b""))
-        await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(started.wait, 10)  # cancelled while the guest runs, not while queued
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    deadline = threading.Event()
-    for _ in range(500):  # the cancelled call still runs to its (short) deadline, then its slot is dropped
-        if gen.pool.size <= 2 and not any(s.poisoned for s in gen.pool.idle_slots()) and gen.pool.discarded == 2:
-            break
-        deadline.wait(0.01)
+    # the cancelled call still runs to its (short) deadline, then its slot is dropped
+    wait_until(lambda: gen.pool.size <= 2 and not any(s.poisoned for s in gen.pool.idle_slots())
+               and gen.pool.discarded == 2, 10, "the cancelled call's slot to be dropped")
     assert gen.pool.discarded == 2
     assert gen.pool.size <= 2
     dispatcher.close()

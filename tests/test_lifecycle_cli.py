@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from support import text_component, write_wasm
+from support import text_component, wait_until, write_wasm
 
 from airssys_web import AirssysMiddleware, EmbeddedRegistry
 from airssys_web.cli import cli
@@ -241,15 +241,15 @@ def server_process(reg: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # a bound on start-up, not a speed assertion
-        while True:
+        def answers() -> bool:
             assert proc.poll() is None, "the server exited during start-up"
             try:
                 httpx.get(url + "/", timeout=1)
-                break
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
+                return False
+            return True
+
+        wait_until(answers, 60, "the server's start-up")  # a bound on start-up, not a speed assertion
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -279,7 +279,7 @@ def test_kill_9_mid_upload_leaves_the_old_version(tmp_path: Path) -> None:
         def body() -> Iterator[bytes]:
             yield big[: len(big) // 2]
             sent_half.set()
-            time.sleep(30)  # never finishes: the server dies first
+            time.sleep(30)  # the subject, not a wait: an upload stalled half way (the server dies first)
             yield big[len(big) // 2:]
 
         sha = hashlib.sha256(big).hexdigest()
@@ -294,8 +294,8 @@ def test_kill_9_mid_upload_leaves_the_old_version(tmp_path: Path) -> None:
 
         t = threading.Thread(target=upload, daemon=True)
         t.start()
+        # half the body is on the wire: whether the server has read it yet or not, a kill must store nothing
         assert sent_half.wait(10)
-        time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     with EmbeddedRegistry(reg) as r:
@@ -326,7 +326,7 @@ def test_kill_9_mid_switch_leaves_old_or_new_never_half(tmp_path: Path) -> None:
 
                 t = threading.Thread(target=deploy, daemon=True)
                 t.start()
-                time.sleep(delay)
+                time.sleep(delay)  # the subject, not a wait: kill at a different point of the switch each time
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 t.join(10)

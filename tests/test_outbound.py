@@ -30,6 +30,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import wait_until
 
 from airssys_web.capabilities.outbound import (
     AllowedHost,
@@ -75,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/cookie":
             self._send(200, b"ok", {"Set-Cookie": "session=secret; Path=/"})
         elif url.path == "/slow":
-            time.sleep(float(query.get("s", "2")))
+            time.sleep(float(query.get("s", "2")))  # the subject, not a wait: a slow upstream
             self._send(200, b"late")
         elif url.path == "/drip":
             self.send_response(200)
@@ -85,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
                 for _ in range(1000):
                     self.wfile.write(b"x")
                     self.wfile.flush()
-                    time.sleep(0.02)
+                    time.sleep(0.02)  # the subject, not a wait: a body that drips in slowly
         elif url.path == "/big":
             self._big(int(query["n"]), query.get("declare") == "1", query.get("id", ""))
         else:
@@ -639,10 +640,7 @@ def test_streamed_oversize_response_stops_reading(server: _CountingServer, port:
     with local_fetcher(["http://127.0.0.1:*"], max_response_bytes=100_000) as fetcher:
         with pytest.raises(OutboundError, match="100000-byte cap"):
             fetcher.fetch("GET", f"http://127.0.0.1:{port}/big?n=67108864&id=stream", [], b"")  # 64 MiB, chunked
-    for _ in range(600):  # wait for the handler to notice the closed connection (a bound, not a speed test)
-        if "stream" in server.big_done:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: "stream" in server.big_done, 30, "the handler to notice the closed connection")
     assert server.big_done["stream"] is False
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -103,7 +102,8 @@ def test_pool_exhaustion_gives_pool_exhausted_after_bounded_wait(wat_guest: Call
 
     async def main() -> list[BaseException | object]:
         first = asyncio.ensure_future(gen.handle("GET", "/", "", [], b""))
-        await asyncio.sleep(0.2)  # let the first request occupy the only instance
+        await asyncio.sleep(0)  # one step of the first request: it reserves the only instance before it suspends
+        assert gen.pool.size == 1 and gen.pool.idle == 0
         second = await asyncio.gather(gen.handle("GET", "/", "", [], b""), return_exceptions=True)
         return [*second, *(await asyncio.gather(first, return_exceptions=True))]
 
@@ -137,7 +137,7 @@ def test_drain_waits_for_in_flight_and_refuses_new() -> None:
     done = threading.Event()
     t = threading.Thread(target=lambda: (gen.drain(5), done.set()))
     t.start()
-    time.sleep(0.05)
+    wait_until(lambda: gen._closing, 10, "the drain to begin")  # then it waits for the request in flight
     assert not done.is_set()
     assert not gen.enter()  # draining: new requests go elsewhere
     gen.leave()

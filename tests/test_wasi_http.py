@@ -139,7 +139,7 @@ def test_the_deadline_is_set_for_every_call(wasi_hello: bytes) -> None:
     gen = make_generation(wasi_hello, name="late", limits=Limits(timeout=0.2))
     try:
         gen.warm()
-        time.sleep(0.3)  # past the deadline set at instantiation: the call must get its own
+        time.sleep(0.3)  # the subject, not a wait: outlive the deadline set at instantiation; each call sets its own
         assert gen.call("GET", "/").status == 200
     finally:
         gen.close()

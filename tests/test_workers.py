@@ -8,18 +8,21 @@ a broken build from hanging, they are not speed assertions.
 
 from __future__ import annotations
 
+import functools
+import logging.config
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from conftest import find_free_port, stop_process
 from support import text_component, wait_until
 
@@ -28,44 +31,69 @@ from airssys_web.errors import AirssysError
 from airssys_web.lifecycle.api import DeployRequest, Plan
 from airssys_web.lifecycle.autorollback import ACTOR
 from airssys_web.lifecycle.local import LocalLifecycle
-from airssys_web.web.serve import OPTIONS_ENV, ServeOptions, app_from_env, run
+from airssys_web.web import serve
+from airssys_web.web.auth import TokenAuthority
+from airssys_web.web.serve import ServeOptions, app_from_options, run
 
 BOUND = 60.0
+SECRET = "workers-secret-" + "s" * 20
 
 PID_APP = textwrap.dedent("""\
     import os
 
     from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
+    from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
 
     async def pid(request):
         return PlainTextResponse(str(os.getpid()))
 
-    app = Starlette(routes=[Route("/pid", pid)])
+    async def env(request):
+        return JSONResponse(dict(os.environ))
+
+    app = Starlette(routes=[Route("/pid", pid), Route("/env", env)])
     """)
 
 
-def test_options_round_trip_through_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_options_survive_the_trip_to_a_worker(tmp_path: Path) -> None:
+    """What ``serve --workers`` hands uvicorn is a picklable factory (spawned workers get it pickled)."""
     options = ServeOptions(registry=str(tmp_path / "reg"), version_header=False, threads=3, inline=False)
-    assert ServeOptions.from_env(options.to_env()) == options
-    monkeypatch.setenv(OPTIONS_ENV, options.to_env())
-    app = app_from_env()
-    assert app.version_header is False
-    assert app.host.runtime.dispatcher.max_threads == 3
-    assert app.host.runtime.dispatcher.new_policy().long_running  # inline=False: every call on a thread
-    app.host.close()
+    factory = pickle.loads(pickle.dumps(functools.partial(app_from_options, options, SECRET)))
+    app = factory()
+    try:
+        assert app.version_header is False
+        assert app.host.runtime.dispatcher.max_threads == 3
+        assert app.host.runtime.dispatcher.new_policy().long_running  # inline=False: every call on a thread
+        assert app.admin is not None  # the secret travelled beside the options
+    finally:
+        app.host.close()
 
 
-def test_bad_options_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(OPTIONS_ENV, raising=False)
-    with pytest.raises(AirssysError, match=OPTIONS_ENV):
-        app_from_env()
-    with pytest.raises(AirssysError, match="not valid"):
-        ServeOptions.from_env('{"registry": "x", "colour": "blue"}')
+def test_run_with_workers_leaves_the_environment_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Options and secret reach the workers in uvicorn's config, not in ``os.environ`` (no global state)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))  # serve would set it, documented
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)  # keep pytest's logging as it is
+    started: list[uvicorn.Config] = []
+    monkeypatch.setattr(serve, "_run_workers", lambda config, banner, on_exit=None: started.append(config))
+    before = dict(os.environ)
+    run(registry=tmp_path / "reg", port=0, workers=2, secret=SECRET, version_header=False)
+    assert dict(os.environ) == before
+    [config] = started
+    assert config.factory and config.workers == 2
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")  # this process is no worker: its metrics are not multiprocess
+    app = pickle.loads(pickle.dumps(config.app))()  # what a spawned worker does with it
+    try:
+        assert app.version_header is False and app.admin is not None
+    finally:
+        app.host.close()
+
+
+def test_bad_options_are_refused_before_any_worker_starts() -> None:
     with pytest.raises(AirssysError, match="--workers"):
         run(registry="x", workers=0)
+    with pytest.raises(AirssysError, match="--app"):
+        run(registry="x", workers=2, app="no_such_module_here:app")
     with pytest.raises(AirssysError, match="--app"):
         run(registry="x", workers=2, app="no_such_module_here:app")
 
@@ -80,22 +108,23 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))  # serve uses it (else it makes its own)
     env.pop("AIRSSYS_SECRET", None)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from airssys_web.cli import main; main()", "serve", "--registry", str(reg),
-         "--port", str(port), "--workers", "2", "--app", "pid_app:app", "--log-level", "warning"],
+         "--port", str(port), "--workers", "2", "--app", "pid_app:app", "--log-level", "warning",
+         "--secret-file", str(secret_file)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + BOUND
-        while True:
+        def answers() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "server exited"
             try:
-                if httpx.get(url + "/pid", timeout=5).status_code == 200:
-                    break
+                return httpx.get(url + "/pid", timeout=5).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, BOUND, "the server's start-up")
         yield url, reg
     finally:
         stop_process(proc, BOUND)
@@ -113,23 +142,30 @@ def _fresh_connections(url: str, path: str, n: int) -> list[httpx.Response]:
 def test_a_deploy_reaches_every_worker(two_workers: tuple[str, Path]) -> None:
     url, reg = two_workers
     pids: set[str] = set()
-    deadline = time.monotonic() + BOUND
-    while len(pids) < 2:  # both workers are up and accepting
-        pids |= {r.text for r in _fresh_connections(url, "/pid", 10)}
-        assert time.monotonic() < deadline, f"only one worker answered: {pids}"
+
+    def both_answered() -> bool:
+        pids.update(r.text for r in _fresh_connections(url, "/pid", 10))
+        return len(pids) >= 2
+
+    wait_until(both_answered, BOUND, "both workers answering")
+    environments = [r.json() for r in _fresh_connections(url, "/env", 10)]
+    assert not [name for env in environments for name, value in env.items()
+                if name in ("AIRSSYS_SECRET", "AIRSSYS_WEB_SERVE") or SECRET in value]
+    token, _ = TokenAuthority(SECRET).mint("read", 600)
+    for _ in range(10):  # a new connection each, so both workers answer: each has the secret from --secret-file
+        with httpx.Client(timeout=10, headers={"authorization": f"Bearer {token}"}) as admin:
+            assert admin.get(url + "/_airssys/api/status").status_code == 200
+    for r in _fresh_connections(url, "/_airssys/api/status", 6):  # the API is on, and refuses a missing token
+        assert r.status_code == 401
     first = _fresh_connections(url, "/hello", 20)
     assert {(r.status_code, r.text, r.headers["x-airssys-version"]) for r in first} == {
         (200, "version one", "hello@1.0.0")}
 
     with EmbeddedRegistry(reg) as registry:
         deploy(registry, "hello", text_component("version two"), version="1.1.0", route="/hello")
-    deadline = time.monotonic() + BOUND
-    while True:  # every worker swaps on its own (within its poll interval plus warm-up)
-        seen = {(r.text, r.headers["x-airssys-version"]) for r in _fresh_connections(url, "/hello", 30)}
-        if seen == {("version two", "hello@1.1.0")}:
-            break
-        assert time.monotonic() < deadline, f"workers still answer {seen}"
-        time.sleep(0.2)
+    # every worker swaps on its own (within its poll interval plus warm-up)
+    wait_until(lambda: {(r.text, r.headers["x-airssys-version"]) for r in _fresh_connections(url, "/hello", 30)}
+               == {("version two", "hello@1.1.0")}, BOUND, "every worker serving version two")
 
 
 def test_each_worker_socket_joins_one_reuseport_group() -> None:
@@ -231,16 +267,17 @@ def gunicorn_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + BOUND
         pids: set[str] = set()
-        while len(pids) < 2:  # both workers up and answering
+
+        def both_answered() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "gunicorn exited"
             try:
-                pids |= {r.headers["x-pid"] for r in _fresh_connections(url, "/hello", 10)}
+                pids.update(r.headers["x-pid"] for r in _fresh_connections(url, "/hello", 10))
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"gunicorn's workers did not both answer: {pids}"
-            time.sleep(0.1)
+            return len(pids) >= 2
+
+        wait_until(both_answered, BOUND, "both of gunicorn's workers answering")
         yield url, reg
     finally:
         stop_process(proc, BOUND)

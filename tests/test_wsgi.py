@@ -449,7 +449,7 @@ def application(environ, start_response):
     """``?hold`` holds the request, so that a concurrent one goes to the other (sync) worker; every answer says
     which worker gave it, and whether that worker's core was made there (not inherited)."""
     if "hold" in environ.get("QUERY_STRING", ""):
-        time.sleep(0.3)
+        time.sleep(0.3)  # the subject, not a wait: a busy request, so a concurrent one goes to the other worker
 
     def tagged(status, headers, exc_info=None):
         fresh = not wsgi._BEFORE_FORK and airssys._core is not None and airssys._core.pid == os.getpid()

@@ -30,7 +30,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import (
-    API_ERRORS,
     AirssysError,
     AuthError,
     Conflict,
@@ -47,31 +46,52 @@ from ..lifecycle.routing import shadow_warning
 from ..lifecycle.settings import VersionSettings
 from ..observability.summary import summarize
 from .auth import Token, TokenAuthority
+from .errors import error_response
 
 log = logging.getLogger("airssys_web.web.admin")
 
 _DEPLOY_FIELDS = {"version", "sha256", "route", "nested", "settings", "strategy", "percent", "probe", "auto_rollback"}
 
 
-class _HTTPError(Exception):
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+class _Refused(AirssysError):
+    """A request the admin API refuses as it stands (its JSON, a field, the upload, the path): nothing changed.
+    Each subclass is one ``error`` reason, rendered like every other error (:mod:`.errors`)."""
+
+    status = 400
+    public = True
 
 
-class _ClientGone(Exception):
+class _InvalidJSON(_Refused):
+    reason = "invalid JSON"
+
+
+class _InvalidInput(_Refused):
+    reason = "invalid input"
+
+
+class _DigestMismatch(_Refused):
+    reason = "digest mismatch"
+
+
+class _UploadTooLarge(_Refused):
+    status = 413
+    reason = "upload too large"
+
+
+class _NoEndpoint(_Refused):
+    status = 404
+    reason = "not found"
+
+
+class _NotAllowed(_Refused):
+    status = 405
+    reason = "method not allowed"
+
+
+class _ClientGone(_Refused):
     """The client hung up while sending its request; nothing was changed. Not a server error."""
 
-
-def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
-
-
-def _classify(e: Exception) -> tuple[int, str]:
-    for kind, status, reason in API_ERRORS:
-        if isinstance(e, kind):
-            return status, reason
-    return 500, "internal error"
+    reason = "client disconnected"
 
 
 Handler = Callable[[Request, Token], Awaitable[Response]]
@@ -103,17 +123,19 @@ class AdminAPI:
             try:
                 response = await handler(request, token)
             except (_ClientGone, ClientDisconnect) as e:
-                why = str(e) or "the client disconnected before its request was complete; nothing changed"
+                gone = e if isinstance(e, _ClientGone) else _ClientGone(
+                    "the client disconnected before its request was complete; nothing changed")
                 if action is not None:
-                    await self._audit(token.id, action, getattr(request.state, "target", target), "aborted", why)
-                log.warning("admin API: %s %s: %s", request.method, request.url.path, why)
-                return error_response(400, "client disconnected", why)  # nobody is left to read it
+                    await self._audit(token.id, action, getattr(request.state, "target", target), "aborted",
+                                      str(gone))
+                log.warning("admin API: %s %s: %s", request.method, request.url.path, gone)
+                return error_response(gone)  # nobody is left to read it
             except Exception as e:
-                status, error, detail = self._error(e)
+                error, detail = self._error(e)
                 if action is not None:
                     target = getattr(request.state, "target", target)
-                    await self._audit(token.id, action, target, "error", f"{status} {detail}")
-                return error_response(status, error, detail)
+                    await self._audit(token.id, action, target, "error", f"{error.status} {detail}")
+                return error_response(error, detail=detail)
             if action is not None:
                 await self._audit(token.id, action, getattr(request.state, "target", target), "ok",
                                   getattr(request.state, "detail", ""))
@@ -121,14 +143,15 @@ class AdminAPI:
 
         return run
 
-    def _error(self, e: Exception) -> tuple[int, str, str]:
-        if isinstance(e, _HTTPError):
-            return e.status, e.error, e.detail
-        status, error = _classify(e)
-        if status == 500:
-            log.exception("admin API: internal error")
-            return status, error, f"{type(e).__name__}: see the server log"
-        return status, error, str(e)
+    def _error(self, e: Exception) -> tuple[AirssysError, str]:
+        """What the client gets for ``e``: the error (its class gives the status and ``error`` reason, as in
+        :mod:`.errors`) and the ``detail`` the admin API always carries. A public error's message says what to fix;
+        anything else (a bug, or a message that may hold internals) is named by class, its traceback logged."""
+        error = e if isinstance(e, AirssysError) else AirssysError()
+        if error.public:
+            return error, str(error) or error.reason
+        log.exception("admin API: internal error")
+        return error, f"{type(e).__name__}: see the server log"
 
     async def _refused(self, request: Request, e: AuthError, action: str | None) -> Response:
         client = request.client.host if request.client else "?"
@@ -137,7 +160,7 @@ class AdminAPI:
             token = self.authority.verify(request.headers["authorization"].partition(" ")[2].strip())
             await self._audit(token.id, action, request.path_params.get("name", ""), "denied", str(e))
         headers = {"www-authenticate": 'Bearer realm="airssys-web"'} if e.status == 401 else None
-        return error_response(e.status, "unauthorized" if e.status == 401 else "forbidden", str(e), headers)
+        return error_response(e, headers=headers)
 
     async def _audit(self, token_id: str, action: str, target: str, outcome: str, detail: str) -> None:
         try:
@@ -153,12 +176,12 @@ class AdminAPI:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise _HTTPError(400, "invalid JSON", "the request body is not valid JSON") from None
+            raise _InvalidJSON("the request body is not valid JSON") from None
         if not isinstance(data, dict):
-            raise _HTTPError(400, "invalid JSON", "the request body must be a JSON object")
+            raise _InvalidJSON("the request body must be a JSON object")
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise _HTTPError(400, "invalid input", f"unknown field(s) {', '.join(unknown)}; "
+            raise _InvalidInput(f"unknown field(s) {', '.join(unknown)}; "
                                                    f"known: {', '.join(sorted(allowed))}")
         return data
 
@@ -211,7 +234,7 @@ class AdminAPI:
             if not 1 <= limit <= 10_000:
                 raise ValueError
         except ValueError:
-            raise _HTTPError(400, "invalid input", "limit must be a whole number from 1 to 10000") from None
+            raise _InvalidInput("limit must be a whole number from 1 to 10000") from None
         entries = await asyncio.to_thread(self.registry.audit.entries, limit)
         return JSONResponse([a.to_json() for a in entries])
 
@@ -230,7 +253,7 @@ class AdminAPI:
         sha = _sha_param(request)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_upload:
-            raise _HTTPError(413, "upload too large", self._too_large())
+            raise _UploadTooLarge(self._too_large())
         digest = hashlib.sha256()
         chunks: list[bytes] = []
         size = 0
@@ -238,7 +261,7 @@ class AdminAPI:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > self.max_upload:
-                    raise _HTTPError(413, "upload too large", self._too_large())
+                    raise _UploadTooLarge(self._too_large())
                 digest.update(chunk)
                 chunks.append(chunk)
         except ClientDisconnect:
@@ -247,7 +270,7 @@ class AdminAPI:
                               "nothing was stored") from None
         data = b"".join(chunks)
         if digest.hexdigest() != sha:
-            raise _HTTPError(400, "digest mismatch", f"the body's sha256 is {digest.hexdigest()}, not {sha} as in "
+            raise _DigestMismatch(f"the body's sha256 is {digest.hexdigest()}, not {sha} as in "
                                                      "the URL; the upload was corrupted or the URL is wrong")
         if data[:4] != b"\x00asm":
             raise InvalidComponent("the upload is not a WebAssembly file (it does not start with \\0asm); "
@@ -265,12 +288,12 @@ class AdminAPI:
         body = await self._json(request, _DEPLOY_FIELDS)
         version, sha = body.get("version"), body.get("sha256")
         if not isinstance(version, str) or not isinstance(sha, str):
-            raise _HTTPError(400, "invalid input", "give \"version\" and \"sha256\" (of a blob uploaded with PUT "
+            raise _InvalidInput("give \"version\" and \"sha256\" (of a blob uploaded with PUT "
                                                    "/blobs/{sha256}) as strings")
         settings = VersionSettings.from_json(body.get("settings") or {})
         nested = body.get("nested", False)
         if not isinstance(nested, bool):
-            raise _HTTPError(400, "invalid input", "\"nested\" must be true or false")
+            raise _InvalidInput("\"nested\" must be true or false")
         plan = Plan.parse(str(body.get("strategy", "immediate")), percent=body.get("percent"),
                           probe=body.get("probe"), auto_rollback=body.get("auto_rollback"))
         request.state.target, request.state.detail = f"{name}@{version}", f"strategy {plan.strategy}"
@@ -311,7 +334,7 @@ class AdminAPI:
         else:
             given = (await self._json(request, {"stages"})).get("stages")
             if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
-                raise _HTTPError(400, "invalid input", "give \"stages\": a list of middleware component names, "
+                raise _InvalidInput("give \"stages\": a list of middleware component names, "
                                                        "first to last ([] clears the pipeline)")
             stages = given
         pipeline = Pipeline(name, stages)
@@ -328,7 +351,7 @@ class AdminAPI:
         body = await self._json(request, {"to_version"})
         to_version = body.get("to_version")
         if to_version is not None and not isinstance(to_version, str):
-            raise _HTTPError(400, "invalid input", "\"to_version\" must be a string such as \"1.0.0\"")
+            raise _InvalidInput("\"to_version\" must be a string such as \"1.0.0\"")
         self._claim(name)
         try:
             dep = await strategies.rollback(self.host, name, to_version, actor=token.id)
@@ -372,9 +395,9 @@ def admin_app(host: AirssysHost, authority: TokenAuthority, *, max_upload: int,
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error_response(404, "not found", f"no admin endpoint {request.method} {request.url.path}")
+        return error_response(_NoEndpoint(f"no admin endpoint {request.method} {request.url.path}"))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error_response(405, "method not allowed", f"{request.method} is not allowed on {request.url.path}")
+        return error_response(_NotAllowed(f"{request.method} is not allowed on {request.url.path}"))
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})

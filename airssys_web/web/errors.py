@@ -9,7 +9,7 @@ through here, so an error looks the same wherever it comes from.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.responses import Response
@@ -19,6 +19,8 @@ from ..errors import AirssysError, BodyTimeout
 
 
 def error_payload(error: AirssysError, *, request_id: str | None = None, detail: str | None = None) -> bytes:
+    """The JSON body for ``error``: its class's ``reason``, its message as ``detail`` only if the class is public
+    (``detail`` given: that instead, for a caller that always explains, such as the admin API), the request id."""
     payload: dict[str, Any] = {"error": error.reason}
     shown = detail if detail is not None else (str(error) if error.public else None)
     if shown:
@@ -50,12 +52,14 @@ async def send_error(send: Send, error: AirssysError, extra: Sequence[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
-def error_response(error: AirssysError) -> Response:
-    """The same answer as a Starlette response (the admin API's routes)."""
-    body = error_payload(error)
-    raw = error_headers(error, body)
+def error_response(error: AirssysError, *, detail: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """The same answer as a Starlette response (the admin API's routes); ``detail`` as for :func:`error_payload`,
+    ``headers`` added (``www-authenticate`` on a 401)."""
+    body = error_payload(error, detail=detail)
     response = Response(body, status_code=error.status)
-    for k, v in raw:
+    for k, v in error_headers(error, body):
         if k != b"content-length":
             response.headers[k.decode()] = v.decode()
+    response.headers.update(headers or {})
     return response

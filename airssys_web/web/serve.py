@@ -1,12 +1,16 @@
 """``airssys-web serve``: wrap an ASGI app (or the landing app) in the middleware and run it with uvicorn.
 
-With ``workers > 1`` uvicorn starts that many processes, which need an import string rather than an app object:
-the options travel in one environment variable (``AIRSSYS_WEB_SERVE``, JSON) to :func:`app_from_env`, the
-factory every worker calls. Each worker runs its own host, pool and registry watcher, so a deploy reaches every
-worker within the watcher's ``poll_interval`` (at once on Redis, which pushes changes) plus the time to warm the new
-version; nothing is shared between workers but the registry (a directory: SQLite in WAL mode and compiled artifacts,
-read-only once deployed; or Redis, with the artifacts in this machine's cache) and what it keeps: secrets, KV data,
-the key that signs canary cookies, and the auto-rollback counters.
+With ``workers > 1`` the supervisor spawns that many processes, which cannot inherit an app object (a host, its
+threads and pools do not survive into a new process). uvicorn's config travels pickled to each of them, with a factory
+for the app (:func:`app_from_options` bound to the :class:`ServeOptions` and the admin secret) that every worker calls
+to build its own. Neither the options nor the secret travel in the environment, which ``serve`` leaves as it was
+(but for prometheus-client's variable, below): a secret from ``--secret-file`` enters no process's environment.
+
+Each worker runs its own host, pool and registry watcher, so a deploy reaches every worker within the watcher's
+``poll_interval`` (at once on Redis, which pushes changes) plus the time to warm the new version; nothing is shared
+between workers but the registry (a directory: SQLite in WAL mode and compiled artifacts, read-only once deployed;
+or Redis, with the artifacts in this machine's cache) and what it keeps: secrets, KV data, the key that signs canary
+cookies, and the auto-rollback counters.
 
 Metrics with several workers use prometheus-client's multiprocess mode: ``serve`` makes the directory
 (``PROMETHEUS_MULTIPROC_DIR``, or a temporary one it removes at exit) before the workers start, and marks a worker
@@ -16,14 +20,13 @@ and every worker (``--log-format text|json``: airssys-web, the wrapped app and u
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import logging.config
-import os
 import shutil
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +41,17 @@ from ..lifecycle.routing import ADMIN_PREFIX
 from ..observability.logs import logging_config
 from ..observability.metrics import mark_dead, prepare_multiprocess_dir
 from ._uvicorn import ReusePortSupervisor, import_app
-from .auth import SECRET_ENV
 from .landing import landing_app
 from .middleware import BODY_TIMEOUT, AirssysMiddleware
 from .observe import METRICS_PATH
 
-#: The environment variable that carries :class:`ServeOptions` to uvicorn's worker processes.
-OPTIONS_ENV = "AIRSSYS_WEB_SERVE"
-
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What a worker needs to build the served app (JSON-serialisable; the admin secret is not in it)."""
+    """What a worker needs to build the served app: picklable, since it travels to each spawned worker process.
+
+    The admin secret is not a field, so that no repr of the options (a log line, a traceback) can show it; it
+    travels beside them, as :func:`app_from_options`'s second argument."""
 
     registry: str
     app: str | None = None
@@ -61,18 +63,6 @@ class ServeOptions:
     inline: bool = True
     body_timeout: float = BODY_TIMEOUT
     metrics_path: str | None = METRICS_PATH
-
-    def to_env(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_env(cls, text: str | None) -> ServeOptions:
-        if not text:
-            raise AirssysError(f"{OPTIONS_ENV} is not set: start workers with `airssys-web serve --workers N`")
-        try:
-            return cls(**json.loads(text))
-        except (ValueError, TypeError) as e:
-            raise AirssysError(f"{OPTIONS_ENV} is not valid serve options: {e}") from None
 
 
 def build_app(registry: str | Path | Registry, app: str | ASGIApp | None = None, *, version_header: bool = True,
@@ -99,12 +89,15 @@ def build_app(registry: str | Path | Registry, app: str | ASGIApp | None = None,
     return mw
 
 
-def app_from_env() -> AirssysMiddleware:
-    """uvicorn factory for worker processes (``airssys_web.web.serve:app_from_env``): options from the environment."""
-    options = ServeOptions.from_env(os.environ.get(OPTIONS_ENV))
+def app_from_options(options: ServeOptions, secret: str | None = None) -> AirssysMiddleware:
+    """The app a worker process serves, built in that process (uvicorn calls it as a factory).
+
+    ``serve --workers`` hands uvicorn ``functools.partial(app_from_options, options, secret)``: a module-level
+    function and picklable arguments, so the partial survives the trip to a spawned worker. ``secret=None``: the
+    middleware reads ``AIRSSYS_SECRET`` as it does in one process."""
     return build_app(options.registry, options.app, version_header=options.version_header,
                      poll_interval=options.poll_interval, threads=options.threads, inline=options.inline,
-                     body_timeout=options.body_timeout, admin_prefix=options.admin_prefix,
+                     body_timeout=options.body_timeout, secret=secret, admin_prefix=options.admin_prefix,
                      max_upload=options.max_upload, metrics_path=options.metrics_path)
 
 
@@ -146,11 +139,10 @@ def run(*, registry: str | Path, host: str = "127.0.0.1", port: int = 8000, app:
     options = ServeOptions(registry=location, app=app, version_header=version_header,
                            admin_prefix=admin_prefix, max_upload=max_upload, threads=threads, inline=inline,
                            body_timeout=body_timeout, metrics_path=metrics_path)
-    os.environ[OPTIONS_ENV] = options.to_env()
-    if secret:  # the workers read it the documented way (load_secret)
-        os.environ[SECRET_ENV] = secret
-    config = uvicorn.Config("airssys_web.web.serve:app_from_env", factory=True, host=host, port=port,
-                            log_level=log_level, lifespan="on", workers=workers, log_config=log_config)
+    # pickled into each worker with uvicorn's config (a spawned process): no environment variable carries them
+    factory = functools.partial(app_from_options, options, secret or None)
+    config = uvicorn.Config(factory, factory=True, host=host, port=port, log_level=log_level, lifespan="on",
+                            workers=workers, log_config=log_config)
     directory, made = prepare_multiprocess_dir()  # before any worker starts (they inherit the variable)
     try:
         _run_workers(config, f"airssys-web serving registry {where} at {{url}} with {workers} workers",

@@ -93,6 +93,47 @@ def counting_server() -> Iterator[CountingServer]:
 
 
 @contextlib.contextmanager
+def answering_server(answer: bytes) -> Iterator[int]:
+    """A loopback upstream that sends ``answer`` (raw bytes: a whole HTTP response) to every request, then closes
+    the connection. Yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            if stop.is_set():
+                conn.close()
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError), socket.create_connection(server.getsockname()):
+            pass  # wakes the accept loop, which sees ``stop`` and returns
+        thread.join()
+        server.close()
+
+
+def response_with_headers(headers: list[tuple[str, str]]) -> bytes:
+    """A 200 answer carrying ``headers`` and the body ``ok``."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return f"HTTP/1.1 200 OK\r\n{lines}content-length: 2\r\n\r\nok".encode()
+
+
+@contextlib.contextmanager
 def trickling_server(interval: float = 0.5) -> Iterator[int]:
     """A loopback upstream that answers every request with a head, then one body byte every ``interval`` seconds
     (a slow upstream: what a guest's deadline must cut). Yields its port."""

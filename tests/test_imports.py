@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,48 @@ def test_spin_stores_open_by_label_and_name_the_flag(caplog: pytest.LogCaptureFi
     bare = HostBridge(HostContext(component="c", version="1"))
     assert bare.kv_open("default")[1].endswith("deploy it with --kv")
     assert bare.kv_get("k") == ("err", KV_NOT_GRANTED)  # airssys:web/kv keeps its own wording
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ([(f"x-h{i}", "v") for i in range(150)], "sent 151 response headers, more than the cap of 100"),
+    ([(f"x-big{i}", "v" * 30_000) for i in range(3)], "bytes of response headers, more than the cap of 65536 bytes"),
+])
+def test_an_upstream_header_flood_never_reaches_the_guest(headers: list[tuple[str, str]], message: str) -> None:
+    """Issue #20 (4): the caps on outbound response headers hold for a fetch made by a guest: it is handed the
+    headers-too-large error, not the flood; an answer within the caps passes whole."""
+    from caps_support import answering_server, generation, imports_guest, response_with_headers
+
+    with answering_server(response_with_headers(headers)) as port:
+        gen = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{port}"]})
+        try:
+            r = gen.call("GET", f"http://127.0.0.1:{port}/flood")
+        finally:
+            gen.close()
+    assert r.status == 502 and len(r.headers) == 1
+    name, error = r.headers[0]
+    assert name == "error" and error.startswith(f"error: http://127.0.0.1:{port} sent ") and message in error
+    with answering_server(response_with_headers(headers[:2])) as port:
+        gen = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{port}"]})
+        try:
+            r = gen.call("GET", f"http://127.0.0.1:{port}/fits")
+        finally:
+            gen.close()
+    assert r.status == 200 and r.body == b"ok" and len(r.headers) == 3
+
+
+@pytest.mark.parametrize("grants", [[], ["https://a.example"]])
+def test_a_run_time_denial_names_the_flag_that_grants_it(grants: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #20 (9): the guest's err and the log line of a denied fetch say how to grant it, with or without
+    other grants."""
+    from caps_support import generation, imports_guest
+
+    hint = ('https://example.com is not granted; to allow it, deploy with --allow-host https://example.com '
+            '(or outbound = ["https://example.com"] under [grants] in airssys.toml)')
+    gen = generation(imports_guest(), {"outbound": grants} if grants else {})
+    try:
+        with caplog.at_level(logging.WARNING, logger="airssys_web"):
+            r = gen.call("GET", "https://example.com/x")
+    finally:
+        gen.close()
+    assert (r.status, r.headers) == (502, [("error", f"denied: {hint}")])
+    assert any(rec.getMessage().endswith(f"denied (not-granted): {hint}") for rec in caplog.records)

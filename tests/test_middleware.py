@@ -42,6 +42,7 @@ def site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Serv
         deploy(reg, "small", wat_guest("echo"), version="1.0.0", route="/small",
                settings=VersionSettings.of(max_body=10))
         deploy(reg, "flood", _flood(), version="1.0.0", route="/flood")
+        deploy(reg, "fat", _fat(), version="1.0.0", route="/fat")
         deploy(reg, "bigecho", wat_guest("echo"), version="1.0.0", route="/bigecho",
                settings=VersionSettings.of(max_body=32 * 2**20))
         deploy(reg, "huge", wat_guest("big"), version="1.0.0", route="/huge")
@@ -55,6 +56,12 @@ def site(tmp_path: Path, wat_guest: Callable[[str], bytes], uvicorn_server: Serv
 def _flood() -> bytes:
     """A guest answering 100,000 headers (the host must not pass them on, nor hold them)."""
     return compile_wat(wat_response_component("flood", headers=[(f"x-h{i}", "v") for i in range(100_000)]))
+
+
+@functools.cache
+def _fat() -> bytes:
+    """A guest answering few headers but 160,000 bytes of them (over the cap on their total size)."""
+    return compile_wat(wat_response_component("fat", headers=[(f"x-h{i}", "v" * 16_000) for i in range(10)]))
 
 
 HUGE = b"x" * (64 * 2**20)
@@ -111,6 +118,11 @@ def test_a_header_flood_is_a_502_with_a_log_line(site: tuple[str, Path], caplog:
         r = httpx.get(url + "/flood")
     assert r.status_code == 502 and len(r.headers) < 20
     assert any("100000 headers, more than the 256 allowed" in rec.getMessage() for rec in caplog.records)
+    with caplog.at_level(logging.ERROR, logger="airssys_web"):
+        r = httpx.get(url + "/fat")
+    assert r.status_code == 502 and "x-h0" not in r.headers
+    assert any("fat@1.0.0 answered with 160040 bytes of headers, more than the 65536 allowed" in rec.getMessage()
+               for rec in caplog.records)
     assert httpx.get(url + "/hello").text == "hello v1"
 
 

@@ -123,6 +123,8 @@ def site_and_registry(tmp_path_factory: pytest.TempPathFactory, py_sync_wasm: by
         _deploy(reg, "sync", py_sync_wasm, version="1.0.0", route="/sync", settings=big)
         _deploy(reg, "granted", py_sync_wasm, version="1.0.0", route="/granted",
                settings=VersionSettings.of(Capability.network_outbound("http://127.0.0.1:*")))
+        _deploy(reg, "hurried", py_sync_wasm, version="1.0.0", route="/hurried",
+                settings=VersionSettings.of(Capability.network_outbound("http://127.0.0.1:*"), timeout="1s"))
         _deploy(reg, "elsewhere", py_sync_wasm, version="1.0.0", route="/elsewhere",
                settings=VersionSettings.of(Capability.network_outbound("https://api.example.com")))
         _deploy(reg, "async", py_async_wasm, version="1.0.0", route="/async",
@@ -254,6 +256,37 @@ def test_outbound_without_grants_is_denied(site: str, upstream_url: str) -> None
 def test_outbound_outside_the_grants_is_denied(site: str, upstream_url: str) -> None:
     r = httpx.get(f"{site}/elsewhere/fetch", params={"url": upstream_url + "/x"})
     assert r.text == "error-code: ErrorCode_HttpRequestDenied"
+
+
+def test_the_deadline_cuts_an_outgoing_request_to_a_trickling_upstream(site: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #20 (1) for wasi:http: a guest blocked on outgoing-handler's future (an upstream sending one byte now
+    and then, which the fetcher's own 30 s would cut) answers 504 at its route's 1 s deadline; had the fetch been
+    cut by anything else, the guest would have answered 200 with the error code."""
+    from caps_support import trickling_server
+
+    with trickling_server() as port:
+        r = httpx.get(f"{site}/hurried/fetch", params={"url": f"http://127.0.0.1:{port}/slow"}, timeout=60)
+    assert r.status_code == 504 and r.json()["error"] == "the component ran past its deadline"
+    assert "hurried@1.0.0 exceeded its 1s deadline" in caplog.text
+    assert httpx.get(f"{site}/hurried/after").text.startswith("hello from py_sync")
+
+
+@pytest.mark.parametrize(("count", "size", "code"), [
+    (150, 1, "ErrorCode_HttpResponseHeaderSectionSize"),
+    (3, 30_000, "ErrorCode_HttpResponseHeaderSectionSize"),
+    (2, 30_000, None),
+])
+def test_an_upstream_header_flood_never_reaches_a_wasi_http_guest(site: str, count: int, size: int,
+                                                                  code: str | None) -> None:
+    """Issue #20 (4) for outbound responses handed to a wasi:http guest: past the count or byte cap the guest gets
+    the header-section-size error code instead of the headers; within the caps the answer passes."""
+    from caps_support import answering_server, response_with_headers
+
+    with answering_server(response_with_headers([(f"x-h{i}", "v" * size) for i in range(count)])) as port:
+        r = httpx.get(f"{site}/granted/fetch", params={"url": f"http://127.0.0.1:{port}/flood"})
+    assert r.status_code == 200
+    assert r.text == (f"error-code: {code}" if code else "status 200: ok")
 
 
 def test_granted_outbound_request(site: str, upstream_url: str) -> None:

@@ -10,6 +10,7 @@ use std::fmt;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use wasmtime::Trap;
+use wasmtime_wasi_http::FieldMapError;
 
 pyo3::create_exception!(
     _native,
@@ -32,6 +33,9 @@ pub enum Kind {
     Stack,
     Host,
     BadResponse,
+    /// A wasi:http guest built header fields past the host's size limit: wasi:http 0.2 traps it then, so the
+    /// store is gone, but to the client this is a bad answer from the component (502), like any header flood.
+    FieldFlood,
     Exhausted,
     Closed,
     ErrorCode,
@@ -50,7 +54,7 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Stack => "stack",
             Kind::Host => "host",
-            Kind::BadResponse => "bad-response",
+            Kind::BadResponse | Kind::FieldFlood => "bad-response",
             Kind::Exhausted => "exhausted",
             Kind::Closed => "closed",
             Kind::ErrorCode => "error-code",
@@ -68,6 +72,7 @@ impl Kind {
                 | Kind::Memory
                 | Kind::Stack
                 | Kind::Host
+                | Kind::FieldFlood
                 | Kind::Internal
         )
     }
@@ -178,6 +183,15 @@ pub fn classify(
     let where_ = backtrace_summary(err, 4)
         .map(|b| format!(" (in {b})"))
         .unwrap_or_default();
+    if let Some(e) = field_flood(err) {
+        return Fault::new(
+            Kind::FieldFlood,
+            format!(
+                "{tag} built HTTP header fields past the host's limit ({e}): wasi:http stopped the guest; answer \
+                 with fewer or smaller headers{where_}"
+            ),
+        );
+    }
     let trap_text = |t: &Trap| t.to_string().trim_start_matches("wasm trap: ").to_owned();
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Fault::new(Kind::Timeout, format!("{tag} exceeded its {timeout}s deadline")),
@@ -207,7 +221,44 @@ pub fn classify(
     }
 }
 
+/// The size limit on a set of wasi:http fields, when that is what stopped the guest (wasi:http 0.2 traps a guest
+/// whose `fields.append` or `fields.from-list` goes past it).
+fn field_flood(err: &wasmtime::Error) -> Option<FieldMapError> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<FieldMapError>())
+        .copied()
+        .filter(|e| {
+            matches!(
+                e,
+                FieldMapError::TooManyFields | FieldMapError::TotalSizeTooBig
+            )
+        })
+}
+
 pub fn first_line(text: &str) -> &str {
     let t = text.trim();
     t.lines().next().unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_flood_is_a_bad_response_that_poisons_the_store() {
+        let err =
+            wasmtime::Error::new(FieldMapError::TotalSizeTooBig).context("fields.append failed");
+        let fault = classify(&err, "g@1.0.0", false, "1 MiB", 1.0);
+        assert_eq!(fault.kind, Kind::FieldFlood);
+        assert_eq!(fault.kind.slug(), "bad-response");
+        assert!(fault.kind.poisons());
+        assert!(fault
+            .message
+            .starts_with("g@1.0.0 built HTTP header fields past the host's limit (total size of fields exceeds limit)"));
+        let other = wasmtime::Error::new(FieldMapError::Forbidden);
+        assert_eq!(
+            classify(&other, "g@1.0.0", false, "1 MiB", 1.0).kind,
+            Kind::Trap
+        );
+    }
 }

@@ -87,3 +87,25 @@ def test_a_missing_entry_point_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "main.js").write_text("")
     with pytest.raises(BuildError, match=r"has no app\.js; a JavaScript guest needs one exporting `handler`"):
         build_js_guest(tmp_path)
+
+
+@needs_npm
+def test_a_failed_probe_names_the_javascript_exception_not_the_memory_cap(js_sdk_wasm: bytes, tmp_path: Path) -> None:
+    """Issue #20: a blue-green probe that hit a JavaScript exception blamed "(memory cap 32 MiB)". The error
+    says the guest trapped; the memory cap is named only when a memory growth was refused."""
+    from airssys_web import EmbeddedRegistry, deploy
+    from airssys_web.errors import DeployError
+    from airssys_web.lifecycle.api import DeployRequest, Plan
+    from airssys_web.lifecycle.settings import VersionSettings
+    from airssys_web.lifecycle.strategies import rollout_local
+
+    with EmbeddedRegistry(tmp_path) as reg:
+        settings = VersionSettings.of(memory=32 * 2**20)
+        deploy(reg, "js", js_sdk_wasm, version="1.0.0", route="/sdk", settings=settings)
+        plan = Plan.parse("blue-green", probe="/sdk/boom")
+        with pytest.raises(DeployError) as info:
+            rollout_local(reg, DeployRequest("js", js_sdk_wasm, version="2.0.0", settings=settings, plan=plan))
+        message = str(info.value)
+        assert "blue-green step 'probe' failed: GET /sdk/boom failed: js@2.0.0 trapped" in message
+        assert "memory" not in message.lower() and "32" not in message
+        assert reg.get_deployment("js").active_version == "1.0.0"

@@ -43,17 +43,20 @@ def test_new_build_deploy_request(lang: str, tmp_path: Path, uvicorn_server: Ser
     built = run("build", str(source))
     assert built.startswith(f"built {source / name}.wasm ({lang}, ") and "satisfies airssys:web/route" in built
     registry = tmp_path / "registry"
-    run("deploy", name, str(source / f"{name}.wasm"), "--route", f"/{name}", "--version", "0.1.0",
+    # Deployed at a route that is not its name: a scaffold has no fixed prefix (issue #20, 8), the host tells it
+    # where it is mounted.
+    route = "/elsewhere/deep"
+    run("deploy", name, str(source / f"{name}.wasm"), "--route", route, "--version", "0.1.0",
         "--registry", str(registry))
     with uvicorn_server(AirssysMiddleware(Starlette(), registry=registry)) as url:
         if lang == "wat":
-            r = httpx.get(f"{url}/{name}/x")
-            assert r.text == f"/{name}/x"
+            r = httpx.get(f"{url}{route}/x")
+            assert r.text == f"{route}/x"
         else:
-            r = httpx.get(f"{url}/{name}")
+            r = httpx.get(f"{url}{route}")
             assert r.text == f"Hello from {name}!\n"  # the greeting granted by the scaffold's airssys.toml
-            assert httpx.put(f"{url}/{name}/items/1", json={"t": 1}).status_code == 201  # kv granted too
-            assert httpx.get(f"{url}/{name}/items/1").json() == {"id": 1, "t": 1}
+            assert httpx.put(f"{url}{route}/items/1", json={"t": 1}).status_code == 201  # kv granted too
+            assert httpx.get(f"{url}{route}/items/1").json() == {"id": 1, "t": 1}
         assert r.status_code == 200 and r.headers["x-airssys-version"] == f"{name}@0.1.0"
 
 

@@ -541,3 +541,19 @@ def test_a_forked_process_starts_a_core_of_its_own(registry: Path, tmp_path: Pat
     script.write_text(_FORK)
     done = subprocess.run([sys.executable, str(script), str(registry)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_client_cannot_spoof_the_route_header_through_wsgi(tmp_path: Path, py_echo_wasm: bytes) -> None:
+    """Issue #20 (8): the guest is told its mount point; an ``X-Airssys-Route`` a client sends (HTTP_X_AIRSSYS_ROUTE
+    in the WSGI environ) never reaches it."""
+    import json
+
+    with EmbeddedRegistry(tmp_path / "reg") as reg:
+        deploy(reg, "echo", py_echo_wasm, version="1.0.0", route="/one")
+    wrapped = AirssysWSGIMiddleware(plain_app([]), registry=tmp_path / "reg")
+    try:
+        status, _, body = call(wrapped, environ("/one/a", HTTP_X_AIRSSYS_ROUTE="/evil"))
+    finally:
+        wrapped.close()
+    assert status == 200
+    assert [value for name, value in json.loads(body)["headers"] if name == "x-airssys-route"] == ["/one"]

@@ -298,6 +298,21 @@ WORKER = textwrap.dedent("""\
     """)
 
 
+def test_a_scrape_survives_a_worker_that_is_starting(tmp_path: Path) -> None:
+    """A worker that has just made its metrics file (still empty) does not fail the scrape (it did, with a 500,
+    when the supervisor replaced a killed worker): the scrape answers what the other files hold."""
+    directory = tmp_path / "mp"
+    directory.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", WORKER, "3"], env=env, capture_output=True, text=True, check=True)
+    (directory / "counter_424242.db").touch()  # a starting worker's file, not sized yet
+    reader = subprocess.run([sys.executable, "-c", textwrap.dedent("""\
+        from airssys_web.observability.metrics import Metrics
+        print(Metrics().render()[0].decode())
+        """)], env=env, capture_output=True, text=True, check=True)
+    assert value(scrape(reader.stdout), "airssys_requests_total", component="m", version="1.0.0", status="200") == 3
+
+
 def test_multiprocess_one_scrape_covers_every_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two processes count into PROMETHEUS_MULTIPROC_DIR; a third reads both. A dead one's live gauges go."""
     directory = tmp_path / "mp"

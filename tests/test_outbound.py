@@ -570,7 +570,10 @@ def _head(*headers: tuple[str, str], length: int = 2) -> bytes:
 @pytest.mark.parametrize(("headers", "message"), [
     ([(f"x-h{i}", "v") for i in range(150)], "sent 151 response headers, more than the cap of 100"),
     ([(f"x-big{i}", "v" * 30_000) for i in range(3)], "bytes of response headers, more than the cap of 65536 bytes"),
-    ([(f"x-big{i}", "v" * 30_000) for i in range(5)], "sent response headers over the 65536-byte cap"),
+    # Over the cap before the head is complete: refused by the parser's buffer limit, or by the byte count when the
+    # whole head arrived in one read (which of the two depends on how the kernel delivers it).
+    ([(f"x-big{i}", "v" * 30_000) for i in range(5)],
+     "sent response headers over the 65536-byte cap|bytes of response headers, more than the cap of 65536 bytes"),
 ])
 def test_a_response_header_flood_is_refused(headers: list[tuple[str, str]], message: str) -> None:
     with _RawUpstream(_answer(_head(*headers))) as upstream, local_fetcher(["http://127.0.0.1:*"]) as fetcher:

@@ -18,6 +18,8 @@ gauges drop to 0. ``serve`` marks a dead worker's files (``mark_process_dead``) 
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
 import os
 import tempfile
@@ -130,7 +132,7 @@ class Metrics:
         self._split: dict[str, set[str]] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         if self.multiprocess_dir is not None:
-            MultiProcessCollector(self.registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            _WorkersCollector(self.registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             self.registry.register(self)
         self._stop = threading.Event()
@@ -267,6 +269,24 @@ class Metrics:
         if self.multiprocess_dir is not None:
             self.flush()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _WorkersCollector(MultiProcessCollector):  # type: ignore[misc]
+    """prometheus-client's multiprocess collector, robust to a worker starting during a scrape.
+
+    Its ``collect`` lists the ``*.db`` files and reads each. A worker that has just started may have made its
+    file but not sized it yet, and reading an empty file failed the whole scrape with a 500 (seen when the
+    supervisor replaced a killed worker). Such a file holds no sample yet: it is left out. (A dead worker's live
+    gauge file removed by ``mark_process_dead`` between the listing and the read, prometheus-client skips itself.)
+    """
+
+    def collect(self) -> Any:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            with contextlib.suppress(OSError):  # gone since the listing: nothing to read
+                if os.path.getsize(path) >= 8:  # its used-bytes header is there: the file has been sized
+                    files.append(path)
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
 def prepare_multiprocess_dir() -> tuple[str, bool]:

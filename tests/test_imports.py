@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -176,7 +177,9 @@ def test_spin_stores_open_by_label_and_name_the_flag(caplog: pytest.LogCaptureFi
 
 @pytest.mark.parametrize(("headers", "message"), [
     ([(f"x-h{i}", "v") for i in range(150)], "sent 151 response headers, more than the cap of 100"),
-    ([(f"x-big{i}", "v" * 30_000) for i in range(3)], "bytes of response headers, more than the cap of 65536 bytes"),
+    # over the byte cap: refused by the byte count, or by the parser's buffer limit when the head arrives in pieces
+    ([(f"x-big{i}", "v" * 30_000) for i in range(3)],
+     "bytes of response headers, more than the cap of 65536 bytes|sent response headers over the 65536-byte cap"),
 ])
 def test_an_upstream_header_flood_never_reaches_the_guest(headers: list[tuple[str, str]], message: str) -> None:
     """Issue #20 (4): the caps on outbound response headers hold for a fetch made by a guest: it is handed the
@@ -191,7 +194,7 @@ def test_an_upstream_header_flood_never_reaches_the_guest(headers: list[tuple[st
             gen.close()
     assert r.status == 502 and len(r.headers) == 1
     name, error = r.headers[0]
-    assert name == "error" and error.startswith(f"error: http://127.0.0.1:{port} sent ") and message in error
+    assert name == "error" and error.startswith(f"error: http://127.0.0.1:{port} sent ") and re.search(message, error)
     with answering_server(response_with_headers(headers[:2])) as port:
         gen = generation(imports_guest(), {"outbound": [f"http://127.0.0.1:{port}"]})
         try:

@@ -12,8 +12,9 @@ parser or uvicorn. Its routes, all answering the small WAT guest's ``Hello, worl
 * ``/caller``: tests/guests/caller.wat granted ``--allow-component bare``, fetching
   ``http://bare.airssys.internal/`` (the URL is its request's query string) and answering what ``bare`` answered.
 
-A chain of stages and a guest that may fetch never run on the event loop (their calls block on other calls), so
-both always take the worker-thread hop that ``/bare`` avoids. To say what the added cost is made of, the same run
+A chain of short stages runs inline on the event loop as ``/bare`` does (runtime/chain.py); a guest that may fetch
+never does (its calls may block), so it always takes the worker-thread hop that ``/bare`` avoids. To say what the
+added cost is made of, the same run
 also measures ``/bare`` from a second app built with ``inline=False`` (every call on a worker thread: the hop),
 and, without ASGI, one call of each from a plain thread (``Generation.call``, ``Chain.call``): the guest work
 alone. Every repeat runs each route in turn, in ``CHUNKS`` rounds whose median is the repeat's value; differences

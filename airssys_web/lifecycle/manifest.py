@@ -75,15 +75,20 @@ def find_manifest(component: str | Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_manifest(path: str | Path, *, environ: dict[str, str] | None = None) -> Manifest:
-    """Read and validate a manifest; CapabilityError names the file and what is wrong."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The manifest's TOML; CapabilityError names the file when it is missing or not TOML."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CapabilityError(f"manifest {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CapabilityError(f"manifest {path} is not valid TOML: {exc}") from None
+
+
+def load_manifest(path: str | Path, *, environ: dict[str, str] | None = None) -> Manifest:
+    """Read and validate a manifest; CapabilityError names the file and what is wrong."""
+    path = Path(path)
+    data = _read_toml(path)
     try:
         return parse_manifest(data, base=path.parent, environ=environ, path=path)
     except CapabilityError as exc:
@@ -119,10 +124,7 @@ def manifest_kind(source: str | Path) -> str | None:
     path = find_manifest(source)
     if path is None:
         return None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CapabilityError(f"manifest {path} is not valid TOML: {exc}") from None
+    data = _read_toml(path)
     table = data.get("component", {})
     if not isinstance(table, dict):
         raise CapabilityError(f"manifest {path}: [component] must be a table")
@@ -181,10 +183,7 @@ def embed_manifest_needs(wasm: bytes, source: str | Path) -> bytes:
     path = find_manifest(source)
     if path is None:
         return wasm
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CapabilityError(f"manifest {path} is not valid TOML: {exc}") from None
+    data = _read_toml(path)
     if "needs" not in data:
         return wasm
     return embed_needs(wasm, Needs.from_dict(data["needs"], source=f"manifest {path} [needs]"))

@@ -16,7 +16,6 @@ import asyncio
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 
 from .bench_http import Comparison, RouteStats, Settings
 from .fixtures import HELLO, HELLO_HEADERS
-from .harness import REPO, Series, Server, boost, free_port, run_wrk, wait_ready, wrk_command
+from .harness import REPO, Series, Server, boost, free_port, run_wrk, stop_server, wait_ready, wrk_command
 
 REGISTRY_ENV = "AIRSSYS_BENCH_REGISTRY"
 
@@ -154,12 +153,7 @@ def running_waitress(registry: Path, bound: float = 120.0) -> Iterator[Server]:
                 raise RuntimeError(f"{e}\n{log.read()[-2000:].decode(errors='replace')}") from None
             yield Server(url=url, pid=proc.pid, command=cmd)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
 
 
 def compare_over_http(wrk: str, registry: Path, s: Settings) -> Comparison:

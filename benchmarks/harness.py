@@ -175,12 +175,17 @@ def running_server(registry: Path, *, workers: int = 1, ready_path: str = "/nati
         wait_ready(url + ready_path, proc, bound)
         yield Server(url=url, pid=proc.pid, command=cmd)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server as Ctrl-C would (it drains and exits); kill it if it has not exited within 30 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], bound: float) -> float:
